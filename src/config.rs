@@ -1,0 +1,720 @@
+//! One validated [`Config`] from defaults < `config.toml` < environment < CLI flags.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid environment variable {var}={value:?}: expected {expected}")]
+    Env {
+        var: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// `[core]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CoreConfig {
+    pub default_agent: String,
+    pub runtime: String,
+    pub file_store: String,
+    pub file_store_path: String,
+    pub max_iterations: u64,
+    pub max_budget_per_task: Option<f64>,
+    pub max_concurrent_conversations: usize,
+    pub conversation_max_age_seconds: u64,
+    pub workspace_base: Option<String>,
+    pub workspace_mount_path_in_sandbox: String,
+    pub enable_browser: bool,
+    pub enable_default_condenser: bool,
+    pub init_git_in_empty_workspace: bool,
+    pub file_uploads_max_file_size_mb: u64,
+    pub search_api_key: Option<String>,
+    pub git_user_name: String,
+    pub git_user_email: String,
+    pub debug: bool,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            default_agent: "CodeActAgent".into(),
+            runtime: "local".into(),
+            file_store: "local".into(),
+            file_store_path: "~/.openhands".into(),
+            max_iterations: 500,
+            max_budget_per_task: None,
+            max_concurrent_conversations: 64,
+            conversation_max_age_seconds: 864_000,
+            workspace_base: None,
+            workspace_mount_path_in_sandbox: "/workspace".into(),
+            enable_browser: true,
+            enable_default_condenser: true,
+            init_git_in_empty_workspace: false,
+            file_uploads_max_file_size_mb: 0,
+            search_api_key: None,
+            git_user_name: "openhands".into(),
+            git_user_email: "openhands@all-hands.dev".into(),
+            debug: false,
+        }
+    }
+}
+
+/// `[llm]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LlmConfig {
+    pub model: Option<String>,
+    pub api_key: Option<String>,
+    pub base_url: Option<String>,
+    pub api_version: Option<String>,
+    pub num_retries: u32,
+    pub retry_multiplier: f64,
+    pub retry_min_wait: f64,
+    pub retry_max_wait: f64,
+    pub timeout: Option<f64>,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub max_message_chars: usize,
+    pub max_input_tokens: Option<u64>,
+    pub max_output_tokens: Option<u64>,
+    pub input_cost_per_token: Option<f64>,
+    pub output_cost_per_token: Option<f64>,
+    pub drop_params: bool,
+    pub modify_params: bool,
+    pub caching_prompt: bool,
+    pub disable_vision: Option<bool>,
+    pub native_tool_calling: Option<bool>,
+    pub reasoning_effort: Option<String>,
+    pub custom_llm_provider: Option<String>,
+    pub ollama_base_url: Option<String>,
+    /// Named groups (`[llm.draft]`), kept for agents that select them.
+    #[serde(flatten)]
+    pub groups: BTreeMap<String, toml::Value>,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            model: None,
+            api_key: None,
+            base_url: None,
+            api_version: None,
+            num_retries: 5,
+            retry_multiplier: 8.0,
+            retry_min_wait: 8.0,
+            retry_max_wait: 64.0,
+            timeout: None,
+            temperature: 0.0,
+            top_p: 1.0,
+            max_message_chars: 30_000,
+            max_input_tokens: None,
+            max_output_tokens: None,
+            input_cost_per_token: None,
+            output_cost_per_token: None,
+            drop_params: true,
+            modify_params: true,
+            caching_prompt: true,
+            disable_vision: None,
+            native_tool_calling: None,
+            reasoning_effort: None,
+            custom_llm_provider: None,
+            ollama_base_url: None,
+            groups: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[agent]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentConfig {
+    pub enable_browsing: bool,
+    pub enable_editor: bool,
+    pub enable_llm_editor: bool,
+    pub enable_jupyter: bool,
+    pub enable_cmd: bool,
+    pub enable_think: bool,
+    pub enable_finish: bool,
+    pub enable_plan_mode: bool,
+    pub enable_mcp: bool,
+    pub enable_condensation_request: bool,
+    pub enable_history_truncation: bool,
+    pub enable_prompt_extensions: bool,
+    pub disabled_microagents: Vec<String>,
+    pub system_prompt_filename: String,
+    pub llm_config: Option<String>,
+    /// Per-agent sections (`[agent.CodeActAgent]`).
+    #[serde(flatten)]
+    pub agents: BTreeMap<String, toml::Value>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            enable_browsing: true,
+            enable_editor: true,
+            enable_llm_editor: false,
+            enable_jupyter: true,
+            enable_cmd: true,
+            enable_think: true,
+            enable_finish: true,
+            enable_plan_mode: true,
+            enable_mcp: true,
+            enable_condensation_request: false,
+            enable_history_truncation: true,
+            enable_prompt_extensions: true,
+            disabled_microagents: Vec::new(),
+            system_prompt_filename: "system_prompt.j2".into(),
+            llm_config: None,
+            agents: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[sandbox]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SandboxConfig {
+    /// Default hard timeout of a command, in seconds.
+    pub timeout: u64,
+    /// Seconds an idle conversation with no client stays open.
+    pub close_delay: u64,
+    pub keep_runtime_alive: bool,
+    pub pause_closed_runtimes: bool,
+    pub base_container_image: Option<String>,
+    pub runtime_container_image: Option<String>,
+    pub user_id: Option<u32>,
+    pub use_host_network: bool,
+    /// `host:container[:mode]`, comma-separated; a mount on `/workspace` is the workspace.
+    pub volumes: Option<String>,
+    pub vscode_port: Option<u16>,
+    pub runtime_startup_env_vars: BTreeMap<String, String>,
+    pub api_key: Option<String>,
+    pub remote_runtime_api_url: Option<String>,
+    pub local_runtime_url: String,
+    pub enable_gpu: bool,
+    pub enable_auto_lint: bool,
+    pub initialize_plugins: bool,
+    pub platform: Option<String>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            timeout: 120,
+            close_delay: 3600,
+            keep_runtime_alive: false,
+            pause_closed_runtimes: true,
+            base_container_image: None,
+            runtime_container_image: None,
+            user_id: None,
+            use_host_network: false,
+            volumes: None,
+            vscode_port: None,
+            runtime_startup_env_vars: BTreeMap::new(),
+            api_key: None,
+            remote_runtime_api_url: None,
+            local_runtime_url: "http://localhost".into(),
+            enable_gpu: false,
+            enable_auto_lint: false,
+            initialize_plugins: true,
+            platform: None,
+        }
+    }
+}
+
+/// `[security]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecurityConfig {
+    pub confirmation_mode: bool,
+    pub security_analyzer: Option<String>,
+    pub enable_security_analyzer: bool,
+}
+
+/// The sections of `config.toml`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FileConfig {
+    pub core: CoreConfig,
+    pub llm: LlmConfig,
+    pub agent: AgentConfig,
+    pub sandbox: SandboxConfig,
+    pub security: SecurityConfig,
+}
+
+/// Everything the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub session_api_key: Option<String>,
+    /// Allowed CORS origins; empty means localhost origins only, `*` means any.
+    pub cors_origins: Vec<String>,
+    pub file: FileConfig,
+    /// Warnings collected while loading (unknown keys), logged at start.
+    pub warnings: Vec<String>,
+}
+
+/// Command-line overrides (the highest precedence).
+#[derive(Debug, Clone, Default)]
+pub struct CliOverrides {
+    pub config: Option<PathBuf>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub file_store_path: Option<String>,
+    pub workspace_base: Option<String>,
+}
+
+/// How an environment variable's text becomes a TOML value.
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Int,
+    Float,
+    Bool,
+    /// A TOML inline value (list or table), e.g. `["a","b"]`.
+    Toml,
+}
+
+const CORE_KEYS: &[(&str, Kind)] = &[
+    ("default_agent", Kind::Str),
+    ("runtime", Kind::Str),
+    ("file_store", Kind::Str),
+    ("file_store_path", Kind::Str),
+    ("max_iterations", Kind::Int),
+    ("max_budget_per_task", Kind::Float),
+    ("max_concurrent_conversations", Kind::Int),
+    ("conversation_max_age_seconds", Kind::Int),
+    ("workspace_base", Kind::Str),
+    ("workspace_mount_path_in_sandbox", Kind::Str),
+    ("enable_browser", Kind::Bool),
+    ("enable_default_condenser", Kind::Bool),
+    ("init_git_in_empty_workspace", Kind::Bool),
+    ("file_uploads_max_file_size_mb", Kind::Int),
+    ("search_api_key", Kind::Str),
+    ("git_user_name", Kind::Str),
+    ("git_user_email", Kind::Str),
+    ("debug", Kind::Bool),
+];
+
+const LLM_KEYS: &[(&str, Kind)] = &[
+    ("model", Kind::Str),
+    ("api_key", Kind::Str),
+    ("base_url", Kind::Str),
+    ("api_version", Kind::Str),
+    ("num_retries", Kind::Int),
+    ("retry_multiplier", Kind::Float),
+    ("retry_min_wait", Kind::Float),
+    ("retry_max_wait", Kind::Float),
+    ("timeout", Kind::Float),
+    ("temperature", Kind::Float),
+    ("top_p", Kind::Float),
+    ("max_message_chars", Kind::Int),
+    ("max_input_tokens", Kind::Int),
+    ("max_output_tokens", Kind::Int),
+    ("input_cost_per_token", Kind::Float),
+    ("output_cost_per_token", Kind::Float),
+    ("drop_params", Kind::Bool),
+    ("modify_params", Kind::Bool),
+    ("caching_prompt", Kind::Bool),
+    ("disable_vision", Kind::Bool),
+    ("native_tool_calling", Kind::Bool),
+    ("reasoning_effort", Kind::Str),
+    ("custom_llm_provider", Kind::Str),
+    ("ollama_base_url", Kind::Str),
+];
+
+const AGENT_KEYS: &[(&str, Kind)] = &[
+    ("enable_browsing", Kind::Bool),
+    ("enable_editor", Kind::Bool),
+    ("enable_llm_editor", Kind::Bool),
+    ("enable_jupyter", Kind::Bool),
+    ("enable_cmd", Kind::Bool),
+    ("enable_think", Kind::Bool),
+    ("enable_finish", Kind::Bool),
+    ("enable_plan_mode", Kind::Bool),
+    ("enable_mcp", Kind::Bool),
+    ("enable_condensation_request", Kind::Bool),
+    ("enable_history_truncation", Kind::Bool),
+    ("enable_prompt_extensions", Kind::Bool),
+    ("disabled_microagents", Kind::Toml),
+    ("system_prompt_filename", Kind::Str),
+    ("llm_config", Kind::Str),
+];
+
+const SANDBOX_KEYS: &[(&str, Kind)] = &[
+    ("timeout", Kind::Int),
+    ("close_delay", Kind::Int),
+    ("keep_runtime_alive", Kind::Bool),
+    ("pause_closed_runtimes", Kind::Bool),
+    ("base_container_image", Kind::Str),
+    ("runtime_container_image", Kind::Str),
+    ("user_id", Kind::Int),
+    ("use_host_network", Kind::Bool),
+    ("volumes", Kind::Str),
+    ("vscode_port", Kind::Int),
+    ("runtime_startup_env_vars", Kind::Toml),
+    ("api_key", Kind::Str),
+    ("remote_runtime_api_url", Kind::Str),
+    ("local_runtime_url", Kind::Str),
+    ("enable_gpu", Kind::Bool),
+    ("enable_auto_lint", Kind::Bool),
+    ("initialize_plugins", Kind::Bool),
+    ("platform", Kind::Str),
+];
+
+const SECURITY_KEYS: &[(&str, Kind)] = &[
+    ("confirmation_mode", Kind::Bool),
+    ("security_analyzer", Kind::Str),
+    ("enable_security_analyzer", Kind::Bool),
+];
+
+/// (section, environment prefix, keys)
+const SECTIONS: &[(&str, &str, &[(&str, Kind)])] = &[
+    ("core", "", CORE_KEYS),
+    ("llm", "LLM_", LLM_KEYS),
+    ("agent", "AGENT_", AGENT_KEYS),
+    ("sandbox", "SANDBOX_", SANDBOX_KEYS),
+    ("security", "SECURITY_", SECURITY_KEYS),
+];
+
+fn env_value(var: &str, raw: &str, kind: Kind) -> Result<toml::Value, ConfigError> {
+    let bad = |expected| ConfigError::Env {
+        var: var.to_string(),
+        value: raw.to_string(),
+        expected,
+    };
+    Ok(match kind {
+        Kind::Str => toml::Value::String(raw.to_string()),
+        Kind::Int => toml::Value::Integer(raw.trim().parse().map_err(|_| bad("an integer"))?),
+        Kind::Float => toml::Value::Float(raw.trim().parse().map_err(|_| bad("a number"))?),
+        Kind::Bool => match raw.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => toml::Value::Boolean(true),
+            "0" | "false" | "no" | "off" => toml::Value::Boolean(false),
+            _ => return Err(bad("true/false or 1/0")),
+        },
+        Kind::Toml => {
+            let doc: toml::Table = toml::from_str(&format!("v = {raw}"))
+                .map_err(|_| bad("a TOML list or inline table"))?;
+            doc.get("v").cloned().ok_or_else(|| bad("a value"))?
+        }
+    })
+}
+
+fn section_mut<'a>(table: &'a mut toml::Table, name: &str) -> Result<&'a mut toml::Table, ConfigError> {
+    let entry = table
+        .entry(name.to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    entry
+        .as_table_mut()
+        .ok_or_else(|| ConfigError::Invalid(format!("[{name}] must be a table")))
+}
+
+/// Overlays environment variables (`LLM_MODEL`, `SANDBOX_TIMEOUT`, `MAX_ITERATIONS`, …).
+fn apply_env(table: &mut toml::Table, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    for (section, prefix, keys) in SECTIONS {
+        for (key, kind) in keys.iter() {
+            let var = format!("{prefix}{}", key.to_ascii_uppercase());
+            let Some(raw) = env(&var).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let value = env_value(&var, &raw, *kind)?;
+            section_mut(table, section)?.insert((*key).to_string(), value);
+        }
+    }
+    if let Some(raw) = env("OH_MAX_ITERATIONS").filter(|v| !v.is_empty()) {
+        let value = env_value("OH_MAX_ITERATIONS", &raw, Kind::Int)?;
+        section_mut(table, "core")?.insert("max_iterations".into(), value);
+    }
+    Ok(())
+}
+
+/// Parses the file text, collecting unknown keys as warnings.
+fn parse_file(path: &str, text: &str, warnings: &mut Vec<String>) -> Result<toml::Table, ConfigError> {
+    let parse_err = |e: toml::de::Error| ConfigError::Parse {
+        path: path.to_string(),
+        message: describe_toml_error(text, &e),
+    };
+    // Type-check the file on its own so errors point at its lines.
+    let de = toml::Deserializer::parse(text).map_err(parse_err)?;
+    let mut unknown = Vec::new();
+    let parsed: FileConfig = serde_ignored::deserialize(de, |p| unknown.push(p.to_string())).map_err(parse_err)?;
+    for key in unknown {
+        warnings.push(format!("{path}: unknown key `{key}` ignored"));
+    }
+    for (name, v) in parsed.llm.groups.iter() {
+        if !v.is_table() {
+            warnings.push(format!("{path}: unknown key `llm.{name}` ignored"));
+        }
+    }
+    for (name, v) in parsed.agent.agents.iter() {
+        if !v.is_table() {
+            warnings.push(format!("{path}: unknown key `agent.{name}` ignored"));
+        }
+    }
+    toml::from_str(text).map_err(parse_err)
+}
+
+/// Formats a TOML error as `line L, key `k`: message`.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().to_string();
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+    let key = line.split('=').next().unwrap_or("").trim();
+    if line.contains('=') && !key.is_empty() {
+        format!("line {line_no}, key `{key}`: {message} (in `{line}`)")
+    } else {
+        format!("line {line_no}: {message} (in `{line}`)")
+    }
+}
+
+impl Config {
+    /// Loads the configuration from the process environment and `cli`.
+    pub fn load(cli: &CliOverrides) -> Result<Config, ConfigError> {
+        Self::load_with(cli, &|k| std::env::var(k).ok())
+    }
+
+    /// Loads the configuration with an explicit environment lookup (for tests).
+    pub fn load_with(cli: &CliOverrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut warnings = Vec::new();
+        let (path, required) = match &cli.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from("config.toml"), false),
+        };
+        let mut table = match std::fs::read_to_string(&path) {
+            Ok(text) => parse_file(&path.display().to_string(), &text, &mut warnings)?,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
+            Err(e) => {
+                return Err(ConfigError::Read {
+                    path: path.display().to_string(),
+                    source: e,
+                })
+            }
+        };
+        apply_env(&mut table, env)?;
+        if let Some(p) = &cli.file_store_path {
+            section_mut(&mut table, "core")?.insert("file_store_path".into(), p.clone().into());
+        }
+        if let Some(p) = &cli.workspace_base {
+            section_mut(&mut table, "core")?.insert("workspace_base".into(), p.clone().into());
+        }
+        let file: FileConfig = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+
+        let host = cli
+            .host
+            .clone()
+            .or_else(|| env("BACKEND_HOST").filter(|v| !v.is_empty()))
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let port = match cli.port {
+            Some(p) => p,
+            None => match env("BACKEND_PORT").or_else(|| env("port")).filter(|v| !v.is_empty()) {
+                Some(raw) => raw.trim().parse().map_err(|_| ConfigError::Env {
+                    var: "BACKEND_PORT".into(),
+                    value: raw.clone(),
+                    expected: "a port number",
+                })?,
+                None => 3000,
+            },
+        };
+        let cors_origins = env("CORS_ALLOWED_ORIGINS")
+            .or_else(|| env("PERMITTED_CORS_ORIGINS"))
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let config = Config {
+            host,
+            port,
+            session_api_key: env("SESSION_API_KEY").filter(|v| !v.is_empty()),
+            cors_origins,
+            file,
+            warnings,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.file.core.max_concurrent_conversations == 0 {
+            return Err(ConfigError::Invalid(
+                "core.max_concurrent_conversations must be at least 1".into(),
+            ));
+        }
+        if self.file.sandbox.timeout == 0 {
+            return Err(ConfigError::Invalid("sandbox.timeout must be at least 1 second".into()));
+        }
+        if let Some(v) = &self.file.sandbox.volumes {
+            for mount in v.split(',').filter(|m| !m.trim().is_empty()) {
+                if mount.split(':').count() < 2 {
+                    return Err(ConfigError::Invalid(format!(
+                        "sandbox.volumes entry {mount:?} is not host:container[:mode]"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory holding the database (`file_store_path`, `~` expanded).
+    pub fn file_store_path(&self) -> PathBuf {
+        expand_home(&self.file.core.file_store_path)
+    }
+
+    /// The shared workspace, if the user pointed one out (`WORKSPACE_BASE` or a
+    /// `SANDBOX_VOLUMES` mount on the sandbox workspace path).
+    pub fn workspace_base(&self) -> Option<PathBuf> {
+        if let Some(volumes) = &self.file.sandbox.volumes {
+            for mount in volumes.split(',') {
+                let parts: Vec<&str> = mount.trim().split(':').collect();
+                if parts.len() >= 2 && parts[1] == self.file.core.workspace_mount_path_in_sandbox {
+                    return Some(expand_home(parts[0]));
+                }
+            }
+        }
+        self.file.core.workspace_base.as_deref().map(expand_home)
+    }
+
+    /// Whether an LLM is configured well enough to run the agent.
+    pub fn llm_configured(&self) -> bool {
+        self.file.llm.model.as_deref().is_some_and(|m| !m.is_empty())
+    }
+}
+
+fn expand_home(p: &str) -> PathBuf {
+    if let Some(rest) = p.strip_prefix("~/") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return Path::new(&home).join(rest);
+        }
+    }
+    PathBuf::from(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::io::Write;
+
+    fn load(text: Option<&str>, env: &[(&str, &str)], cli: CliOverrides) -> Result<Config, ConfigError> {
+        let mut cli = cli;
+        let file = tempfile::NamedTempFile::new().unwrap();
+        if let Some(t) = text {
+            write!(file.as_file(), "{t}").unwrap();
+            cli.config = Some(file.path().to_path_buf());
+        } else {
+            cli.config = None;
+        }
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::load_with(&cli, &|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn precedence_is_defaults_then_file_then_env_then_cli() {
+        let text = "[sandbox]\ntimeout = 30\nclose_delay = 10\n[core]\nmax_iterations = 7\n";
+        let c = load(Some(text), &[], CliOverrides::default()).unwrap();
+        assert_eq!(c.file.sandbox.timeout, 30);
+        assert_eq!(c.file.sandbox.close_delay, 10);
+        assert_eq!(c.file.core.max_iterations, 7);
+        assert_eq!(c.port, 3000);
+        let c = load(
+            Some(text),
+            &[("SANDBOX_TIMEOUT", "45"), ("MAX_ITERATIONS", "9"), ("BACKEND_PORT", "4000")],
+            CliOverrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.file.sandbox.timeout, 45);
+        assert_eq!(c.file.sandbox.close_delay, 10);
+        assert_eq!(c.file.core.max_iterations, 9);
+        assert_eq!(c.port, 4000);
+        let cli = CliOverrides {
+            port: Some(5000),
+            file_store_path: Some("/tmp/x".into()),
+            ..Default::default()
+        };
+        let c = load(Some(text), &[("BACKEND_PORT", "4000"), ("FILE_STORE_PATH", "/tmp/y")], cli).unwrap();
+        assert_eq!(c.port, 5000);
+        assert_eq!(c.file_store_path(), PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn llm_env_and_bool_forms() {
+        let c = load(
+            None,
+            &[
+                ("LLM_MODEL", "openai/gpt-4o"),
+                ("LLM_API_KEY", "12345"),
+                ("SECURITY_CONFIRMATION_MODE", "1"),
+            ],
+            CliOverrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.file.llm.model.as_deref(), Some("openai/gpt-4o"));
+        assert_eq!(c.file.llm.api_key.as_deref(), Some("12345"));
+        assert!(c.file.security.confirmation_mode);
+    }
+
+    #[test]
+    fn unknown_keys_warn_and_named_llm_groups_are_kept() {
+        let c = load(
+            Some("[core]\nbogus = 1\n[llm]\nmodel = \"x\"\n[llm.draft]\nmodel = \"y\"\n[nonsense]\na = 1\n"),
+            &[],
+            CliOverrides::default(),
+        )
+        .unwrap();
+        let w = c.warnings.join("\n");
+        assert!(w.contains("core.bogus"), "{w}");
+        assert!(w.contains("nonsense"), "{w}");
+        assert!(!w.contains("draft"), "{w}");
+        assert!(c.file.llm.groups.contains_key("draft"));
+    }
+
+    #[test]
+    fn a_broken_file_names_the_file_the_line_and_the_key() {
+        let err = load(Some("[core]\ndebug = true\nmax_iterations = \"lots\"\n"), &[], CliOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("max_iterations"), "{err}");
+        assert!(err.contains(".tmp"), "{err}");
+        let err = load(Some("[core\nx"), &[], CliOverrides::default()).unwrap_err().to_string();
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn bad_env_values_are_named() {
+        let err = load(None, &[("SANDBOX_TIMEOUT", "soon")], CliOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SANDBOX_TIMEOUT"), "{err}");
+    }
+
+    #[test]
+    fn workspace_from_sandbox_volumes() {
+        let c = load(None, &[("SANDBOX_VOLUMES", "/srv/proj:/workspace:rw")], CliOverrides::default()).unwrap();
+        assert_eq!(c.workspace_base(), Some(PathBuf::from("/srv/proj")));
+    }
+}

@@ -1,0 +1,125 @@
+//! The shared handle of a running conversation.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use thiserror::Error;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::events::Event;
+use crate::store::{StoreError, StoredEvent};
+
+/// Why a command could not be carried out by a conversation.
+#[derive(Debug, Error)]
+pub enum ConversationError {
+    #[error("the conversation is closed")]
+    Closed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a conversation's task is asked to do.
+pub(super) enum Command {
+    /// Append an event sent by a user; reply with its id once durable.
+    UserEvent {
+        event: Event,
+        reply: Option<oneshot::Sender<Result<u64, ConversationError>>>,
+    },
+}
+
+/// A running conversation: the channels to its task and its live feeds.
+pub struct Conversation {
+    pub id: Arc<str>,
+    pub(super) commands: mpsc::Sender<Command>,
+    pub(super) live: broadcast::Sender<StoredEvent>,
+    pub(super) notices: broadcast::Sender<Arc<str>>,
+    pub(super) closed: CancellationToken,
+    connections: AtomicUsize,
+    last_active: Mutex<Instant>,
+    /// Set while the agent works; a busy conversation is never closed to make room.
+    busy: AtomicBool,
+}
+
+impl Conversation {
+    pub(super) fn new(id: Arc<str>, commands: mpsc::Sender<Command>, live: broadcast::Sender<StoredEvent>) -> Self {
+        let (notices, _) = broadcast::channel(64);
+        Conversation {
+            id,
+            commands,
+            live,
+            notices,
+            closed: CancellationToken::new(),
+            connections: AtomicUsize::new(0),
+            last_active: Mutex::new(Instant::now()),
+            busy: AtomicBool::new(false),
+        }
+    }
+
+    /// Queues a user event without waiting for it to be stored.
+    pub async fn submit(&self, event: Event) -> Result<(), ConversationError> {
+        self.touch();
+        self.commands
+            .send(Command::UserEvent { event, reply: None })
+            .await
+            .map_err(|_| ConversationError::Closed)
+    }
+
+    /// Appends a user event and waits until it is durable; returns its id.
+    pub async fn submit_and_wait(&self, event: Event) -> Result<u64, ConversationError> {
+        self.touch();
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::UserEvent { event, reply: Some(tx) })
+            .await
+            .map_err(|_| ConversationError::Closed)?;
+        rx.await.map_err(|_| ConversationError::Closed)?
+    }
+
+    /// Sends a non-stored payload (status update, title change) to every live client.
+    pub fn notify(&self, json: String) {
+        let _ = self.notices.send(Arc::from(json));
+    }
+
+    /// Whether the conversation has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Number of attached clients.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Records a client attaching; the guard detaches it when dropped.
+    pub fn attach(self: &Arc<Self>) -> AttachGuard {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        AttachGuard(self.clone())
+    }
+
+    pub(super) fn idle_for(&self) -> std::time::Duration {
+        self.last_active.lock().map(|t| t.elapsed()).unwrap_or_default()
+    }
+
+    pub(super) fn touch(&self) {
+        if let Ok(mut t) = self.last_active.lock() {
+            *t = Instant::now();
+        }
+    }
+
+    /// Whether the agent is working (never closed to make room then).
+    pub fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Relaxed)
+    }
+}
+
+/// Detaches a client from its conversation when dropped.
+pub struct AttachGuard(Arc<Conversation>);
+
+impl Drop for AttachGuard {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}

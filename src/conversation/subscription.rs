@@ -1,0 +1,132 @@
+//! Delivery of a conversation's stream to one client: replay after `latest_event_id`,
+//! then live events, gap-free and without duplicates (DESIGN.md, "Delivery rules").
+
+use async_trait::async_trait;
+use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::handle::Conversation;
+use crate::store::{EventRange, EventStore, StoredEvent};
+
+/// How many stored events one replay read fetches.
+const REPLAY_PAGE: usize = 1000;
+
+/// A client receiving a conversation's events. Each method may wait (back-pressure);
+/// returning false means the client is gone.
+#[async_trait]
+pub trait Subscriber: Send + Sync {
+    async fn event(&self, event: &StoredEvent) -> bool;
+    /// A payload that is not stored (status update, error notice).
+    async fn notice(&self, json: &str) -> bool;
+    /// The conversation was closed by the server.
+    async fn closed(&self);
+}
+
+/// Delivers every stored event with id > `after` (all if `None`), then live ones, until
+/// `cancel` fires, the subscriber goes away or the conversation closes.
+pub async fn subscribe(
+    conversation: Arc<Conversation>,
+    store: Arc<dyn EventStore>,
+    after: Option<u64>,
+    subscriber: Arc<dyn Subscriber>,
+    cancel: CancellationToken,
+) {
+    // Join the live feed before reading the store, so nothing falls between the two.
+    let mut live = conversation.live.subscribe();
+    let mut notices = conversation.notices.subscribe();
+    let mut last = after;
+    if !catch_up(&conversation, &store, &mut last, None, &*subscriber).await {
+        return;
+    }
+    loop {
+        // Live events and notices are delivered as they come; cancellation (client gone)
+        // and closing (server side) end the subscription.
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            _ = conversation.closed.cancelled() => {
+                subscriber.closed().await;
+                return;
+            }
+            ev = live.recv() => match ev {
+                Ok(ev) => {
+                    if last.is_some_and(|l| ev.id <= l) {
+                        continue;
+                    }
+                    // A gap means we missed events (cannot happen with commit-ordered
+                    // broadcasts, but the store is the truth): fill it from there.
+                    let expected = last.map_or(0, |l| l + 1);
+                    if ev.id > expected
+                        && !catch_up(&conversation, &store, &mut last, Some(ev.id - 1), &*subscriber).await
+                    {
+                        return;
+                    }
+                    if !subscriber.event(&ev).await {
+                        return;
+                    }
+                    last = Some(ev.id);
+                }
+                // Too slow for the live buffer: the store has everything we skipped.
+                Err(RecvError::Lagged(_)) => {
+                    if !catch_up(&conversation, &store, &mut last, None, &*subscriber).await {
+                        return;
+                    }
+                }
+                Err(RecvError::Closed) => {
+                    subscriber.closed().await;
+                    return;
+                }
+            },
+            n = notices.recv() => match n {
+                Ok(json) => {
+                    if !subscriber.notice(&json).await {
+                        return;
+                    }
+                }
+                // Notices are ephemeral: a slow client may miss some.
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => {}
+            },
+        }
+    }
+}
+
+/// Sends stored events after `last` (up to `until`, inclusive) and advances `last`.
+async fn catch_up(
+    conversation: &Conversation,
+    store: &Arc<dyn EventStore>,
+    last: &mut Option<u64>,
+    until: Option<u64>,
+    subscriber: &dyn Subscriber,
+) -> bool {
+    loop {
+        let start = last.map_or(0, |l| l + 1);
+        if until.is_some_and(|u| start > u) {
+            return true;
+        }
+        let range = EventRange {
+            start,
+            end: until,
+            limit: REPLAY_PAGE,
+            reverse: false,
+        };
+        let page = match store.events(&conversation.id, range).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(conversation = %conversation.id, "replay failed: {e}");
+                return false;
+            }
+        };
+        let full = page.len() == REPLAY_PAGE;
+        for ev in &page {
+            if !subscriber.event(ev).await {
+                return false;
+            }
+            *last = Some(ev.id);
+        }
+        if !full {
+            return true;
+        }
+    }
+}

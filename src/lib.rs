@@ -1,0 +1,8 @@
+//! openhands-server: a wire-compatible Rust replacement for the OpenHands agent server.
+
+pub mod config;
+pub mod conversation;
+pub mod events;
+pub mod server;
+pub mod settings;
+pub mod store;

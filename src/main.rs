@@ -1,0 +1,54 @@
+use clap::Parser;
+use std::path::PathBuf;
+
+use openhands_server::config::{CliOverrides, Config};
+
+/// A wire-compatible OpenHands agent server in one binary.
+#[derive(Parser, Debug)]
+#[command(name = "openhands-server", version, about)]
+struct Cli {
+    /// Address to bind (env BACKEND_HOST; default 127.0.0.1).
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to listen on; 0 picks a free one (env BACKEND_PORT; default 3000).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Configuration file (default: ./config.toml if present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where conversations are stored (env FILE_STORE_PATH; default ~/.openhands).
+    #[arg(long)]
+    file_store_path: Option<String>,
+    /// The workspace shared by conversations (env WORKSPACE_BASE).
+    #[arg(long)]
+    workspace_base: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let overrides = CliOverrides {
+        config: cli.config,
+        host: cli.host,
+        port: cli.port,
+        file_store_path: cli.file_store_path,
+        workspace_base: cli.workspace_base,
+    };
+    let config = match Config::load(&overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("openhands-server: {e}");
+            std::process::exit(2);
+        }
+    };
+    let default_level = if config.file.core.debug { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(openhands_server::server::run(config))
+}

@@ -1,0 +1,108 @@
+//! JSON errors for REST routes, and extractors whose rejections are JSON too.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+/// An HTTP error with a JSON body.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, body: Value) -> Self {
+        ApiError { status, body }
+    }
+
+    /// `{"detail": message}` with `status`.
+    pub fn detail(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(status, json!({ "detail": message.into() }))
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::detail(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn internal(message: impl std::fmt::Display) -> Self {
+        tracing::error!("internal error: {message}");
+        Self::detail(StatusCode::INTERNAL_SERVER_ERROR, message.to_string())
+    }
+
+    /// Upstream's "conversation not found" body.
+    pub fn conversation_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            json!({"status": "error", "message": "Conversation not found", "msg_id": "CONVERSATION$NOT_FOUND"}),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body)).into_response()
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<crate::conversation::ManagerError> for ApiError {
+    fn from(e: crate::conversation::ManagerError) -> Self {
+        use crate::conversation::ManagerError as M;
+        match e {
+            M::NotFound(_) => ApiError::conversation_not_found(),
+            M::TooMany(_) | M::ShuttingDown => ApiError::detail(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// `Json<T>` whose rejections are 4xx with a JSON body.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(JsonBody(v)),
+            Err(r) => Err(json_rejection(r)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    let status = match &r {
+        JsonRejection::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        _ => r.status(),
+    };
+    ApiError::detail(status, r.body_text())
+}
+
+/// `Query<T>` whose rejections are 400 with a JSON body.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(QueryParams(v)),
+            Err(r) => Err(query_rejection(r)),
+        }
+    }
+}
+
+fn query_rejection(r: QueryRejection) -> ApiError {
+    ApiError::bad_request(r.body_text())
+}

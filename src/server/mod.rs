@@ -1,0 +1,164 @@
+//! The HTTP server: REST routes, Socket.IO at `/socket.io/`, auth and CORS.
+
+mod auth;
+mod engineio;
+mod error;
+mod routes;
+mod socket;
+mod socketio;
+
+use axum::extract::{DefaultBodyLimit, Query, State, WebSocketUpgrade};
+use axum::http::{HeaderValue, Method};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Instant;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::Config;
+use crate::conversation::ConversationManager;
+pub use engineio::EngineConfig;
+use engineio::{Engine, EngineRequest};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub manager: Arc<ConversationManager>,
+    pub started: Instant,
+}
+
+/// Upstream's path rule for conversation ids: ≤100 chars, no `..`, `/`, `\` or control characters.
+pub fn valid_conversation_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 100
+        && !id.contains("..")
+        && !id.contains(['/', '\\'])
+        && !id.chars().any(char::is_control)
+}
+
+/// A random Socket.IO socket id.
+pub(crate) fn engineio_sid() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
+}
+
+/// The axum app and the Engine.IO server behind its `/socket.io/` route.
+pub fn app(state: AppState, engine_config: EngineConfig) -> (Router, Arc<Engine>) {
+    let engine = Engine::new(Arc::new(socket::SocketHandler::new(state.clone())), engine_config);
+    let socket_routes = Router::new()
+        .route("/socket.io/", get(socket_get).post(socket_post))
+        .layer(DefaultBodyLimit::max(engine_config.max_payload))
+        .with_state(engine.clone());
+    let router = routes::router()
+        .merge(socket_routes)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_session_key))
+        .layer(cors(&state.config))
+        .with_state(state);
+    (router, engine)
+}
+
+fn cors(config: &Config) -> CorsLayer {
+    let base = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE, Method::OPTIONS])
+        .allow_headers(tower_http::cors::AllowHeaders::mirror_request());
+    if config.cors_origins.iter().any(|o| o == "*") {
+        return base.allow_origin(AllowOrigin::mirror_request()).allow_credentials(true);
+    }
+    let listed: Vec<HeaderValue> = config.cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
+    base.allow_credentials(true)
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            if listed.iter().any(|o| o == origin) {
+                return true;
+            }
+            // Without a list, any localhost origin (any port) is allowed, as upstream.
+            listed.is_empty() && is_localhost_origin(origin)
+        }))
+}
+
+fn is_localhost_origin(origin: &HeaderValue) -> bool {
+    let Ok(o) = origin.to_str() else { return false };
+    let host = o.split("://").nth(1).unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { host });
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+async fn socket_get(
+    State(engine): State<Arc<Engine>>,
+    Query(query): Query<Vec<(String, String)>>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let req = EngineRequest { query };
+    match ws {
+        Ok(upgrade) => engine.websocket(req, upgrade),
+        Err(_) => engine.poll(req).await,
+    }
+}
+
+async fn socket_post(
+    State(engine): State<Arc<Engine>>,
+    Query(query): Query<Vec<(String, String)>>,
+    body: Bytes,
+) -> Response {
+    engine.post(EngineRequest { query }, body).await
+}
+
+/// Binds, serves until SIGINT/SIGTERM, then closes every conversation cleanly.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let store_dir = config.file_store_path();
+    let store = crate::store::SqliteStore::open(&store_dir)
+        .map_err(|e| anyhow::anyhow!("cannot open the store in {}: {e}", store_dir.display()))?;
+    let manager = ConversationManager::new(Arc::new(store), config.clone());
+    let reaper = manager.spawn_reaper();
+    let state = AppState {
+        config: config.clone(),
+        manager: manager.clone(),
+        started: Instant::now(),
+    };
+    let (router, engine) = app(state, EngineConfig::default());
+    let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", config.host, config.port))?;
+    let addr = listener.local_addr()?;
+    println!("openhands-server listening on http://{addr}");
+    tracing::info!(store = %store_dir.display(), "listening on http://{addr}");
+    let shutdown_engine = engine.clone();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            // Long-lived sockets would hold graceful shutdown open: close them first.
+            shutdown_engine.shutdown();
+        })
+        .await?;
+    manager.shutdown().await;
+    reaper.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        // Whichever signal comes first starts the shutdown.
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,177 @@
+//! Per-conversation routes under `/api/conversations/{id}/`: events, messages,
+//! trajectory, and the runtime routes (which answer "not initialized" until a runtime exists).
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::checked_id;
+use crate::events::{parse_client_event, Action, Event, MessageArgs};
+use crate::server::error::{ApiError, JsonBody, QueryParams};
+use crate::server::AppState;
+use crate::store::EventRange;
+
+pub fn router() -> Router<AppState> {
+    let base = "/api/conversations/{id}";
+    let runtime_routes = [
+        "/list-files",
+        "/select-file",
+        "/upload-files",
+        "/zip-directory",
+        "/git/changes",
+        "/git/diff",
+    ];
+    let mut r = Router::new()
+        .route(&format!("{base}/events"), get(events).post(post_event))
+        .route(&format!("{base}/message"), post(post_message))
+        .route(&format!("{base}/trajectory"), get(trajectory))
+        .route(&format!("{base}/config"), get(runtime_config))
+        .route(&format!("{base}/vscode-url"), get(|| async { Json(json!({"vscode_url": null})) }))
+        .route(&format!("{base}/web-hosts"), get(|| async { Json(json!({"hosts": {}})) }))
+        .route(&format!("{base}/microagents"), get(|| async { Json(json!({"microagents": []})) }));
+    for route in runtime_routes {
+        r = r.route(&format!("{base}{route}"), get(no_runtime).post(no_runtime));
+    }
+    r
+}
+
+async fn exists(state: &AppState, id: &str) -> Result<(), ApiError> {
+    match state.manager.store().conversation(id).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::detail(StatusCode::NOT_FOUND, format!("Conversation {id} not found"))),
+    }
+}
+
+async fn no_runtime(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = checked_id(&id)?;
+    exists(&state, id).await?;
+    Ok(ApiError::new(StatusCode::NOT_FOUND, json!({"error": "Runtime not yet initialized"})).into_response())
+}
+
+async fn runtime_config(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = checked_id(&id)?;
+    exists(&state, id).await?;
+    Ok(Json(json!({"runtime_id": null, "session_id": id})))
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    start_id: Option<String>,
+    end_id: Option<String>,
+    reverse: Option<String>,
+    limit: Option<String>,
+}
+
+fn parse_u64(v: Option<&str>, name: &str) -> Result<Option<u64>, ApiError> {
+    match v.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("{name} must be a non-negative integer"))),
+    }
+}
+
+async fn events(State(state): State<AppState>, Path(id): Path<String>, QueryParams(q): QueryParams<EventsQuery>) -> Result<Response, ApiError> {
+    let id = checked_id(&id)?;
+    exists(&state, id).await?;
+    let start = parse_u64(q.start_id.as_deref(), "start_id")?.unwrap_or(0);
+    let end = parse_u64(q.end_id.as_deref(), "end_id")?;
+    let limit = match q.limit.as_deref().filter(|s| !s.is_empty()) {
+        None => 20,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| *l <= 100)
+            .ok_or_else(|| ApiError::bad_request("Invalid limit"))?,
+    };
+    let reverse = match q.reverse.as_deref() {
+        None | Some("") | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(_) => return Err(ApiError::bad_request("reverse must be true or false")),
+    };
+    let mut page = state
+        .manager
+        .store()
+        .events(id, EventRange { start, end, limit: limit + 1, reverse })
+        .await?;
+    let has_more = page.len() > limit;
+    page.truncate(limit);
+    // The stored JSON is sent as is: the same bytes as on the socket.
+    let mut body = String::with_capacity(page.iter().map(|e| e.json.len() + 1).sum::<usize>() + 32);
+    body.push_str("{\"events\":[");
+    for (i, e) in page.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&e.json);
+    }
+    body.push_str(&format!("],\"has_more\":{has_more}}}"));
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+async fn post_event(State(state): State<AppState>, Path(id): Path<String>, JsonBody(body): JsonBody<Value>) -> Result<Json<Value>, ApiError> {
+    let id = checked_id(&id)?;
+    let event = parse_client_event(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    submit(&state, id, event).await
+}
+
+#[derive(Deserialize)]
+struct MessageRequest {
+    message: String,
+}
+
+async fn post_message(State(state): State<AppState>, Path(id): Path<String>, JsonBody(body): JsonBody<MessageRequest>) -> Result<Json<Value>, ApiError> {
+    let id = checked_id(&id)?;
+    submit(&state, id, Event::action(Action::Message(MessageArgs::text(body.message)))).await
+}
+
+async fn submit(state: &AppState, id: &str, event: Event) -> Result<Json<Value>, ApiError> {
+    let conversation = state.manager.open(id, false).await?;
+    conversation
+        .submit_and_wait(event)
+        .await
+        .map_err(|e| ApiError::detail(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok(Json(json!({"success": true})))
+}
+
+async fn trajectory(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = checked_id(&id)?;
+    exists(&state, id).await?;
+    let store = state.manager.store();
+    let mut out = Vec::new();
+    let mut start = 0;
+    loop {
+        let page = store
+            .events(id, EventRange { start, end: None, limit: 1000, reverse: false })
+            .await?;
+        let full = page.len() == 1000;
+        for e in &page {
+            start = e.id + 1;
+            let Ok(v) = serde_json::from_str::<Value>(&e.json) else { continue };
+            let hidden = v.pointer("/args/hidden").and_then(Value::as_bool).unwrap_or(false)
+                || v.pointer("/extras/hidden").and_then(Value::as_bool).unwrap_or(false);
+            if !hidden {
+                out.push(strip_browser_extras(v));
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(Json(json!({"trajectory": out})))
+}
+
+/// Drops screenshots and DOM/accessibility trees, as upstream's trajectory does.
+fn strip_browser_extras(mut v: Value) -> Value {
+    if let Some(extras) = v.get_mut("extras").and_then(Value::as_object_mut) {
+        for key in ["screenshot", "dom_object", "axtree_object", "extra_element_properties", "set_of_marks"] {
+            extras.remove(key);
+        }
+    }
+    v
+}

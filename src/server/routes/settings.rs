@@ -1,0 +1,34 @@
+//! `/api/settings`: server config as defaults, stored overrides on top.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::server::error::{ApiError, JsonBody};
+use crate::server::AppState;
+use crate::settings;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/settings", get(get_settings).post(post_settings))
+        .route(
+            "/api/reset-settings",
+            post(|| async { ApiError::detail(StatusCode::GONE, "Resetting settings is no longer supported") }),
+        )
+}
+
+async fn get_settings(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let stored = state.manager.store().settings().await?;
+    let effective = settings::effective(&state.config, stored.as_ref());
+    Ok(Json(settings::public_view(&effective)))
+}
+
+async fn post_settings(State(state): State<AppState>, JsonBody(body): JsonBody<Value>) -> Result<Json<Value>, ApiError> {
+    let store = state.manager.store();
+    let stored = store.settings().await?;
+    let merged = settings::merge(stored, body).map_err(|e| ApiError::detail(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    store.put_settings(merged).await?;
+    Ok(Json(json!({"message": "Settings stored"})))
+}

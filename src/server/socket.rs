@@ -1,0 +1,263 @@
+//! The OpenHands Socket.IO handlers: connect with `conversation_id`/`latest_event_id`,
+//! `oh_user_action` (and `oh_action`) in, `oh_event` out.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+use super::engineio::{EngineHandler, Session};
+use super::socketio::{self, Packet};
+use super::AppState;
+use crate::conversation::{subscribe, AttachGuard, Conversation, ConversationError, Subscriber};
+use crate::events::parse_client_event;
+use crate::store::StoredEvent;
+
+/// Largest `oh_user_action` accepted (upstream's Socket.IO buffer size).
+pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Git providers a client may list in `providers_set`.
+const PROVIDERS: &[&str] = &["github", "gitlab", "bitbucket", "azure_devops", "forgejo", "enterprise_sso"];
+
+/// A Socket.IO socket joined to a conversation.
+struct Joined {
+    conversation: Arc<Conversation>,
+    cancel: CancellationToken,
+    _attached: AttachGuard,
+}
+
+/// Per engine session: the main-namespace socket, if connected.
+#[derive(Default)]
+struct SocketSlot {
+    joined: Option<Joined>,
+    /// Binary attachments still to swallow after a refused binary event.
+    pending_binary: usize,
+}
+
+/// Our Socket.IO layer over the Engine.IO sessions.
+pub struct SocketHandler {
+    state: AppState,
+    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<SocketSlot>>>>,
+}
+
+impl SocketHandler {
+    pub fn new(state: AppState) -> Self {
+        SocketHandler {
+            state,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn slot(&self, session: &Session) -> Arc<tokio::sync::Mutex<SocketSlot>> {
+        let mut slots = match self.slots.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        slots.entry(session.sid.clone()).or_default().clone()
+    }
+}
+
+/// `{"error":true,"message":…}` on `oh_event`, to the sender only.
+fn send_error(session: &Session, message: &str) {
+    let body = serde_json::json!({"error": true, "message": message}).to_string();
+    session.reply_message(&socketio::event("oh_event", &body));
+}
+
+/// Why a connect was refused; the message goes into CONNECT_ERROR.
+struct Refusal(String);
+
+impl SocketHandler {
+    /// Validates the handshake and joins the conversation, replaying after `latest_event_id`.
+    async fn connect(&self, session: &Arc<Session>, slot: &mut SocketSlot, auth: &str) -> Result<(), Refusal> {
+        let cid = session.query_param("conversation_id").unwrap_or("").trim();
+        if cid.is_empty() {
+            return Err(Refusal("No conversation_id in query params".into()));
+        }
+        if !super::valid_conversation_id(cid) {
+            return Err(Refusal("Invalid conversation_id".into()));
+        }
+        for provider in session.query_params("providers_set").flat_map(|v| v.split(',')) {
+            let p = provider.trim();
+            if !p.is_empty() && !PROVIDERS.contains(&p) {
+                return Err(Refusal(format!("Invalid provider in providers_set: {p:?}")));
+            }
+        }
+        if let Some(expected) = &self.state.config.session_api_key {
+            let from_auth = serde_json::from_str::<Value>(auth)
+                .ok()
+                .and_then(|v| v.get("session_api_key").and_then(Value::as_str).map(str::to_string));
+            let given = from_auth.or_else(|| session.query_param("session_api_key").map(str::to_string));
+            if !given.is_some_and(|g| super::auth::constant_time_eq(g.as_bytes(), expected.as_bytes())) {
+                return Err(Refusal("invalid_session_api_key".into()));
+            }
+        }
+        let after = session
+            .query_param("latest_event_id")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|v| *v >= 0)
+            .map(|v| v as u64);
+        let conversation = self
+            .state
+            .manager
+            .open(cid, true)
+            .await
+            .map_err(|e| Refusal(format!("Failed to join conversation: {e}")))?;
+        let sid = super::engineio_sid();
+        session.reply_message(&socketio::connect_ack(&sid));
+        let cancel = CancellationToken::new();
+        let subscriber = Arc::new(SocketSubscriber {
+            session: session.clone(),
+        });
+        tokio::spawn(subscribe(
+            conversation.clone(),
+            self.state.manager.store().clone(),
+            after,
+            subscriber,
+            cancel.clone(),
+        ));
+        slot.joined = Some(Joined {
+            _attached: conversation.attach(),
+            conversation,
+            cancel,
+        });
+        Ok(())
+    }
+
+    async fn on_event(&self, session: &Arc<Session>, slot: &mut SocketSlot, ack: Option<u64>, data: &str) {
+        if let Some(id) = ack {
+            session.reply_message(&format!("3{id}[]"));
+        }
+        if data.len() > MAX_EVENT_BYTES {
+            return send_error(
+                session,
+                &format!(
+                    "Message too large: {} bytes; the limit is {MAX_EVENT_BYTES} bytes",
+                    data.len()
+                ),
+            );
+        }
+        let parsed: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            Err(e) => return send_error(session, &format!("Invalid JSON in event packet: {e}")),
+        };
+        let Value::Array(mut args) = parsed else {
+            return send_error(session, "Malformed event packet: expected [\"event_name\", payload]");
+        };
+        let name = match args.first() {
+            Some(Value::String(n)) => n.clone(),
+            _ => return send_error(session, "Malformed event packet: the event name must be a string"),
+        };
+        if name != "oh_user_action" && name != "oh_action" {
+            return send_error(
+                session,
+                &format!("Unknown event {name:?}: send actions as oh_user_action"),
+            );
+        }
+        if args.len() < 2 {
+            return send_error(session, &format!("{name} needs one JSON object as its payload"));
+        }
+        let payload = args.swap_remove(1);
+        let event = match parse_client_event(payload) {
+            Ok(e) => e,
+            Err(e) => return send_error(session, &e.to_string()),
+        };
+        let Some(joined) = slot.joined.as_ref() else {
+            return;
+        };
+        if let Err(ConversationError::Closed) = joined.conversation.submit(event).await {
+            send_error(session, "The conversation was closed; reconnect to reopen it");
+        }
+    }
+}
+
+#[async_trait]
+impl EngineHandler for SocketHandler {
+    async fn on_message(&self, session: &Arc<Session>, text: &str) {
+        let slot = self.slot(session);
+        let mut slot = slot.lock().await;
+        match socketio::parse(text) {
+            Some(Packet::Connect { nsp: "/", data }) => {
+                if slot.joined.as_ref().is_some_and(|j| !j.conversation.is_closed()) {
+                    return;
+                }
+                if let Err(Refusal(m)) = self.connect(session, &mut slot, data).await {
+                    session.reply_message(&socketio::connect_error("/", &m, None));
+                }
+            }
+            Some(Packet::Connect { nsp, .. }) => {
+                session.reply_message(&socketio::connect_error(nsp, "Invalid namespace", None));
+            }
+            Some(Packet::Disconnect { .. }) => {
+                if let Some(j) = slot.joined.take() {
+                    j.cancel.cancel();
+                }
+            }
+            Some(Packet::Event { nsp: "/", ack, data }) => {
+                // An event before any CONNECT (websocat's one-shot) is an implicit connect.
+                if slot.joined.as_ref().is_none_or(|j| j.conversation.is_closed()) {
+                    if let Err(Refusal(m)) = self.connect(session, &mut slot, "").await {
+                        session.reply_message(&socketio::connect_error("/", &m, None));
+                        return;
+                    }
+                }
+                self.on_event(session, &mut slot, ack, data).await;
+            }
+            Some(Packet::Event { nsp, .. }) => {
+                session.reply_message(&socketio::connect_error(nsp, "Invalid namespace", None));
+            }
+            Some(Packet::BinaryEvent { attachments, .. }) | Some(Packet::BinaryAck { attachments, .. }) => {
+                slot.pending_binary += attachments;
+                send_error(session, "Binary attachments are not supported: send oh_user_action as JSON");
+            }
+            Some(Packet::Ack { .. }) => {}
+            None => send_error(session, "Malformed Socket.IO packet"),
+        }
+    }
+
+    async fn on_binary(&self, session: &Arc<Session>, _data: Bytes) {
+        let slot = self.slot(session);
+        let mut slot = slot.lock().await;
+        if slot.pending_binary > 0 {
+            slot.pending_binary -= 1;
+        } else {
+            send_error(session, "Unexpected binary frame: send oh_user_action as JSON text");
+        }
+    }
+
+    async fn on_close(&self, session: &Arc<Session>) {
+        let slot = match self.slots.lock() {
+            Ok(mut s) => s.remove(&session.sid),
+            Err(_) => None,
+        };
+        if let Some(slot) = slot {
+            if let Some(j) = slot.lock().await.joined.take() {
+                j.cancel.cancel();
+            }
+        }
+    }
+}
+
+/// Forwards a conversation's events to one socket as `oh_event`.
+struct SocketSubscriber {
+    session: Arc<Session>,
+}
+
+#[async_trait]
+impl Subscriber for SocketSubscriber {
+    async fn event(&self, event: &StoredEvent) -> bool {
+        self.session.send_message(socketio::event("oh_event", &event.json)).await
+    }
+
+    async fn notice(&self, json: &str) -> bool {
+        self.session.send_message(socketio::event("oh_event", json)).await
+    }
+
+    async fn closed(&self) {
+        let stopped = r#"{"message":"","observation":"agent_state_changed","content":"","extras":{"agent_state":"stopped","reason":""}}"#;
+        self.session.send_message(socketio::event("oh_event", stopped)).await;
+        // Server-side disconnect of the main namespace.
+        self.session.send_message("1".into()).await;
+    }
+}

@@ -1,0 +1,81 @@
+//! Durable storage: events, conversation metadata and settings behind [`EventStore`].
+//!
+//! The embedded default is SQLite ([`SqliteStore`]); another backend (PostgreSQL) is
+//! another implementation of the same trait.
+
+mod metadata;
+mod sqlite;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use std::sync::Arc;
+use thiserror::Error;
+
+pub use metadata::{default_title, utc_now as metadata_utc_now, ConversationMetadata};
+pub use sqlite::SqliteStore;
+
+/// Errors of a store backend.
+#[derive(Debug, Error, Clone)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("the store is closed")]
+    Closed,
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+/// One stored event: its id and its exact JSON text.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub id: u64,
+    pub json: Arc<str>,
+}
+
+/// Runs once the append it belongs to is durable (or failed), in commit order.
+pub type OnDurable = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// An event to append durably.
+pub struct Append {
+    pub conversation_id: Arc<str>,
+    pub event: StoredEvent,
+    pub on_durable: OnDurable,
+}
+
+/// Which stored events to read.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRange {
+    /// First id (inclusive); with `reverse`, the lowest id still returned.
+    pub start: u64,
+    /// Last id (inclusive), if bounded.
+    pub end: Option<u64>,
+    pub limit: usize,
+    /// Newest first.
+    pub reverse: bool,
+}
+
+/// The durable home of every conversation's events, metadata and the settings.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Queues an append; `on_durable` runs after it is committed. Appends of one
+    /// conversation are committed in the order they were queued.
+    fn append(&self, append: Append);
+    /// Waits until every append queued so far is durable.
+    async fn flush(&self) -> Result<(), StoreError>;
+    async fn events(&self, conversation_id: &str, range: EventRange) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn max_event_id(&self, conversation_id: &str) -> Result<Option<u64>, StoreError>;
+    async fn put_conversation(&self, meta: ConversationMetadata) -> Result<(), StoreError>;
+    async fn conversation(&self, conversation_id: &str) -> Result<Option<ConversationMetadata>, StoreError>;
+    /// Conversations, newest `created_at` first.
+    async fn conversations(&self, offset: usize, limit: usize) -> Result<Vec<ConversationMetadata>, StoreError>;
+    /// Deletes a conversation and its events; false if it did not exist.
+    async fn delete_conversation(&self, conversation_id: &str) -> Result<bool, StoreError>;
+    async fn settings(&self) -> Result<Option<Value>, StoreError>;
+    async fn put_settings(&self, settings: Value) -> Result<(), StoreError>;
+}

@@ -1,0 +1,318 @@
+//! The embedded SQLite store: WAL, one writer thread with group commit, pooled readers.
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Append, ConversationMetadata, EventRange, EventStore, StoreError, StoredEvent};
+
+/// How many queued operations one transaction may commit together.
+const MAX_BATCH: usize = 4096;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    metadata TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_created ON conversations(created_at);
+CREATE TABLE IF NOT EXISTS events (
+    conversation_id TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    json TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+enum WriteOp {
+    Event(Append),
+    Conversation(ConversationMetadata, oneshot::Sender<Result<(), StoreError>>),
+    Delete(String, oneshot::Sender<Result<bool, StoreError>>),
+    Settings(String, oneshot::Sender<Result<(), StoreError>>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// SQLite-backed [`EventStore`] in `<dir>/openhands.db`.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: mpsc::UnboundedSender<WriteOp>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database under `dir` and starts the writer thread.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join("openhands.db");
+        let conn = open(&path)?;
+        conn.execute_batch(SCHEMA)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Database(format!("cannot start the writer: {e}")))?;
+        Ok(SqliteStore {
+            path,
+            writer: tx,
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// Runs `f` on a pooled read connection on the blocking thread pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = pool.lock().ok().and_then(|mut p| p.pop());
+            let conn = match pooled {
+                Some(c) => c,
+                None => open(&path)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut p) = pool.lock() {
+                p.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("reader task failed: {e}")))?
+    }
+
+    fn send(&self, op: WriteOp) -> Result<(), StoreError> {
+        self.writer.send(op).map_err(|_| StoreError::Closed)
+    }
+}
+
+fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut conn, batch);
+    }
+}
+
+/// What to tell each operation's waiter once the batch's fate is known.
+enum Done {
+    Event(super::OnDurable, Result<(), StoreError>),
+    Unit(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
+    Bool(oneshot::Sender<Result<bool, StoreError>>, Result<bool, StoreError>),
+    Flush(oneshot::Sender<()>),
+}
+
+fn commit_batch(conn: &mut Connection, batch: Vec<WriteOp>) {
+    let mut done = Vec::with_capacity(batch.len());
+    let commit = (|| -> Result<(), StoreError> {
+        let tx = conn.transaction()?;
+        for op in batch {
+            done.push(apply(&tx, op));
+        }
+        tx.commit()?;
+        Ok(())
+    })();
+    for d in done {
+        match d {
+            Done::Event(cb, r) => cb(commit.clone().and(r)),
+            Done::Unit(tx, r) => {
+                let _ = tx.send(commit.clone().and(r));
+            }
+            Done::Bool(tx, r) => {
+                let _ = tx.send(commit.clone().and(r));
+            }
+            Done::Flush(tx) => {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Done {
+    match op {
+        WriteOp::Event(a) => {
+            let r = tx
+                .prepare_cached("INSERT INTO events (conversation_id, id, json) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| {
+                    s.execute(params![&*a.conversation_id, a.event.id as i64, &*a.event.json])
+                })
+                .map(|_| ())
+                .map_err(StoreError::from);
+            Done::Event(a.on_durable, r)
+        }
+        WriteOp::Conversation(meta, reply) => {
+            let r = serde_json::to_string(&meta)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+                .and_then(|json| {
+                    tx.prepare_cached(
+                        "INSERT INTO conversations (id, created_at, metadata) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(id) DO UPDATE SET metadata = excluded.metadata",
+                    )
+                    .and_then(|mut s| s.execute(params![meta.conversation_id, meta.created_at, json]))
+                    .map(|_| ())
+                    .map_err(StoreError::from)
+                });
+            Done::Unit(reply, r)
+        }
+        WriteOp::Delete(id, reply) => {
+            let r = (|| -> Result<bool, StoreError> {
+                tx.execute("DELETE FROM events WHERE conversation_id = ?1", params![id])?;
+                let n = tx.execute("DELETE FROM conversations WHERE id = ?1", params![id])?;
+                Ok(n > 0)
+            })();
+            Done::Bool(reply, r)
+        }
+        WriteOp::Settings(json, reply) => {
+            let r = tx
+                .execute(
+                    "INSERT INTO settings (key, value) VALUES ('settings', ?1)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![json],
+                )
+                .map(|_| ())
+                .map_err(StoreError::from);
+            Done::Unit(reply, r)
+        }
+        WriteOp::Flush(reply) => Done::Flush(reply),
+    }
+}
+
+fn row_to_meta(json: String) -> Result<ConversationMetadata, StoreError> {
+    serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    fn append(&self, append: Append) {
+        if let Err(tokio::sync::mpsc::error::SendError(WriteOp::Event(a))) =
+            self.writer.send(WriteOp::Event(append))
+        {
+            (a.on_durable)(Err(StoreError::Closed));
+        }
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(WriteOp::Flush(tx))?;
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+
+    async fn events(&self, cid: &str, range: EventRange) -> Result<Vec<StoredEvent>, StoreError> {
+        let cid = cid.to_string();
+        self.read(move |c| {
+            let end = range.end.map(|e| e.min(i64::MAX as u64) as i64).unwrap_or(i64::MAX);
+            let start = range.start.min(i64::MAX as u64) as i64;
+            let limit = range.limit.min(i64::MAX as usize) as i64;
+            let sql = if range.reverse {
+                "SELECT id, json FROM events WHERE conversation_id = ?1 AND id >= ?2 AND id <= ?3
+                 ORDER BY id DESC LIMIT ?4"
+            } else {
+                "SELECT id, json FROM events WHERE conversation_id = ?1 AND id >= ?2 AND id <= ?3
+                 ORDER BY id ASC LIMIT ?4"
+            };
+            let mut stmt = c.prepare_cached(sql)?;
+            let rows = stmt.query_map(params![cid, start, end, limit], |r| {
+                Ok(StoredEvent {
+                    id: r.get::<_, i64>(0)? as u64,
+                    json: Arc::from(r.get::<_, String>(1)?),
+                })
+            })?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::from)
+        })
+        .await
+    }
+
+    async fn max_event_id(&self, cid: &str) -> Result<Option<u64>, StoreError> {
+        let cid = cid.to_string();
+        self.read(move |c| {
+            let max: Option<i64> = c.query_row(
+                "SELECT MAX(id) FROM events WHERE conversation_id = ?1",
+                params![cid],
+                |r| r.get(0),
+            )?;
+            Ok(max.map(|m| m as u64))
+        })
+        .await
+    }
+
+    async fn put_conversation(&self, meta: ConversationMetadata) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(WriteOp::Conversation(meta, tx))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn conversation(&self, cid: &str) -> Result<Option<ConversationMetadata>, StoreError> {
+        let cid = cid.to_string();
+        self.read(move |c| {
+            let json: Option<String> = c
+                .query_row(
+                    "SELECT metadata FROM conversations WHERE id = ?1",
+                    params![cid],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            json.map(row_to_meta).transpose()
+        })
+        .await
+    }
+
+    async fn conversations(&self, offset: usize, limit: usize) -> Result<Vec<ConversationMetadata>, StoreError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT metadata FROM conversations ORDER BY created_at DESC, id LIMIT ?1 OFFSET ?2",
+            )?;
+            let rows = stmt.query_map(params![limit as i64, offset as i64], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for json in rows {
+                out.push(row_to_meta(json?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_conversation(&self, cid: &str) -> Result<bool, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(WriteOp::Delete(cid.to_string(), tx))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn settings(&self) -> Result<Option<Value>, StoreError> {
+        self.read(|c| {
+            let json: Option<String> = c
+                .query_row("SELECT value FROM settings WHERE key = 'settings'", [], |r| r.get(0))
+                .optional()?;
+            json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn put_settings(&self, settings: Value) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(WriteOp::Settings(settings.to_string(), tx))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
