@@ -431,7 +431,13 @@ impl Engine {
                     Some(Ok(Message::Text(t))) => self.on_text(&session, t.as_str()).await,
                     Some(Ok(Message::Binary(b))) => self.handler.on_binary(&session, b).await,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                    Some(Ok(Message::Close(_))) => {
+                        // Everything we owed the client was written above; now answer its Close.
+                        session.closed.cancel();
+                        let _ = ws.close().await;
+                        return;
+                    }
+                    Some(Err(_)) | None => {
                         session.closed.cancel();
                         return;
                     }
