@@ -386,7 +386,10 @@ const SECURITY_KEYS: &[(&str, Kind)] = &[
 ];
 
 /// (section, environment prefix, keys)
-const SECTIONS: &[(&str, &str, &[(&str, Kind)])] = &[
+/// The keys of one section and how their environment values parse.
+type KeyKinds = &'static [(&'static str, Kind)];
+
+const SECTIONS: &[(&str, &str, KeyKinds)] = &[
     ("core", "", CORE_KEYS),
     ("llm", "LLM_", LLM_KEYS),
     ("agent", "AGENT_", AGENT_KEYS),
@@ -417,7 +420,10 @@ fn env_value(var: &str, raw: &str, kind: Kind) -> Result<toml::Value, ConfigErro
     })
 }
 
-fn section_mut<'a>(table: &'a mut toml::Table, name: &str) -> Result<&'a mut toml::Table, ConfigError> {
+fn section_mut<'a>(
+    table: &'a mut toml::Table,
+    name: &str,
+) -> Result<&'a mut toml::Table, ConfigError> {
     let entry = table
         .entry(name.to_string())
         .or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -427,7 +433,10 @@ fn section_mut<'a>(table: &'a mut toml::Table, name: &str) -> Result<&'a mut tom
 }
 
 /// Overlays environment variables (`LLM_MODEL`, `SANDBOX_TIMEOUT`, `MAX_ITERATIONS`, …).
-fn apply_env(table: &mut toml::Table, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+fn apply_env(
+    table: &mut toml::Table,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
     for (section, prefix, keys) in SECTIONS {
         for (key, kind) in keys.iter() {
             let var = format!("{prefix}{}", key.to_ascii_uppercase());
@@ -446,7 +455,11 @@ fn apply_env(table: &mut toml::Table, env: &dyn Fn(&str) -> Option<String>) -> R
 }
 
 /// Parses the file text, collecting unknown keys as warnings.
-fn parse_file(path: &str, text: &str, warnings: &mut Vec<String>) -> Result<toml::Table, ConfigError> {
+fn parse_file(
+    path: &str,
+    text: &str,
+    warnings: &mut Vec<String>,
+) -> Result<toml::Table, ConfigError> {
     let parse_err = |e: toml::de::Error| ConfigError::Parse {
         path: path.to_string(),
         message: describe_toml_error(text, &e),
@@ -454,7 +467,8 @@ fn parse_file(path: &str, text: &str, warnings: &mut Vec<String>) -> Result<toml
     // Type-check the file on its own so errors point at its lines.
     let de = toml::Deserializer::parse(text).map_err(parse_err)?;
     let mut unknown = Vec::new();
-    let parsed: FileConfig = serde_ignored::deserialize(de, |p| unknown.push(p.to_string())).map_err(parse_err)?;
+    let parsed: FileConfig =
+        serde_ignored::deserialize(de, |p| unknown.push(p.to_string())).map_err(parse_err)?;
     for key in unknown {
         warnings.push(format!("{path}: unknown key `{key}` ignored"));
     }
@@ -494,7 +508,10 @@ impl Config {
     }
 
     /// Loads the configuration with an explicit environment lookup (for tests).
-    pub fn load_with(cli: &CliOverrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn load_with(
+        cli: &CliOverrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let mut warnings = Vec::new();
         let (path, required) = match &cli.config {
             Some(p) => (p.clone(), true),
@@ -528,7 +545,10 @@ impl Config {
             .unwrap_or_else(|| "127.0.0.1".into());
         let port = match cli.port {
             Some(p) => p,
-            None => match env("BACKEND_PORT").or_else(|| env("port")).filter(|v| !v.is_empty()) {
+            None => match env("BACKEND_PORT")
+                .or_else(|| env("port"))
+                .filter(|v| !v.is_empty())
+            {
                 Some(raw) => raw.trim().parse().map_err(|_| ConfigError::Env {
                     var: "BACKEND_PORT".into(),
                     value: raw.clone(),
@@ -565,7 +585,9 @@ impl Config {
             ));
         }
         if self.file.sandbox.timeout == 0 {
-            return Err(ConfigError::Invalid("sandbox.timeout must be at least 1 second".into()));
+            return Err(ConfigError::Invalid(
+                "sandbox.timeout must be at least 1 second".into(),
+            ));
         }
         if let Some(v) = &self.file.sandbox.volumes {
             for mount in v.split(',').filter(|m| !m.trim().is_empty()) {
@@ -600,7 +622,11 @@ impl Config {
 
     /// Whether an LLM is configured well enough to run the agent.
     pub fn llm_configured(&self) -> bool {
-        self.file.llm.model.as_deref().is_some_and(|m| !m.is_empty())
+        self.file
+            .llm
+            .model
+            .as_deref()
+            .is_some_and(|m| !m.is_empty())
     }
 }
 
@@ -619,7 +645,11 @@ mod tests {
     use std::collections::HashMap;
     use std::io::Write;
 
-    fn load(text: Option<&str>, env: &[(&str, &str)], cli: CliOverrides) -> Result<Config, ConfigError> {
+    fn load(
+        text: Option<&str>,
+        env: &[(&str, &str)],
+        cli: CliOverrides,
+    ) -> Result<Config, ConfigError> {
         let mut cli = cli;
         let file = tempfile::NamedTempFile::new().unwrap();
         if let Some(t) = text {
@@ -628,7 +658,10 @@ mod tests {
         } else {
             cli.config = None;
         }
-        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::load_with(&cli, &|k| env.get(k).cloned())
     }
 
@@ -642,7 +675,11 @@ mod tests {
         assert_eq!(c.port, 3000);
         let c = load(
             Some(text),
-            &[("SANDBOX_TIMEOUT", "45"), ("MAX_ITERATIONS", "9"), ("BACKEND_PORT", "4000")],
+            &[
+                ("SANDBOX_TIMEOUT", "45"),
+                ("MAX_ITERATIONS", "9"),
+                ("BACKEND_PORT", "4000"),
+            ],
             CliOverrides::default(),
         )
         .unwrap();
@@ -655,7 +692,12 @@ mod tests {
             file_store_path: Some("/tmp/x".into()),
             ..Default::default()
         };
-        let c = load(Some(text), &[("BACKEND_PORT", "4000"), ("FILE_STORE_PATH", "/tmp/y")], cli).unwrap();
+        let c = load(
+            Some(text),
+            &[("BACKEND_PORT", "4000"), ("FILE_STORE_PATH", "/tmp/y")],
+            cli,
+        )
+        .unwrap();
         assert_eq!(c.port, 5000);
         assert_eq!(c.file_store_path(), PathBuf::from("/tmp/x"));
     }
@@ -694,27 +736,42 @@ mod tests {
 
     #[test]
     fn a_broken_file_names_the_file_the_line_and_the_key() {
-        let err = load(Some("[core]\ndebug = true\nmax_iterations = \"lots\"\n"), &[], CliOverrides::default())
-            .unwrap_err()
-            .to_string();
+        let err = load(
+            Some("[core]\ndebug = true\nmax_iterations = \"lots\"\n"),
+            &[],
+            CliOverrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("max_iterations"), "{err}");
         assert!(err.contains(".tmp"), "{err}");
-        let err = load(Some("[core\nx"), &[], CliOverrides::default()).unwrap_err().to_string();
+        let err = load(Some("[core\nx"), &[], CliOverrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 1"), "{err}");
     }
 
     #[test]
     fn bad_env_values_are_named() {
-        let err = load(None, &[("SANDBOX_TIMEOUT", "soon")], CliOverrides::default())
-            .unwrap_err()
-            .to_string();
+        let err = load(
+            None,
+            &[("SANDBOX_TIMEOUT", "soon")],
+            CliOverrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("SANDBOX_TIMEOUT"), "{err}");
     }
 
     #[test]
     fn workspace_from_sandbox_volumes() {
-        let c = load(None, &[("SANDBOX_VOLUMES", "/srv/proj:/workspace:rw")], CliOverrides::default()).unwrap();
+        let c = load(
+            None,
+            &[("SANDBOX_VOLUMES", "/srv/proj:/workspace:rw")],
+            CliOverrides::default(),
+        )
+        .unwrap();
         assert_eq!(c.workspace_base(), Some(PathBuf::from("/srv/proj")));
     }
 }

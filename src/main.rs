@@ -40,10 +40,17 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    let default_level = if config.file.core.debug { "debug" } else { "info" };
+    let default_level = if config.file.core.debug {
+        "debug"
+    } else {
+        "info"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     for w in &config.warnings {
         tracing::warn!("{w}");
     }

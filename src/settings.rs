@@ -119,7 +119,12 @@ pub fn public_view(effective: &Map<String, Value>) -> Value {
         }
     }
     out.insert("provider_tokens_set".into(), json!({}));
-    let set = |k: &str| effective.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+    let set = |k: &str| {
+        effective
+            .get(k)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    };
     out.insert("llm_api_key_set".into(), set("llm_api_key").into());
     out.insert("search_api_key_set".into(), set("search_api_key").into());
     Value::Object(out)

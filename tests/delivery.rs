@@ -11,7 +11,11 @@ use tokio_tungstenite::tungstenite::Message;
 async fn user_message_is_stored_with_the_exact_reference_shape() {
     let server = Server::start();
     let cid = new_id();
-    let mut ws = ws_connect(server.port, &format!("conversation_id={cid}&latest_event_id=-1")).await;
+    let mut ws = ws_connect(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
     send_user_action(&mut ws, &serde_json::json!({"action":"message","args":{"content":"Hello, build me a todo app","image_urls":[],"file_urls":[],"timestamp":"2025-10-10T12:00:00.000Z"}})).await;
     let text = next_event_text(&mut ws).await;
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -35,10 +39,17 @@ async fn reconnect_with_latest_event_id_gets_exactly_the_missed_events_then_live
         send_user_action(&mut a, &message(&format!("m{i}"))).await;
         live.push(next_event_text(&mut a).await);
     }
-    let mut b = ws_connect(server.port, &format!("conversation_id={cid}&latest_event_id=4")).await;
+    let mut b = ws_connect(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=4"),
+    )
+    .await;
     for (i, expected) in live.iter().enumerate().skip(5) {
         let got = next_event_text(&mut b).await;
-        assert_eq!(&got, expected, "replayed event {i} must be byte-identical to the live one");
+        assert_eq!(
+            &got, expected,
+            "replayed event {i} must be byte-identical to the live one"
+        );
     }
     send_user_action(&mut a, &message("after")).await;
     let e: serde_json::Value = serde_json::from_str(&next_event_text(&mut b).await).unwrap();
@@ -53,7 +64,11 @@ async fn twenty_clients_connecting_during_appends_each_see_a_dense_sequence() {
     let server = Server::start();
     let cid = new_id();
     let total = 400u64;
-    let writer = ws_connect(server.port, &format!("conversation_id={cid}&latest_event_id=-1")).await;
+    let writer = ws_connect(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
     let (mut writer, mut writer_rx) = futures::StreamExt::split(writer);
     // The writer reads what it is sent (as websocat does), so it is never reset.
     tokio::spawn(async move { while futures::StreamExt::next(&mut writer_rx).await.is_some() {} });
@@ -61,7 +76,10 @@ async fn twenty_clients_connecting_during_appends_each_see_a_dense_sequence() {
     let cid2 = cid.clone();
     let writer_task = tokio::spawn(async move {
         for i in 0..total {
-            let frame = format!("42{}", serde_json::json!(["oh_user_action", message(&format!("e{i}"))]));
+            let frame = format!(
+                "42{}",
+                serde_json::json!(["oh_user_action", message(&format!("e{i}"))])
+            );
             writer.send(Message::Text(frame.into())).await.unwrap();
             if i % 20 == 0 {
                 tokio::time::sleep(Duration::from_millis(2)).await;
@@ -76,13 +94,15 @@ async fn twenty_clients_connecting_during_appends_each_see_a_dense_sequence() {
             tokio::time::sleep(Duration::from_millis(r * 7)).await;
             // Random-ish K between -1 and what is probably stored by now.
             let k: i64 = (r as i64 * 37 % 90) - 1;
-            let mut ws = ws_connect(port, &format!("conversation_id={cid}&latest_event_id={k}")).await;
+            let mut ws =
+                ws_connect(port, &format!("conversation_id={cid}&latest_event_id={k}")).await;
             let mut ids = Vec::new();
             loop {
-                let e = match tokio::time::timeout(Duration::from_secs(5), next_event(&mut ws)).await {
-                    Ok(e) => e,
-                    Err(_) => panic!("client K={k} stalled after {:?}", ids.last()),
-                };
+                let e =
+                    match tokio::time::timeout(Duration::from_secs(5), next_event(&mut ws)).await {
+                        Ok(e) => e,
+                        Err(_) => panic!("client K={k} stalled after {:?}", ids.last()),
+                    };
                 let id = e["id"].as_u64().unwrap();
                 ids.push(id);
                 if id == total - 1 {
@@ -113,7 +133,10 @@ async fn a_slow_reader_still_gets_every_event_in_order() {
     let big = "x".repeat(2000);
     let total = 3000u64;
     for i in 0..total {
-        let frame = format!("42{}", serde_json::json!(["oh_user_action", message(&format!("{i} {big}"))]));
+        let frame = format!(
+            "42{}",
+            serde_json::json!(["oh_user_action", message(&format!("{i} {big}"))])
+        );
         writer.feed(Message::Text(frame.into())).await.unwrap();
     }
     writer.flush().await.unwrap();
@@ -130,9 +153,21 @@ async fn a_slow_reader_still_gets_every_event_in_order() {
 async fn events_reach_every_client_of_the_conversation_and_no_other() {
     let server = Server::start();
     let (a, b) = (new_id(), new_id());
-    let mut a1 = ws_connect(server.port, &format!("conversation_id={a}&latest_event_id=-1")).await;
-    let mut a2 = ws_connect(server.port, &format!("conversation_id={a}&latest_event_id=-1")).await;
-    let mut b1 = ws_connect(server.port, &format!("conversation_id={b}&latest_event_id=-1")).await;
+    let mut a1 = ws_connect(
+        server.port,
+        &format!("conversation_id={a}&latest_event_id=-1"),
+    )
+    .await;
+    let mut a2 = ws_connect(
+        server.port,
+        &format!("conversation_id={a}&latest_event_id=-1"),
+    )
+    .await;
+    let mut b1 = ws_connect(
+        server.port,
+        &format!("conversation_id={b}&latest_event_id=-1"),
+    )
+    .await;
     send_user_action(&mut a1, &message("for a")).await;
     let x = next_event_text(&mut a1).await;
     let y = next_event_text(&mut a2).await;

@@ -4,7 +4,11 @@ mod common;
 use common::*;
 
 async fn send_n(server: &Server, cid: &str, from: usize, n: usize) -> Vec<String> {
-    let mut ws = ws_connect(server.port, &format!("conversation_id={cid}&latest_event_id=-1")).await;
+    let mut ws = ws_connect(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
     let mut seen = Vec::new();
     for i in from..from + n {
         send_user_action(&mut ws, &message(&format!("m{i}"))).await;
@@ -21,7 +25,11 @@ async fn send_n(server: &Server, cid: &str, from: usize, n: usize) -> Vec<String
 }
 
 async fn replay_all(server: &Server, cid: &str, n: usize) -> Vec<String> {
-    let mut ws = ws_connect(server.port, &format!("conversation_id={cid}&latest_event_id=-1")).await;
+    let mut ws = ws_connect(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
     let mut out = Vec::new();
     for _ in 0..n {
         out.push(next_event_text(&mut ws).await);
@@ -37,9 +45,15 @@ async fn sigkill_loses_no_event_a_client_has_seen() {
     let cid = new_id();
     let seen = send_n(&server, &cid, 0, 50).await;
     server.sigkill();
-    let server = Server::start_with(Options { dir: Some(dir.clone()), ..Default::default() });
+    let server = Server::start_with(Options {
+        dir: Some(dir.clone()),
+        ..Default::default()
+    });
     let replayed = replay_all(&server, &cid, 50).await;
-    assert_eq!(replayed, seen, "every event seen before SIGKILL is replayed, byte-identical");
+    assert_eq!(
+        replayed, seen,
+        "every event seen before SIGKILL is replayed, byte-identical"
+    );
     let more = send_n(&server, &cid, 50, 1).await;
     let last: serde_json::Value = serde_json::from_str(more.last().unwrap()).unwrap();
     assert_eq!(last["id"], 50, "ids continue densely after a restart");
@@ -64,8 +78,18 @@ async fn sigterm_keeps_conversations_and_events() {
     send_n(&server, &cid, 1, 20).await;
     let status = server.sigterm();
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
-    let server = Server::start_with(Options { dir: Some(dir), ..Default::default() });
-    let list: serde_json::Value = client.get(server.url("/api/conversations")).send().await.unwrap().json().await.unwrap();
+    let server = Server::start_with(Options {
+        dir: Some(dir),
+        ..Default::default()
+    });
+    let list: serde_json::Value = client
+        .get(server.url("/api/conversations"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["results"][0]["conversation_id"], cid.as_str());
     assert_eq!(list["results"][0]["status"], "STOPPED");
     let events = wait_events(&server, &cid, 21).await;

@@ -42,7 +42,11 @@ pub struct Conversation {
 }
 
 impl Conversation {
-    pub(super) fn new(id: Arc<str>, commands: mpsc::Sender<Command>, live: broadcast::Sender<StoredEvent>) -> Self {
+    pub(super) fn new(
+        id: Arc<str>,
+        commands: mpsc::Sender<Command>,
+        live: broadcast::Sender<StoredEvent>,
+    ) -> Self {
         let (notices, _) = broadcast::channel(64);
         Conversation {
             id,
@@ -70,7 +74,10 @@ impl Conversation {
         self.touch();
         let (tx, rx) = oneshot::channel();
         self.commands
-            .send(Command::UserEvent { event, reply: Some(tx) })
+            .send(Command::UserEvent {
+                event,
+                reply: Some(tx),
+            })
             .await
             .map_err(|_| ConversationError::Closed)?;
         rx.await.map_err(|_| ConversationError::Closed)?
@@ -99,7 +106,10 @@ impl Conversation {
     }
 
     pub(super) fn idle_for(&self) -> std::time::Duration {
-        self.last_active.lock().map(|t| t.elapsed()).unwrap_or_default()
+        self.last_active
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or_default()
     }
 
     pub(super) fn touch(&self) {

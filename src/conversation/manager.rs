@@ -105,7 +105,12 @@ impl ConversationManager {
         let stream = EventStream::open(id.clone(), self.store.clone(), live.clone()).await?;
         let (tx, rx) = mpsc::channel(256);
         let conversation = Arc::new(Conversation::new(id.clone(), tx, live));
-        let task = tokio::spawn(task::run(conversation.clone(), stream, rx, self.store.clone()));
+        let task = tokio::spawn(task::run(
+            conversation.clone(),
+            stream,
+            rx,
+            self.store.clone(),
+        ));
         tracing::info!(conversation = %id, "conversation opened");
         open.insert(
             id.to_string(),
@@ -131,8 +136,11 @@ impl ConversationManager {
                 return Err(ManagerError::TooMany(open.len()));
             };
             if let Some(r) = open.remove(&victim) {
-                r.conversation
-                    .notify(status_update("error", "AGENT_ERROR$TOO_MANY_CONVERSATIONS", TOO_MANY_CONVERSATIONS));
+                r.conversation.notify(status_update(
+                    "error",
+                    "AGENT_ERROR$TOO_MANY_CONVERSATIONS",
+                    TOO_MANY_CONVERSATIONS,
+                ));
                 // Let the notice reach the clients before their sockets are told to go.
                 tokio::task::yield_now().await;
                 close_running(r).await;
@@ -160,7 +168,9 @@ impl ConversationManager {
             let mut args = MessageArgs::text(text);
             args.image_urls = Some(new.image_urls.unwrap_or_default());
             args.file_urls = Some(Vec::new());
-            conversation.submit_and_wait(Event::action(Action::Message(args))).await?;
+            conversation
+                .submit_and_wait(Event::action(Action::Message(args)))
+                .await?;
         }
         Ok(())
     }

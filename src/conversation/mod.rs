@@ -17,5 +17,6 @@ pub const TOO_MANY_CONVERSATIONS: &str = "Too many conversations at once. If you
 
 /// Builds `{"status_update":true,"type":…,"id":…,"message":…}`.
 pub fn status_update(kind: &str, id: &str, message: &str) -> String {
-    serde_json::json!({"status_update": true, "type": kind, "id": id, "message": message}).to_string()
+    serde_json::json!({"status_update": true, "type": kind, "id": id, "message": message})
+        .to_string()
 }

@@ -41,7 +41,12 @@ impl EventStream {
 
     /// Stamps `event` with the next id, the time and `source`, and queues it for the
     /// store. It is broadcast to subscribers only once durable, in id order.
-    pub fn append(&mut self, mut event: Event, source: EventSource, done: Option<AppendCallback>) -> u64 {
+    pub fn append(
+        &mut self,
+        mut event: Event,
+        source: EventSource,
+        done: Option<AppendCallback>,
+    ) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         event.id = Some(id);

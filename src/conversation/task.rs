@@ -53,7 +53,12 @@ pub(super) async fn run(
     }
 }
 
-async fn handle(conversation: &Arc<Conversation>, stream: &mut EventStream, store: &Arc<dyn EventStore>, cmd: Command) {
+async fn handle(
+    conversation: &Arc<Conversation>,
+    stream: &mut EventStream,
+    store: &Arc<dyn EventStore>,
+    cmd: Command,
+) {
     match cmd {
         Command::UserEvent { event, reply } => {
             let first_text = match &event.payload {

@@ -395,7 +395,10 @@ impl Action {
             Action::Edit(_) => String::new(),
             Action::Browse(a) => format!("I am browsing the URL: {}", a.url),
             Action::BrowseInteractive(a) => {
-                format!("I am interacting with the browser:\n```\n{}\n```", a.browser_actions)
+                format!(
+                    "I am interacting with the browser:\n```\n{}\n```",
+                    a.browser_actions
+                )
             }
             Action::CallToolMcp(a) => format!("I am calling MCP tool: {}", a.name),
             Action::Think(a) => format!("I am thinking...: {}", a.thought),
@@ -409,7 +412,9 @@ impl Action {
             }
             Action::ChangeAgentState(a) => format!("Agent state changed to {}", a.agent_state),
             Action::Condensation(_) => "Summary: condensed history".into(),
-            Action::CondensationRequest(_) => "Requesting a condensation of the conversation history".into(),
+            Action::CondensationRequest(_) => {
+                "Requesting a condensation of the conversation history".into()
+            }
             Action::TaskTracking(a) => format!("Managing {} tasks", a.task_list.len()),
             Action::Null(_) => "No action".into(),
         }

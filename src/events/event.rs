@@ -122,7 +122,10 @@ impl Event {
             m.insert("timestamp".into(), ts.clone().into());
         }
         if let Some(src) = self.source {
-            m.insert("source".into(), serde_json::to_value(src).unwrap_or(Value::Null));
+            m.insert(
+                "source".into(),
+                serde_json::to_value(src).unwrap_or(Value::Null),
+            );
         }
         m.insert("message".into(), self.message().into());
         if let Some(cause) = self.cause {
@@ -173,7 +176,9 @@ impl Event {
             return Err(EventError::NotAnObject(type_name(&value)));
         };
         let payload = if let Some(kind) = m.remove("action") {
-            let args = m.remove("args").unwrap_or_else(|| Value::Object(Map::new()));
+            let args = m
+                .remove("args")
+                .unwrap_or_else(|| Value::Object(Map::new()));
             Payload::Action(parse_action(kind, args)?)
         } else if let Some(kind) = m.remove("observation") {
             let content = match m.remove("content") {
@@ -181,7 +186,9 @@ impl Event {
                 Some(Value::String(s)) => s,
                 Some(_) => return Err(EventError::BadField("content", "a string")),
             };
-            let extras = m.remove("extras").unwrap_or_else(|| Value::Object(Map::new()));
+            let extras = m
+                .remove("extras")
+                .unwrap_or_else(|| Value::Object(Map::new()));
             Payload::Observation(Observation {
                 content,
                 kind: parse_observation_kind(kind, extras)?,

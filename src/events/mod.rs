@@ -8,6 +8,8 @@ mod client;
 mod event;
 mod observation;
 mod state;
+#[cfg(test)]
+mod tests;
 
 pub use action::*;
 pub use client::{parse_client_event, ClientEventError};

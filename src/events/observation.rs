@@ -284,7 +284,9 @@ impl Observation {
                 "Added workspace context".into()
             }
             ObservationKind::Recall(_) => "Added microagent knowledge".into(),
-            ObservationKind::Download(e) => format!("Downloaded the file at location: {}", e.file_path),
+            ObservationKind::Download(e) => {
+                format!("Downloaded the file at location: {}", e.file_path)
+            }
             _ => self.content.clone(),
         }
     }

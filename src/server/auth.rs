@@ -24,7 +24,11 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Rejects REST requests without the configured session API key.
-pub async fn require_session_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn require_session_key(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(expected) = state.config.session_api_key.as_deref() else {
         return next.run(req).await;
     };

@@ -78,12 +78,18 @@ pub struct Session {
 impl Session {
     /// First value of query parameter `key`.
     pub fn query_param(&self, key: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// All values of query parameter `key`.
     pub fn query_params<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.query.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Queues a reply ahead of data; written before the transport reads further input.
@@ -117,7 +123,10 @@ impl Session {
     }
 
     fn take_control(&self) -> Vec<OutPacket> {
-        self.control.lock().map(|mut q| q.drain(..).collect()).unwrap_or_default()
+        self.control
+            .lock()
+            .map(|mut q| q.drain(..).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -137,7 +146,10 @@ pub struct EngineRequest {
 
 impl EngineRequest {
     fn get(&self, key: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -181,7 +193,11 @@ impl Engine {
         self.sessions.lock().ok().and_then(|s| s.get(sid).cloned())
     }
 
-    fn create_session(self: &Arc<Self>, query: Vec<(String, String)>, websocket: bool) -> Arc<Session> {
+    fn create_session(
+        self: &Arc<Self>,
+        query: Vec<(String, String)>,
+        websocket: bool,
+    ) -> Arc<Session> {
         let (data_tx, data_rx) = mpsc::channel(DATA_QUEUE);
         let session = Arc::new(Session {
             sid: new_sid(),
@@ -376,7 +392,11 @@ impl Engine {
 
     async fn new_websocket(self: Arc<Self>, query: Vec<(String, String)>, mut ws: WebSocket) {
         let session = self.create_session(query, true);
-        if ws.send(Message::Text(self.open_packet(&session, false).into())).await.is_err() {
+        if ws
+            .send(Message::Text(self.open_packet(&session, false).into()))
+            .await
+            .is_err()
+        {
             session.closed.cancel();
             return;
         }
@@ -494,7 +514,9 @@ fn encode_polling(packets: &[OutPacket]) -> String {
         .iter()
         .map(|p| match p {
             OutPacket::Text(t) => t.clone(),
-            OutPacket::Binary(b) => format!("b{}", base64::engine::general_purpose::STANDARD.encode(b)),
+            OutPacket::Binary(b) => {
+                format!("b{}", base64::engine::general_purpose::STANDARD.encode(b))
+            }
             OutPacket::Noop => "6".into(),
         })
         .collect();

@@ -60,7 +60,9 @@ impl From<crate::conversation::ManagerError> for ApiError {
         use crate::conversation::ManagerError as M;
         match e {
             M::NotFound(_) => ApiError::conversation_not_found(),
-            M::TooMany(_) | M::ShuttingDown => ApiError::detail(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            M::TooMany(_) | M::ShuttingDown => {
+                ApiError::detail(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
             other => ApiError::internal(other),
         }
     }

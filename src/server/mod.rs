@@ -47,14 +47,20 @@ pub(crate) fn engineio_sid() -> String {
 
 /// The axum app and the Engine.IO server behind its `/socket.io/` route.
 pub fn app(state: AppState, engine_config: EngineConfig) -> (Router, Arc<Engine>) {
-    let engine = Engine::new(Arc::new(socket::SocketHandler::new(state.clone())), engine_config);
+    let engine = Engine::new(
+        Arc::new(socket::SocketHandler::new(state.clone())),
+        engine_config,
+    );
     let socket_routes = Router::new()
         .route("/socket.io/", get(socket_get).post(socket_post))
         .layer(DefaultBodyLimit::max(engine_config.max_payload))
         .with_state(engine.clone());
     let router = routes::router()
         .merge(socket_routes)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_session_key))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_session_key,
+        ))
         .layer(cors(&state.config))
         .with_state(state);
     (router, engine)
@@ -62,12 +68,25 @@ pub fn app(state: AppState, engine_config: EngineConfig) -> (Router, Arc<Engine>
 
 fn cors(config: &Config) -> CorsLayer {
     let base = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers(tower_http::cors::AllowHeaders::mirror_request());
     if config.cors_origins.iter().any(|o| o == "*") {
-        return base.allow_origin(AllowOrigin::mirror_request()).allow_credentials(true);
+        return base
+            .allow_origin(AllowOrigin::mirror_request())
+            .allow_credentials(true);
     }
-    let listed: Vec<HeaderValue> = config.cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
+    let listed: Vec<HeaderValue> = config
+        .cors_origins
+        .iter()
+        .filter_map(|o| o.parse().ok())
+        .collect();
     base.allow_credentials(true)
         .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
             if listed.iter().any(|o| o == origin) {
@@ -81,7 +100,13 @@ fn cors(config: &Config) -> CorsLayer {
 fn is_localhost_origin(origin: &HeaderValue) -> bool {
     let Ok(o) = origin.to_str() else { return false };
     let host = o.split("://").nth(1).unwrap_or("");
-    let host = host.rsplit_once(':').map_or(host, |(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { host });
+    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
     matches!(host, "localhost" | "127.0.0.1" | "[::1]")
 }
 
@@ -144,13 +169,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         // Whichever signal comes first starts the shutdown.
         tokio::select! {
             _ = ctrl_c => {}

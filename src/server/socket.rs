@@ -19,7 +19,14 @@ use crate::store::StoredEvent;
 pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 
 /// Git providers a client may list in `providers_set`.
-const PROVIDERS: &[&str] = &["github", "gitlab", "bitbucket", "azure_devops", "forgejo", "enterprise_sso"];
+const PROVIDERS: &[&str] = &[
+    "github",
+    "gitlab",
+    "bitbucket",
+    "azure_devops",
+    "forgejo",
+    "enterprise_sso",
+];
 
 /// A Socket.IO socket joined to a conversation.
 struct Joined {
@@ -70,7 +77,12 @@ struct Refusal(String);
 
 impl SocketHandler {
     /// Validates the handshake and joins the conversation, replaying after `latest_event_id`.
-    async fn connect(&self, session: &Arc<Session>, slot: &mut SocketSlot, auth: &str) -> Result<(), Refusal> {
+    async fn connect(
+        &self,
+        session: &Arc<Session>,
+        slot: &mut SocketSlot,
+        auth: &str,
+    ) -> Result<(), Refusal> {
         let cid = session.query_param("conversation_id").unwrap_or("").trim();
         if cid.is_empty() {
             return Err(Refusal("No conversation_id in query params".into()));
@@ -78,18 +90,26 @@ impl SocketHandler {
         if !super::valid_conversation_id(cid) {
             return Err(Refusal("Invalid conversation_id".into()));
         }
-        for provider in session.query_params("providers_set").flat_map(|v| v.split(',')) {
+        for provider in session
+            .query_params("providers_set")
+            .flat_map(|v| v.split(','))
+        {
             let p = provider.trim();
             if !p.is_empty() && !PROVIDERS.contains(&p) {
                 return Err(Refusal(format!("Invalid provider in providers_set: {p:?}")));
             }
         }
         if let Some(expected) = &self.state.config.session_api_key {
-            let from_auth = serde_json::from_str::<Value>(auth)
-                .ok()
-                .and_then(|v| v.get("session_api_key").and_then(Value::as_str).map(str::to_string));
-            let given = from_auth.or_else(|| session.query_param("session_api_key").map(str::to_string));
-            if !given.is_some_and(|g| super::auth::constant_time_eq(g.as_bytes(), expected.as_bytes())) {
+            let from_auth = serde_json::from_str::<Value>(auth).ok().and_then(|v| {
+                v.get("session_api_key")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+            let given =
+                from_auth.or_else(|| session.query_param("session_api_key").map(str::to_string));
+            if !given
+                .is_some_and(|g| super::auth::constant_time_eq(g.as_bytes(), expected.as_bytes()))
+            {
                 return Err(Refusal("invalid_session_api_key".into()));
             }
         }
@@ -125,7 +145,13 @@ impl SocketHandler {
         Ok(())
     }
 
-    async fn on_event(&self, session: &Arc<Session>, slot: &mut SocketSlot, ack: Option<u64>, data: &str) {
+    async fn on_event(
+        &self,
+        session: &Arc<Session>,
+        slot: &mut SocketSlot,
+        ack: Option<u64>,
+        data: &str,
+    ) {
         if let Some(id) = ack {
             session.reply_message(&format!("3{id}[]"));
         }
@@ -143,11 +169,19 @@ impl SocketHandler {
             Err(e) => return send_error(session, &format!("Invalid JSON in event packet: {e}")),
         };
         let Value::Array(mut args) = parsed else {
-            return send_error(session, "Malformed event packet: expected [\"event_name\", payload]");
+            return send_error(
+                session,
+                "Malformed event packet: expected [\"event_name\", payload]",
+            );
         };
         let name = match args.first() {
             Some(Value::String(n)) => n.clone(),
-            _ => return send_error(session, "Malformed event packet: the event name must be a string"),
+            _ => {
+                return send_error(
+                    session,
+                    "Malformed event packet: the event name must be a string",
+                )
+            }
         };
         if name != "oh_user_action" && name != "oh_action" {
             return send_error(
@@ -156,7 +190,10 @@ impl SocketHandler {
             );
         }
         if args.len() < 2 {
-            return send_error(session, &format!("{name} needs one JSON object as its payload"));
+            return send_error(
+                session,
+                &format!("{name} needs one JSON object as its payload"),
+            );
         }
         let payload = args.swap_remove(1);
         let event = match parse_client_event(payload) {
@@ -167,7 +204,10 @@ impl SocketHandler {
             return;
         };
         if let Err(ConversationError::Closed) = joined.conversation.submit(event).await {
-            send_error(session, "The conversation was closed; reconnect to reopen it");
+            send_error(
+                session,
+                "The conversation was closed; reconnect to reopen it",
+            );
         }
     }
 }
@@ -179,7 +219,11 @@ impl EngineHandler for SocketHandler {
         let mut slot = slot.lock().await;
         match socketio::parse(text) {
             Some(Packet::Connect { nsp: "/", data }) => {
-                if slot.joined.as_ref().is_some_and(|j| !j.conversation.is_closed()) {
+                if slot
+                    .joined
+                    .as_ref()
+                    .is_some_and(|j| !j.conversation.is_closed())
+                {
                     return;
                 }
                 if let Err(Refusal(m)) = self.connect(session, &mut slot, data).await {
@@ -194,9 +238,17 @@ impl EngineHandler for SocketHandler {
                     j.cancel.cancel();
                 }
             }
-            Some(Packet::Event { nsp: "/", ack, data }) => {
+            Some(Packet::Event {
+                nsp: "/",
+                ack,
+                data,
+            }) => {
                 // An event before any CONNECT (websocat's one-shot) is an implicit connect.
-                if slot.joined.as_ref().is_none_or(|j| j.conversation.is_closed()) {
+                if slot
+                    .joined
+                    .as_ref()
+                    .is_none_or(|j| j.conversation.is_closed())
+                {
                     if let Err(Refusal(m)) = self.connect(session, &mut slot, "").await {
                         session.reply_message(&socketio::connect_error("/", &m, None));
                         return;
@@ -207,9 +259,13 @@ impl EngineHandler for SocketHandler {
             Some(Packet::Event { nsp, .. }) => {
                 session.reply_message(&socketio::connect_error(nsp, "Invalid namespace", None));
             }
-            Some(Packet::BinaryEvent { attachments, .. }) | Some(Packet::BinaryAck { attachments, .. }) => {
+            Some(Packet::BinaryEvent { attachments, .. })
+            | Some(Packet::BinaryAck { attachments, .. }) => {
                 slot.pending_binary += attachments;
-                send_error(session, "Binary attachments are not supported: send oh_user_action as JSON");
+                send_error(
+                    session,
+                    "Binary attachments are not supported: send oh_user_action as JSON",
+                );
             }
             Some(Packet::Ack { .. }) => {}
             None => send_error(session, "Malformed Socket.IO packet"),
@@ -222,7 +278,10 @@ impl EngineHandler for SocketHandler {
         if slot.pending_binary > 0 {
             slot.pending_binary -= 1;
         } else {
-            send_error(session, "Unexpected binary frame: send oh_user_action as JSON text");
+            send_error(
+                session,
+                "Unexpected binary frame: send oh_user_action as JSON text",
+            );
         }
     }
 
@@ -247,16 +306,22 @@ struct SocketSubscriber {
 #[async_trait]
 impl Subscriber for SocketSubscriber {
     async fn event(&self, event: &StoredEvent) -> bool {
-        self.session.send_message(socketio::event("oh_event", &event.json)).await
+        self.session
+            .send_message(socketio::event("oh_event", &event.json))
+            .await
     }
 
     async fn notice(&self, json: &str) -> bool {
-        self.session.send_message(socketio::event("oh_event", json)).await
+        self.session
+            .send_message(socketio::event("oh_event", json))
+            .await
     }
 
     async fn closed(&self) {
         let stopped = r#"{"message":"","observation":"agent_state_changed","content":"","extras":{"agent_state":"stopped","reason":""}}"#;
-        self.session.send_message(socketio::event("oh_event", stopped)).await;
+        self.session
+            .send_message(socketio::event("oh_event", stopped))
+            .await;
         // Server-side disconnect of the main namespace.
         self.session.send_message("1".into()).await;
     }

@@ -3,12 +3,29 @@
 /// A parsed Socket.IO packet; `data` is the raw JSON text that follows the header.
 #[derive(Debug, PartialEq)]
 pub enum Packet<'a> {
-    Connect { nsp: &'a str, data: &'a str },
-    Disconnect { nsp: &'a str },
-    Event { nsp: &'a str, ack: Option<u64>, data: &'a str },
-    Ack { nsp: &'a str },
-    BinaryEvent { nsp: &'a str, attachments: usize },
-    BinaryAck { nsp: &'a str, attachments: usize },
+    Connect {
+        nsp: &'a str,
+        data: &'a str,
+    },
+    Disconnect {
+        nsp: &'a str,
+    },
+    Event {
+        nsp: &'a str,
+        ack: Option<u64>,
+        data: &'a str,
+    },
+    Ack {
+        nsp: &'a str,
+    },
+    BinaryEvent {
+        nsp: &'a str,
+        attachments: usize,
+    },
+    BinaryAck {
+        nsp: &'a str,
+        attachments: usize,
+    },
 }
 
 /// Parses the text of an Engine.IO message as a Socket.IO packet.
@@ -30,10 +47,14 @@ pub fn parse(text: &str) -> Option<Packet<'_>> {
         "/"
     };
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    let ack = if digits > 0 { rest[..digits].parse().ok() } else { None };
+    let ack = if digits > 0 {
+        rest[..digits].parse().ok()
+    } else {
+        None
+    };
     let data = &rest[digits..];
     Some(match kind {
-        b'0' => Packet::Connect { nsp, data: &rest },
+        b'0' => Packet::Connect { nsp, data: rest },
         b'1' => Packet::Disconnect { nsp },
         b'2' => Packet::Event { nsp, ack, data },
         b'3' => Packet::Ack { nsp },
@@ -73,17 +94,43 @@ mod tests {
     #[test]
     fn parses_the_packets_clients_send() {
         assert_eq!(parse("0"), Some(Packet::Connect { nsp: "/", data: "" }));
-        assert_eq!(parse("0{}"), Some(Packet::Connect { nsp: "/", data: "{}" }));
-        assert_eq!(parse("0/admin,{}"), Some(Packet::Connect { nsp: "/admin", data: "{}" }));
+        assert_eq!(
+            parse("0{}"),
+            Some(Packet::Connect {
+                nsp: "/",
+                data: "{}"
+            })
+        );
+        assert_eq!(
+            parse("0/admin,{}"),
+            Some(Packet::Connect {
+                nsp: "/admin",
+                data: "{}"
+            })
+        );
         assert_eq!(
             parse("2[\"oh_user_action\",{}]"),
-            Some(Packet::Event { nsp: "/", ack: None, data: "[\"oh_user_action\",{}]" })
+            Some(Packet::Event {
+                nsp: "/",
+                ack: None,
+                data: "[\"oh_user_action\",{}]"
+            })
         );
         assert_eq!(
             parse("212[\"x\"]"),
-            Some(Packet::Event { nsp: "/", ack: Some(12), data: "[\"x\"]" })
+            Some(Packet::Event {
+                nsp: "/",
+                ack: Some(12),
+                data: "[\"x\"]"
+            })
         );
-        assert_eq!(parse("51-[\"x\",{\"_placeholder\":true,\"num\":0}]"), Some(Packet::BinaryEvent { nsp: "/", attachments: 1 }));
+        assert_eq!(
+            parse("51-[\"x\",{\"_placeholder\":true,\"num\":0}]"),
+            Some(Packet::BinaryEvent {
+                nsp: "/",
+                attachments: 1
+            })
+        );
         assert_eq!(parse("1"), Some(Packet::Disconnect { nsp: "/" }));
         assert_eq!(parse("9"), None);
         assert_eq!(parse(""), None);

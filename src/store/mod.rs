@@ -68,12 +68,23 @@ pub trait EventStore: Send + Sync + 'static {
     fn append(&self, append: Append);
     /// Waits until every append queued so far is durable.
     async fn flush(&self) -> Result<(), StoreError>;
-    async fn events(&self, conversation_id: &str, range: EventRange) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn events(
+        &self,
+        conversation_id: &str,
+        range: EventRange,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
     async fn max_event_id(&self, conversation_id: &str) -> Result<Option<u64>, StoreError>;
     async fn put_conversation(&self, meta: ConversationMetadata) -> Result<(), StoreError>;
-    async fn conversation(&self, conversation_id: &str) -> Result<Option<ConversationMetadata>, StoreError>;
+    async fn conversation(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<ConversationMetadata>, StoreError>;
     /// Conversations, newest `created_at` first.
-    async fn conversations(&self, offset: usize, limit: usize) -> Result<Vec<ConversationMetadata>, StoreError>;
+    async fn conversations(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<ConversationMetadata>, StoreError>;
     /// Deletes a conversation and its events; false if it did not exist.
     async fn delete_conversation(&self, conversation_id: &str) -> Result<bool, StoreError>;
     async fn settings(&self) -> Result<Option<Value>, StoreError>;

@@ -33,7 +33,10 @@ CREATE TABLE IF NOT EXISTS settings (
 
 enum WriteOp {
     Event(Append),
-    Conversation(ConversationMetadata, oneshot::Sender<Result<(), StoreError>>),
+    Conversation(
+        Box<ConversationMetadata>,
+        oneshot::Sender<Result<(), StoreError>>,
+    ),
     Delete(String, oneshot::Sender<Result<bool, StoreError>>),
     Settings(String, oneshot::Sender<Result<(), StoreError>>),
     Flush(oneshot::Sender<()>),
@@ -119,8 +122,14 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
 /// What to tell each operation's waiter once the batch's fate is known.
 enum Done {
     Event(super::OnDurable, Result<(), StoreError>),
-    Unit(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
-    Bool(oneshot::Sender<Result<bool, StoreError>>, Result<bool, StoreError>),
+    Unit(
+        oneshot::Sender<Result<(), StoreError>>,
+        Result<(), StoreError>,
+    ),
+    Bool(
+        oneshot::Sender<Result<bool, StoreError>>,
+        Result<bool, StoreError>,
+    ),
     Flush(oneshot::Sender<()>),
 }
 
@@ -154,9 +163,15 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Done {
     match op {
         WriteOp::Event(a) => {
             let r = tx
-                .prepare_cached("INSERT INTO events (conversation_id, id, json) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT INTO events (conversation_id, id, json) VALUES (?1, ?2, ?3)",
+                )
                 .and_then(|mut s| {
-                    s.execute(params![&*a.conversation_id, a.event.id as i64, &*a.event.json])
+                    s.execute(params![
+                        &*a.conversation_id,
+                        a.event.id as i64,
+                        &*a.event.json
+                    ])
                 })
                 .map(|_| ())
                 .map_err(StoreError::from);
@@ -170,7 +185,9 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Done {
                         "INSERT INTO conversations (id, created_at, metadata) VALUES (?1, ?2, ?3)
                          ON CONFLICT(id) DO UPDATE SET metadata = excluded.metadata",
                     )
-                    .and_then(|mut s| s.execute(params![meta.conversation_id, meta.created_at, json]))
+                    .and_then(|mut s| {
+                        s.execute(params![meta.conversation_id, meta.created_at, json])
+                    })
                     .map(|_| ())
                     .map_err(StoreError::from)
                 });
@@ -222,7 +239,10 @@ impl EventStore for SqliteStore {
     async fn events(&self, cid: &str, range: EventRange) -> Result<Vec<StoredEvent>, StoreError> {
         let cid = cid.to_string();
         self.read(move |c| {
-            let end = range.end.map(|e| e.min(i64::MAX as u64) as i64).unwrap_or(i64::MAX);
+            let end = range
+                .end
+                .map(|e| e.min(i64::MAX as u64) as i64)
+                .unwrap_or(i64::MAX);
             let start = range.start.min(i64::MAX as u64) as i64;
             let limit = range.limit.min(i64::MAX as usize) as i64;
             let sql = if range.reverse {
@@ -239,7 +259,8 @@ impl EventStore for SqliteStore {
                     json: Arc::from(r.get::<_, String>(1)?),
                 })
             })?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::from)
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::from)
         })
         .await
     }
@@ -259,7 +280,7 @@ impl EventStore for SqliteStore {
 
     async fn put_conversation(&self, meta: ConversationMetadata) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.send(WriteOp::Conversation(meta, tx))?;
+        self.send(WriteOp::Conversation(Box::new(meta), tx))?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -278,7 +299,11 @@ impl EventStore for SqliteStore {
         .await
     }
 
-    async fn conversations(&self, offset: usize, limit: usize) -> Result<Vec<ConversationMetadata>, StoreError> {
+    async fn conversations(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<ConversationMetadata>, StoreError> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT metadata FROM conversations ORDER BY created_at DESC, id LIMIT ?1 OFFSET ?2",
@@ -302,7 +327,11 @@ impl EventStore for SqliteStore {
     async fn settings(&self) -> Result<Option<Value>, StoreError> {
         self.read(|c| {
             let json: Option<String> = c
-                .query_row("SELECT value FROM settings WHERE key = 'settings'", [], |r| r.get(0))
+                .query_row(
+                    "SELECT value FROM settings WHERE key = 'settings'",
+                    [],
+                    |r| r.get(0),
+                )
                 .optional()?;
             json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
                 .transpose()

@@ -19,16 +19,11 @@ pub struct Server {
     _tmp: Option<tempfile::TempDir>,
 }
 
+#[derive(Default)]
 pub struct Options {
     pub env: Vec<(String, String)>,
     pub config: Option<String>,
     pub dir: Option<PathBuf>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options { env: vec![], config: None, dir: None }
-    }
 }
 
 impl Server {
@@ -38,7 +33,10 @@ impl Server {
 
     pub fn with_env(env: &[(&str, &str)]) -> Server {
         Self::start_with(Options {
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             ..Default::default()
         })
     }
@@ -75,14 +73,21 @@ impl Server {
         let mut child = cmd.spawn().expect("spawn server");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read listening line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read listening line");
         let port = line
             .trim()
             .rsplit(':')
             .next()
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("no port in {line:?}"));
-        Server { child, port, dir, _tmp: tmp }
+        Server {
+            child,
+            port,
+            dir,
+            _tmp: tmp,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -90,7 +95,10 @@ impl Server {
     }
 
     pub fn ws_url(&self, query: &str) -> String {
-        format!("ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket&{query}", self.port)
+        format!(
+            "ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket&{query}",
+            self.port
+        )
     }
 
     /// Keeps the data directory when the server is dropped (for restarts).
@@ -110,7 +118,10 @@ impl Server {
 }
 
 fn unsafe_kill(pid: u32, sig: &str) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 pub fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
@@ -139,7 +150,10 @@ pub fn dir_of(s: &Server) -> &Path {
 }
 
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client")
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
 }
 
 pub fn new_id() -> String {
@@ -197,7 +211,9 @@ pub fn parse_server_frames(mut buf: &[u8]) -> Vec<Option<String>> {
 /// Does exactly what `echo FRAME | websocat URL` does: handshake, one text frame, then
 /// Close at once; returns every frame the server sent before closing the connection.
 pub async fn websocat_oneshot(port: u16, query: &str, text: &str) -> Vec<Option<String>> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
     let req = format!(
         "GET /socket.io/?EIO=4&transport=websocket&{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
@@ -209,7 +225,11 @@ pub async fn websocat_oneshot(port: u16, query: &str, text: &str) -> Vec<Option<
         s.read_exact(&mut byte).await.expect("read head");
         head.push(byte[0]);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     let mut frames = client_frame(1, text.as_bytes());
     frames.extend(client_frame(8, &1000u16.to_be_bytes()));
     s.write_all(&frames).await.expect("write frames");
@@ -223,7 +243,9 @@ pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 /// A raw Engine.IO websocket that has sent `40` and got the CONNECT ack.
 pub async fn ws_connect(port: u16, query: &str) -> Ws {
     let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket&{query}");
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws connect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("ws connect");
     let open = next_text(&mut ws).await;
     assert!(open.starts_with("0{"), "{open}");
     ws.send(Message::Text("40".into())).await.expect("send 40");
@@ -299,7 +321,9 @@ pub async fn wait_events(server: &Server, cid: &str, n: usize) -> Vec<Value> {
         let mut start_id = 0;
         loop {
             let r: Value = client
-                .get(server.url(&format!("/api/conversations/{cid}/events?start_id={start_id}&limit=100")))
+                .get(server.url(&format!(
+                    "/api/conversations/{cid}/events?start_id={start_id}&limit=100"
+                )))
                 .send()
                 .await
                 .expect("get events")

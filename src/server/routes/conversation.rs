@@ -30,9 +30,18 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/message"), post(post_message))
         .route(&format!("{base}/trajectory"), get(trajectory))
         .route(&format!("{base}/config"), get(runtime_config))
-        .route(&format!("{base}/vscode-url"), get(|| async { Json(json!({"vscode_url": null})) }))
-        .route(&format!("{base}/web-hosts"), get(|| async { Json(json!({"hosts": {}})) }))
-        .route(&format!("{base}/microagents"), get(|| async { Json(json!({"microagents": []})) }));
+        .route(
+            &format!("{base}/vscode-url"),
+            get(|| async { Json(json!({"vscode_url": null})) }),
+        )
+        .route(
+            &format!("{base}/web-hosts"),
+            get(|| async { Json(json!({"hosts": {}})) }),
+        )
+        .route(
+            &format!("{base}/microagents"),
+            get(|| async { Json(json!({"microagents": []})) }),
+        );
     for route in runtime_routes {
         r = r.route(&format!("{base}{route}"), get(no_runtime).post(no_runtime));
     }
@@ -42,17 +51,30 @@ pub fn router() -> Router<AppState> {
 async fn exists(state: &AppState, id: &str) -> Result<(), ApiError> {
     match state.manager.store().conversation(id).await? {
         Some(_) => Ok(()),
-        None => Err(ApiError::detail(StatusCode::NOT_FOUND, format!("Conversation {id} not found"))),
+        None => Err(ApiError::detail(
+            StatusCode::NOT_FOUND,
+            format!("Conversation {id} not found"),
+        )),
     }
 }
 
-async fn no_runtime(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn no_runtime(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = checked_id(&id)?;
     exists(&state, id).await?;
-    Ok(ApiError::new(StatusCode::NOT_FOUND, json!({"error": "Runtime not yet initialized"})).into_response())
+    Ok(ApiError::new(
+        StatusCode::NOT_FOUND,
+        json!({"error": "Runtime not yet initialized"}),
+    )
+    .into_response())
 }
 
-async fn runtime_config(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn runtime_config(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = checked_id(&id)?;
     exists(&state, id).await?;
     Ok(Json(json!({"runtime_id": null, "session_id": id})))
@@ -76,7 +98,11 @@ fn parse_u64(v: Option<&str>, name: &str) -> Result<Option<u64>, ApiError> {
     }
 }
 
-async fn events(State(state): State<AppState>, Path(id): Path<String>, QueryParams(q): QueryParams<EventsQuery>) -> Result<Response, ApiError> {
+async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<EventsQuery>,
+) -> Result<Response, ApiError> {
     let id = checked_id(&id)?;
     exists(&state, id).await?;
     let start = parse_u64(q.start_id.as_deref(), "start_id")?.unwrap_or(0);
@@ -97,7 +123,15 @@ async fn events(State(state): State<AppState>, Path(id): Path<String>, QueryPara
     let mut page = state
         .manager
         .store()
-        .events(id, EventRange { start, end, limit: limit + 1, reverse })
+        .events(
+            id,
+            EventRange {
+                start,
+                end,
+                limit: limit + 1,
+                reverse,
+            },
+        )
         .await?;
     let has_more = page.len() > limit;
     page.truncate(limit);
@@ -114,7 +148,11 @@ async fn events(State(state): State<AppState>, Path(id): Path<String>, QueryPara
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-async fn post_event(State(state): State<AppState>, Path(id): Path<String>, JsonBody(body): JsonBody<Value>) -> Result<Json<Value>, ApiError> {
+async fn post_event(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
     let id = checked_id(&id)?;
     let event = parse_client_event(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     submit(&state, id, event).await
@@ -125,9 +163,18 @@ struct MessageRequest {
     message: String,
 }
 
-async fn post_message(State(state): State<AppState>, Path(id): Path<String>, JsonBody(body): JsonBody<MessageRequest>) -> Result<Json<Value>, ApiError> {
+async fn post_message(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<MessageRequest>,
+) -> Result<Json<Value>, ApiError> {
     let id = checked_id(&id)?;
-    submit(&state, id, Event::action(Action::Message(MessageArgs::text(body.message)))).await
+    submit(
+        &state,
+        id,
+        Event::action(Action::Message(MessageArgs::text(body.message))),
+    )
+    .await
 }
 
 async fn submit(state: &AppState, id: &str, event: Event) -> Result<Json<Value>, ApiError> {
@@ -139,7 +186,10 @@ async fn submit(state: &AppState, id: &str, event: Event) -> Result<Json<Value>,
     Ok(Json(json!({"success": true})))
 }
 
-async fn trajectory(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn trajectory(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = checked_id(&id)?;
     exists(&state, id).await?;
     let store = state.manager.store();
@@ -147,14 +197,29 @@ async fn trajectory(State(state): State<AppState>, Path(id): Path<String>) -> Re
     let mut start = 0;
     loop {
         let page = store
-            .events(id, EventRange { start, end: None, limit: 1000, reverse: false })
+            .events(
+                id,
+                EventRange {
+                    start,
+                    end: None,
+                    limit: 1000,
+                    reverse: false,
+                },
+            )
             .await?;
         let full = page.len() == 1000;
         for e in &page {
             start = e.id + 1;
-            let Ok(v) = serde_json::from_str::<Value>(&e.json) else { continue };
-            let hidden = v.pointer("/args/hidden").and_then(Value::as_bool).unwrap_or(false)
-                || v.pointer("/extras/hidden").and_then(Value::as_bool).unwrap_or(false);
+            let Ok(v) = serde_json::from_str::<Value>(&e.json) else {
+                continue;
+            };
+            let hidden = v
+                .pointer("/args/hidden")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+                || v.pointer("/extras/hidden")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
             if !hidden {
                 out.push(strip_browser_extras(v));
             }
@@ -169,7 +234,13 @@ async fn trajectory(State(state): State<AppState>, Path(id): Path<String>) -> Re
 /// Drops screenshots and DOM/accessibility trees, as upstream's trajectory does.
 fn strip_browser_extras(mut v: Value) -> Value {
     if let Some(extras) = v.get_mut("extras").and_then(Value::as_object_mut) {
-        for key in ["screenshot", "dom_object", "axtree_object", "extra_element_properties", "set_of_marks"] {
+        for key in [
+            "screenshot",
+            "dom_object",
+            "axtree_object",
+            "extra_element_properties",
+            "set_of_marks",
+        ] {
             extras.remove(key);
         }
     }

@@ -16,7 +16,10 @@ use crate::store::{metadata_utc_now, ConversationMetadata};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/conversations", post(create).get(list))
-        .route("/api/conversations/{id}", get(get_one).patch(rename).delete(delete))
+        .route(
+            "/api/conversations/{id}",
+            get(get_one).patch(rename).delete(delete),
+        )
         .route("/api/conversations/{id}/start", post(start))
         .route("/api/conversations/{id}/stop", post(stop))
 }
@@ -41,8 +44,15 @@ struct CreateRequest {
     conversation_id: Option<String>,
 }
 
-async fn create(State(state): State<AppState>, JsonBody(req): JsonBody<CreateRequest>) -> Result<Json<Value>, ApiError> {
-    let trigger = if req.suggested_task.is_some() { "suggested_task" } else { "gui" };
+async fn create(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<CreateRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let trigger = if req.suggested_task.is_some() {
+        "suggested_task"
+    } else {
+        "gui"
+    };
     let new = NewConversation {
         initial_user_msg: req.initial_user_msg,
         image_urls: req.image_urls,
@@ -55,15 +65,25 @@ async fn create(State(state): State<AppState>, JsonBody(req): JsonBody<CreateReq
         Some(id) if std::env::var("ALLOW_SET_CONVERSATION_ID").is_ok_and(|v| v == "1") => {
             let id = checked_id(&id)?.to_string();
             if state.manager.store().conversation(&id).await?.is_some() {
-                return Err(ApiError::detail(axum::http::StatusCode::CONFLICT, "Conversation already exists"));
+                return Err(ApiError::detail(
+                    axum::http::StatusCode::CONFLICT,
+                    "Conversation already exists",
+                ));
             }
             state.manager.create_with_id(&id, new).await?;
             id
         }
-        Some(_) => return Err(ApiError::detail(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "conversation_id may not be set")),
+        Some(_) => {
+            return Err(ApiError::detail(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "conversation_id may not be set",
+            ))
+        }
         None => state.manager.create(new).await?,
     };
-    Ok(Json(json!({"status": "ok", "conversation_id": id, "message": null, "conversation_status": "RUNNING"})))
+    Ok(Json(
+        json!({"status": "ok", "conversation_id": id, "message": null, "conversation_status": "RUNNING"}),
+    ))
 }
 
 /// Upstream's `ConversationInfo`.
@@ -104,7 +124,10 @@ struct ListQuery {
     conversation_trigger: Option<String>,
 }
 
-async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<ListQuery>) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let limit = match q.limit.as_deref() {
         None | Some("") => 20,
         Some(l) => l
@@ -122,7 +145,11 @@ async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<ListQue
             .and_then(|s| s.parse::<usize>().ok())
             .ok_or_else(|| ApiError::bad_request("Invalid page_id"))?,
     };
-    let mut page = state.manager.store().conversations(offset, limit + 1).await?;
+    let mut page = state
+        .manager
+        .store()
+        .conversations(offset, limit + 1)
+        .await?;
     let next_page_id = if page.len() > limit {
         page.truncate(limit);
         Some(base64::engine::general_purpose::STANDARD.encode((offset + limit).to_string()))
@@ -131,15 +158,24 @@ async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<ListQue
     };
     let mut results = Vec::with_capacity(page.len());
     for meta in page.iter().filter(|m| {
-        q.selected_repository.as_ref().is_none_or(|r| m.selected_repository.as_ref() == Some(r))
-            && q.conversation_trigger.as_ref().is_none_or(|t| m.trigger.as_ref() == Some(t))
+        q.selected_repository
+            .as_ref()
+            .is_none_or(|r| m.selected_repository.as_ref() == Some(r))
+            && q.conversation_trigger
+                .as_ref()
+                .is_none_or(|t| m.trigger.as_ref() == Some(t))
     }) {
         results.push(info(&state, meta).await);
     }
-    Ok(Json(json!({"results": results, "next_page_id": next_page_id})))
+    Ok(Json(
+        json!({"results": results, "next_page_id": next_page_id}),
+    ))
 }
 
-async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = checked_id(&id)?;
     let meta = state
         .manager
@@ -170,7 +206,10 @@ async fn rename(
         ));
     }
     let store = state.manager.store();
-    let mut meta = store.conversation(id).await?.ok_or_else(ApiError::conversation_not_found)?;
+    let mut meta = store
+        .conversation(id)
+        .await?
+        .ok_or_else(ApiError::conversation_not_found)?;
     meta.title = title.clone();
     meta.last_updated_at = metadata_utc_now();
     store.put_conversation(meta).await?;
@@ -180,12 +219,19 @@ async fn rename(
     Ok(Json(json!(true)))
 }
 
-async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = checked_id(&id)?;
     Ok(Json(json!(state.manager.delete(id).await?)))
 }
 
-async fn start(State(state): State<AppState>, Path(id): Path<String>, body: bytes::Bytes) -> Result<Json<Value>, ApiError> {
+async fn start(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: bytes::Bytes,
+) -> Result<Json<Value>, ApiError> {
     let id = checked_id(&id)?;
     if !body.iter().all(u8::is_ascii_whitespace) {
         match serde_json::from_slice::<Value>(&body) {
@@ -213,7 +259,10 @@ async fn start(State(state): State<AppState>, Path(id): Path<String>, body: byte
     }
 }
 
-async fn stop(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn stop(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = checked_id(&id)?;
     if state.manager.store().conversation(id).await?.is_none() {
         return Err(ApiError::conversation_not_found());
@@ -224,5 +273,7 @@ async fn stop(State(state): State<AppState>, Path(id): Path<String>) -> Result<J
     } else {
         ("Conversation was not running", "STOPPED")
     };
-    Ok(Json(json!({"status": "ok", "conversation_id": id, "message": message, "conversation_status": status})))
+    Ok(Json(
+        json!({"status": "ok", "conversation_id": id, "message": message, "conversation_status": status}),
+    ))
 }

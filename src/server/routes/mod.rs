@@ -21,7 +21,9 @@ pub fn router() -> Router<AppState> {
         .merge(conversations::router())
         .merge(conversation::router())
         .fallback(|| async { ApiError::detail(StatusCode::NOT_FOUND, "Not Found") })
-        .method_not_allowed_fallback(|| async { ApiError::detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+        })
 }
 
 /// Checks a conversation id taken from a path.

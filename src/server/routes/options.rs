@@ -27,8 +27,14 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/options/config", get(config))
         .route("/api/options/models", get(models))
-        .route("/api/options/agents", get(|| async { Json(json!(["CodeActAgent"])) }))
-        .route("/api/options/security-analyzers", get(|| async { Json(json!([])) }))
+        .route(
+            "/api/options/agents",
+            get(|| async { Json(json!(["CodeActAgent"])) }),
+        )
+        .route(
+            "/api/options/security-analyzers",
+            get(|| async { Json(json!([])) }),
+        )
 }
 
 async fn config() -> Json<Value> {

@@ -15,7 +15,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/settings", get(get_settings).post(post_settings))
         .route(
             "/api/reset-settings",
-            post(|| async { ApiError::detail(StatusCode::GONE, "Resetting settings is no longer supported") }),
+            post(|| async {
+                ApiError::detail(
+                    StatusCode::GONE,
+                    "Resetting settings is no longer supported",
+                )
+            }),
         )
 }
 
@@ -25,10 +30,14 @@ async fn get_settings(State(state): State<AppState>) -> Result<Json<Value>, ApiE
     Ok(Json(settings::public_view(&effective)))
 }
 
-async fn post_settings(State(state): State<AppState>, JsonBody(body): JsonBody<Value>) -> Result<Json<Value>, ApiError> {
+async fn post_settings(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
     let store = state.manager.store();
     let stored = store.settings().await?;
-    let merged = settings::merge(stored, body).map_err(|e| ApiError::detail(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let merged = settings::merge(stored, body)
+        .map_err(|e| ApiError::detail(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     store.put_settings(merged).await?;
     Ok(Json(json!({"message": "Settings stored"})))
 }

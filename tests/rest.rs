@@ -1,0 +1,606 @@
+//! REST routes of PROTOCOL §7 that need no agent.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+
+async fn get(server: &Server, path: &str) -> (u16, Value) {
+    let r = http().get(server.url(path)).send().await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert!(
+        ct.starts_with("application/json"),
+        "{path}: content-type {ct:?}"
+    );
+    (status, r.json().await.unwrap())
+}
+
+async fn send(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = http().request(method, server.url(path));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let v = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text:?}"));
+    (status, v)
+}
+
+#[tokio::test]
+async fn health_routes_answer_with_json() {
+    let server = Server::start();
+    assert_eq!(
+        get(&server, "/api/health").await,
+        (200, json!({"status": "ok"}))
+    );
+    assert_eq!(get(&server, "/alive").await, (200, json!({"status": "ok"})));
+    assert_eq!(get(&server, "/health").await, (200, json!("OK")));
+    let (s, info) = get(&server, "/server_info").await;
+    assert_eq!(s, 200);
+    assert!(info["uptime"].as_f64().is_some());
+    assert!(info["resources"]["memory"]["rss"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn conversation_lifecycle_over_rest() {
+    let server = Server::start();
+    let (s, created) = send(
+        &server,
+        reqwest::Method::POST,
+        "/api/conversations",
+        Some(json!({"initial_user_msg": "Build a todo app please, with tests and docs"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(created["status"], "ok");
+    let cid = created["conversation_id"].as_str().unwrap().to_string();
+    assert_eq!(cid.len(), 32);
+    let events = wait_events(&server, &cid, 1).await;
+    assert_eq!(
+        events[0]["args"]["content"],
+        "Build a todo app please, with tests and docs"
+    );
+    assert_eq!(events[0]["source"], "user");
+
+    let (s, info) = get(&server, &format!("/api/conversations/{cid}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(info["status"], "RUNNING");
+    assert_eq!(info["url"], format!("/api/conversations/{cid}"));
+    let keys: Vec<&str> = info
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "conversation_id",
+            "title",
+            "last_updated_at",
+            "status",
+            "runtime_status",
+            "selected_repository",
+            "selected_branch",
+            "git_provider",
+            "trigger",
+            "num_connections",
+            "url",
+            "session_api_key",
+            "created_at",
+            "pr_number"
+        ]
+    );
+    // The title comes from the first message once it is stored.
+    let mut title = String::new();
+    for _ in 0..50 {
+        title = get(&server, &format!("/api/conversations/{cid}")).await.1["title"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if title != format!("Conversation {}", &cid[..5]) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(title, "Build a todo app please, with ...");
+
+    let (s, v) = send(
+        &server,
+        reqwest::Method::PATCH,
+        &format!("/api/conversations/{cid}"),
+        Some(json!({"title": "Renamed"})),
+    )
+    .await;
+    assert_eq!((s, v), (200, json!(true)));
+    assert_eq!(
+        get(&server, &format!("/api/conversations/{cid}")).await.1["title"],
+        "Renamed"
+    );
+    let (s, _) = send(
+        &server,
+        reqwest::Method::PATCH,
+        &format!("/api/conversations/{cid}"),
+        Some(json!({"title": "x", "extra": 1})),
+    )
+    .await;
+    assert_eq!(s, 422);
+    let (s, _) = send(
+        &server,
+        reqwest::Method::PATCH,
+        &format!("/api/conversations/{cid}"),
+        Some(json!({"title": ""})),
+    )
+    .await;
+    assert_eq!(s, 422);
+
+    let (s, v) = send(
+        &server,
+        reqwest::Method::POST,
+        &format!("/api/conversations/{cid}/stop"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["message"], "Conversation stopped successfully");
+    assert_eq!(
+        get(&server, &format!("/api/conversations/{cid}")).await.1["status"],
+        "STOPPED"
+    );
+    let (_, v) = send(
+        &server,
+        reqwest::Method::POST,
+        &format!("/api/conversations/{cid}/stop"),
+        None,
+    )
+    .await;
+    assert_eq!(v["message"], "Conversation was not running");
+    let (s, v) = send(
+        &server,
+        reqwest::Method::POST,
+        &format!("/api/conversations/{cid}/start"),
+        Some(json!({"providers_set": null})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["conversation_status"].clone()),
+        (200, json!("RUNNING"))
+    );
+    assert_eq!(
+        get(&server, &format!("/api/conversations/{cid}")).await.1["status"],
+        "RUNNING"
+    );
+
+    let (s, v) = send(
+        &server,
+        reqwest::Method::DELETE,
+        &format!("/api/conversations/{cid}"),
+        None,
+    )
+    .await;
+    assert_eq!((s, v), (200, json!(true)));
+    let (s, v) = get(&server, &format!("/api/conversations/{cid}")).await;
+    assert_eq!(s, 404);
+    assert_eq!(v["msg_id"], "CONVERSATION$NOT_FOUND");
+    let (s, v) = send(
+        &server,
+        reqwest::Method::DELETE,
+        &format!("/api/conversations/{cid}"),
+        None,
+    )
+    .await;
+    assert_eq!((s, v), (200, json!(false)));
+}
+
+#[tokio::test]
+async fn listing_pages_newest_first() {
+    let server = Server::start();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let (_, c) = send(
+            &server,
+            reqwest::Method::POST,
+            "/api/conversations",
+            Some(json!({})),
+        )
+        .await;
+        ids.push(c["conversation_id"].as_str().unwrap().to_string());
+    }
+    ids.reverse();
+    let (_, p1) = get(&server, "/api/conversations?limit=2").await;
+    let got: Vec<&str> = p1["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["conversation_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, [ids[0].as_str(), ids[1].as_str()]);
+    let next = p1["next_page_id"].as_str().unwrap();
+    assert_eq!(next, "Mg==");
+    let (_, p2) = get(
+        &server,
+        &format!("/api/conversations?limit=2&page_id={next}"),
+    )
+    .await;
+    assert_eq!(p2["results"][0]["conversation_id"], ids[2].as_str());
+    let (_, p3) = get(&server, "/api/conversations?limit=2&page_id=NA==").await;
+    assert_eq!(p3["results"].as_array().unwrap().len(), 1);
+    assert_eq!(p3["next_page_id"], Value::Null);
+    assert_eq!(get(&server, "/api/conversations?limit=0").await.0, 400);
+    assert_eq!(get(&server, "/api/conversations?page_id=@@").await.0, 400);
+}
+
+#[tokio::test]
+async fn events_route_filters_and_pages() {
+    let server = Server::start();
+    let (_, c) = send(
+        &server,
+        reqwest::Method::POST,
+        "/api/conversations",
+        Some(json!({})),
+    )
+    .await;
+    let cid = c["conversation_id"].as_str().unwrap();
+    for i in 0..30 {
+        let (s, v) = send(
+            &server,
+            reqwest::Method::POST,
+            &format!("/api/conversations/{cid}/message"),
+            Some(json!({"message": format!("m{i}")})),
+        )
+        .await;
+        assert_eq!((s, v), (200, json!({"success": true})));
+    }
+    let (s, v) = send(
+        &server,
+        reqwest::Method::POST,
+        &format!("/api/conversations/{cid}/events"),
+        Some(json!({"action": "change_agent_state", "args": {"agent_state": "paused"}})),
+    )
+    .await;
+    assert_eq!((s, v), (200, json!({"success": true})));
+    let (_, page) = get(&server, &format!("/api/conversations/{cid}/events")).await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 20);
+    assert_eq!(page["has_more"], true);
+    let (_, page) = get(
+        &server,
+        &format!("/api/conversations/{cid}/events?start_id=25&limit=100"),
+    )
+    .await;
+    let ids: Vec<u64> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [25, 26, 27, 28, 29, 30]);
+    assert_eq!(
+        page["events"][5]["message"],
+        "Agent state changed to paused"
+    );
+    assert_eq!(page["has_more"], false);
+    let (_, page) = get(
+        &server,
+        &format!("/api/conversations/{cid}/events?reverse=true&limit=3"),
+    )
+    .await;
+    let ids: Vec<u64> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [30, 29, 28]);
+    let (_, page) = get(
+        &server,
+        &format!("/api/conversations/{cid}/events?start_id=2&end_id=4"),
+    )
+    .await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 3);
+    let (s, v) = get(
+        &server,
+        &format!("/api/conversations/{cid}/events?limit=101"),
+    )
+    .await;
+    assert_eq!((s, v), (400, json!({"detail": "Invalid limit"})));
+    assert_eq!(
+        get(
+            &server,
+            &format!("/api/conversations/{cid}/events?start_id=x")
+        )
+        .await
+        .0,
+        400
+    );
+    let (_, t) = get(&server, &format!("/api/conversations/{cid}/trajectory")).await;
+    assert_eq!(t["trajectory"].as_array().unwrap().len(), 31);
+    let (s, v) = send(
+        &server,
+        reqwest::Method::POST,
+        &format!("/api/conversations/{cid}/events"),
+        Some(json!({"action": "teleport"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(v["detail"].as_str().unwrap().contains("teleport"));
+    let (s, _) = send(
+        &server,
+        reqwest::Method::POST,
+        &format!("/api/conversations/{cid}/message"),
+        Some(json!({"text": "wrong key"})),
+    )
+    .await;
+    assert_eq!(s, 422);
+}
+
+#[tokio::test]
+async fn unknown_conversations_and_bad_ids_get_json_errors() {
+    let server = Server::start();
+    let missing = new_id();
+    for path in [
+        format!("/api/conversations/{missing}"),
+        format!("/api/conversations/{missing}/events"),
+        format!("/api/conversations/{missing}/trajectory"),
+        format!("/api/conversations/{missing}/config"),
+        format!("/api/conversations/{missing}/list-files"),
+    ] {
+        assert_eq!(get(&server, &path).await.0, 404, "{path}");
+    }
+    let (s, v) = send(
+        &server,
+        reqwest::Method::POST,
+        &format!("/api/conversations/{missing}/start"),
+        None,
+    )
+    .await;
+    assert_eq!((s, v["status"].clone()), (404, json!("error")));
+    let (s, _) = send(
+        &server,
+        reqwest::Method::POST,
+        &format!("/api/conversations/{missing}/message"),
+        Some(json!({"message": "hi"})),
+    )
+    .await;
+    assert_eq!(s, 404);
+    assert_eq!(get(&server, "/api/conversations/a..b").await.0, 400);
+    assert_eq!(get(&server, "/api/conversations/x%2e%2ey").await.0, 400);
+    assert_eq!(
+        get(&server, "/api/nothing-here").await,
+        (404, json!({"detail": "Not Found"}))
+    );
+    let (s, _) = send(&server, reqwest::Method::PUT, "/api/health", None).await;
+    assert_eq!(s, 405);
+    // Malformed JSON bodies are 4xx with JSON, never 500.
+    let r = http()
+        .post(server.url("/api/conversations"))
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let _: Value = r.json().await.unwrap();
+    let (s, _) = send(
+        &server,
+        reqwest::Method::POST,
+        "/api/conversations",
+        Some(json!({"bogus": 1})),
+    )
+    .await;
+    assert_eq!(s, 422);
+}
+
+#[tokio::test]
+async fn runtime_routes_say_the_runtime_is_not_there() {
+    let server = Server::start();
+    let (_, c) = send(
+        &server,
+        reqwest::Method::POST,
+        "/api/conversations",
+        Some(json!({})),
+    )
+    .await;
+    let cid = c["conversation_id"].as_str().unwrap();
+    for route in [
+        "list-files",
+        "select-file?file=a.txt",
+        "zip-directory",
+        "git/changes",
+        "git/diff?path=a",
+    ] {
+        let (s, v) = get(&server, &format!("/api/conversations/{cid}/{route}")).await;
+        assert_eq!(
+            (s, v),
+            (404, json!({"error": "Runtime not yet initialized"})),
+            "{route}"
+        );
+    }
+    assert_eq!(
+        get(&server, &format!("/api/conversations/{cid}/config"))
+            .await
+            .1,
+        json!({"runtime_id": null, "session_id": cid})
+    );
+    assert_eq!(
+        get(&server, &format!("/api/conversations/{cid}/vscode-url"))
+            .await
+            .1,
+        json!({"vscode_url": null})
+    );
+    assert_eq!(
+        get(&server, &format!("/api/conversations/{cid}/web-hosts"))
+            .await
+            .1,
+        json!({"hosts": {}})
+    );
+}
+
+#[tokio::test]
+async fn options_and_settings_round_trip() {
+    let server = Server::with_env(&[
+        ("LLM_MODEL", "openai/gpt-4o"),
+        ("LLM_API_KEY", "sk-secret"),
+        ("LLM_BASE_URL", "http://127.0.0.1:9/v1"),
+    ]);
+    let (_, config) = get(&server, "/api/options/config").await;
+    assert_eq!(config["APP_MODE"], "oss");
+    let (_, models) = get(&server, "/api/options/models").await;
+    assert!(models.as_array().unwrap().contains(&json!("openai/gpt-4o")));
+    assert_eq!(
+        get(&server, "/api/options/agents").await.1,
+        json!(["CodeActAgent"])
+    );
+    assert_eq!(get(&server, "/api/options/security-analyzers").await.0, 200);
+
+    // No settings file: the server config is the default settings.
+    let (s, st) = get(&server, "/api/settings").await;
+    assert_eq!(s, 200);
+    assert_eq!(st["llm_model"], "openai/gpt-4o");
+    assert_eq!(st["llm_base_url"], "http://127.0.0.1:9/v1");
+    assert_eq!(st["llm_api_key"], Value::Null, "keys are never shown back");
+    assert_eq!(st["llm_api_key_set"], true);
+    assert_eq!(st["confirmation_mode"], false);
+    assert_eq!(st["max_iterations"], 500);
+
+    let (s, v) = send(&server, reqwest::Method::POST, "/api/settings", Some(json!({"llm_model": "anthropic/claude-sonnet-4-20250514", "confirmation_mode": true, "max_iterations": 42}))).await;
+    assert_eq!((s, v), (200, json!({"message": "Settings stored"})));
+    let (_, st) = get(&server, "/api/settings").await;
+    assert_eq!(st["llm_model"], "anthropic/claude-sonnet-4-20250514");
+    assert_eq!(st["confirmation_mode"], true);
+    assert_eq!(st["max_iterations"], 42);
+    assert_eq!(
+        st["llm_base_url"], "http://127.0.0.1:9/v1",
+        "keys not posted are kept"
+    );
+    assert_eq!(st["llm_api_key_set"], true);
+    let (s, _) = send(
+        &server,
+        reqwest::Method::POST,
+        "/api/settings",
+        Some(json!({"condenser_max_size": 5})),
+    )
+    .await;
+    assert_eq!(s, 422);
+    let (s, _) = send(
+        &server,
+        reqwest::Method::POST,
+        "/api/settings",
+        Some(json!({"confirmation_mode": "yes"})),
+    )
+    .await;
+    assert_eq!(s, 422);
+    let (s, _) = send(
+        &server,
+        reqwest::Method::POST,
+        "/api/settings",
+        Some(json!([1, 2])),
+    )
+    .await;
+    assert_eq!(s, 422);
+    assert_eq!(
+        send(&server, reqwest::Method::POST, "/api/reset-settings", None)
+            .await
+            .0,
+        410
+    );
+}
+
+#[tokio::test]
+async fn session_api_key_guards_rest_but_not_health() {
+    let server = Server::with_env(&[("SESSION_API_KEY", "s3cret")]);
+    let (s, v) = get(&server, "/api/conversations").await;
+    assert_eq!(s, 401);
+    assert!(v["detail"].is_string());
+    let r = http()
+        .get(server.url("/api/conversations"))
+        .header("X-Session-API-Key", "s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = http()
+        .get(server.url("/api/conversations"))
+        .header("X-Session-API-Key", "wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    for path in ["/api/health", "/alive", "/health", "/server_info"] {
+        assert_eq!(get(&server, path).await.0, 200, "{path}");
+    }
+    // Raw sockets: refused with CONNECT_ERROR without the key, accepted with it.
+    let cid = new_id();
+    let frames = websocat_oneshot(server.port, &format!("conversation_id={cid}"), "40{}").await;
+    assert!(
+        frames
+            .iter()
+            .flatten()
+            .any(|t| t == r#"44{"message":"invalid_session_api_key"}"#),
+        "{frames:?}"
+    );
+    let frames = websocat_oneshot(
+        server.port,
+        &format!("conversation_id={cid}"),
+        r#"40{"session_api_key":"s3cret"}"#,
+    )
+    .await;
+    assert!(
+        frames.iter().flatten().any(|t| t.starts_with("40{\"sid\"")),
+        "{frames:?}"
+    );
+    let frames = websocat_oneshot(
+        server.port,
+        &format!("conversation_id={cid}&session_api_key=s3cret"),
+        "40",
+    )
+    .await;
+    assert!(
+        frames.iter().flatten().any(|t| t.starts_with("40{\"sid\"")),
+        "{frames:?}"
+    );
+}
+
+#[tokio::test]
+async fn cors_allows_localhost_by_default_and_configured_origins() {
+    let server = Server::start();
+    let preflight = |origin: &'static str, port: u16| async move {
+        http()
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("http://127.0.0.1:{port}/api/conversations"),
+            )
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .send()
+            .await
+            .unwrap()
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    assert_eq!(
+        preflight("http://localhost:12001", server.port)
+            .await
+            .as_deref(),
+        Some("http://localhost:12001")
+    );
+    assert_eq!(preflight("https://evil.example", server.port).await, None);
+    let server = Server::with_env(&[("CORS_ALLOWED_ORIGINS", "https://app.example")]);
+    assert_eq!(
+        preflight("https://app.example", server.port)
+            .await
+            .as_deref(),
+        Some("https://app.example")
+    );
+    assert_eq!(preflight("http://localhost:12001", server.port).await, None);
+}
