@@ -1,0 +1,299 @@
+//! The benchmark program: starts the release server and measures cold start, idle
+//! memory, replay, fan-out latency and durable append throughput.
+//!
+//! `cargo run --release --bin openhands-bench` (after `cargo build --release`).
+
+use futures::{SinkExt, StreamExt};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+struct Server {
+    child: Child,
+    port: u16,
+    _dir: tempfile_dir::Dir,
+}
+
+mod tempfile_dir {
+    /// A temporary directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Self {
+            let p = std::env::temp_dir().join(format!("oh-bench-{}", uuid::Uuid::new_v4().simple()));
+            let _ = std::fs::create_dir_all(&p);
+            Dir(p)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent().expect("bin dir").join("openhands-server")
+}
+
+/// Starts the server; returns it and the time until `/alive` answered 200.
+async fn start() -> (Server, Duration) {
+    let dir = tempfile_dir::Dir::new();
+    let t0 = Instant::now();
+    let mut child = Command::new(server_binary())
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .current_dir(&dir.0)
+        .env("FILE_STORE_PATH", dir.0.join("store"))
+        .env("LOG_LEVEL", "warn")
+        .env_remove("SESSION_API_KEY")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn server (run cargo build --release first)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let port: u16 = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    let client = reqwest::Client::new();
+    loop {
+        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/alive")).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let elapsed = t0.elapsed();
+    (Server { child, port, _dir: dir }, elapsed)
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn connect(port: u16, cid: &str, after: i64) -> Ws {
+    let url = format!(
+        "ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket&conversation_id={cid}&latest_event_id={after}"
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    let _open = ws.next().await;
+    ws.send(Message::Text("40".into())).await.expect("send 40");
+    loop {
+        if let Some(Ok(Message::Text(t))) = ws.next().await {
+            if t.starts_with("40") {
+                return ws;
+            }
+        }
+    }
+}
+
+/// The id of a stored event in an `oh_event` frame, if it is one.
+fn event_id(text: &str) -> Option<u64> {
+    let rest = text.strip_prefix("42[\"oh_event\",{\"id\":")?;
+    let end = rest.find(',')?;
+    rest[..end].parse().ok()
+}
+
+fn message_frame(text: &str) -> Message {
+    Message::Text(
+        format!("42[\"oh_user_action\",{{\"action\":\"message\",\"args\":{{\"content\":\"{text}\"}}}}]").into(),
+    )
+}
+
+/// Reads until event `last` arrives; returns the ids received.
+async fn read_until(ws: &mut Ws, last: u64) -> Vec<u64> {
+    let mut ids = Vec::new();
+    while let Some(Ok(msg)) = ws.next().await {
+        if let Message::Text(t) = msg {
+            if t.as_str() == "2" {
+                let _ = ws.send(Message::Text("3".into())).await;
+            } else if let Some(id) = event_id(t.as_str()) {
+                ids.push(id);
+                if id == last {
+                    break;
+                }
+            }
+        }
+    }
+    ids
+}
+
+/// Sends `n` messages on a connection that is drained concurrently; returns when all
+/// are durable (seen back on `listener`).
+async fn append_n(port: u16, cid: &str, n: u64) -> Duration {
+    let mut listener = connect(port, cid, -1).await;
+    let writer = connect(port, cid, -1).await;
+    let (mut tx, mut rx) = writer.split();
+    let drain = tokio::spawn(async move { while rx.next().await.is_some() {} });
+    let t0 = Instant::now();
+    for i in 0..n {
+        tx.feed(message_frame(&format!("m{i}"))).await.expect("feed");
+        if i % 256 == 0 {
+            tx.flush().await.expect("flush");
+        }
+    }
+    tx.flush().await.expect("flush");
+    read_until(&mut listener, n - 1).await;
+    let elapsed = t0.elapsed();
+    drain.abort();
+    elapsed
+}
+
+/// CPU time (user + system) the process has used, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    percentile(&v, 0.5)
+}
+
+/// Sends `events` messages at `rate` per second to a conversation with `clients`
+/// readers; prints latency percentiles and checks exactly-once delivery.
+async fn fan_out(port: u16, cid: &str, clients: usize, events: u64, rate: u64) {
+    let mut readers = Vec::new();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(clients);
+    let epoch = Instant::now();
+    for _ in 0..clients {
+        let ready = ready_tx.clone();
+        let cid = cid.to_string();
+        readers.push(tokio::spawn(async move {
+            let mut ws = connect(port, &cid, -1).await;
+            ready.send(()).await.expect("ready");
+            let mut got = Vec::with_capacity(events as usize);
+            while let Some(Ok(msg)) = ws.next().await {
+                if let Message::Text(t) = msg {
+                    if t.as_str() == "2" {
+                        let _ = ws.send(Message::Text("3".into())).await;
+                    } else if let Some(id) = event_id(t.as_str()) {
+                        got.push((id, epoch.elapsed()));
+                        if id == events - 1 {
+                            break;
+                        }
+                    }
+                }
+            }
+            got
+        }));
+    }
+    for _ in 0..clients {
+        ready_rx.recv().await.expect("client ready");
+    }
+    let writer = connect(port, cid, -1).await;
+    let (mut tx, mut rx) = writer.split();
+    let drain = tokio::spawn(async move { while rx.next().await.is_some() {} });
+    let mut sent = Vec::with_capacity(events as usize);
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    for i in 0..events {
+        tick.tick().await;
+        sent.push(epoch.elapsed());
+        tx.send(message_frame(&format!("f{i}"))).await.expect("send");
+    }
+    let mut latencies = Vec::with_capacity(clients * events as usize);
+    for r in readers {
+        let got = r.await.expect("reader");
+        let ids: Vec<u64> = got.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, (0..events).collect::<Vec<_>>(), "every event exactly once, in order");
+        for (id, at) in got {
+            latencies.push((at.saturating_sub(sent[id as usize])).as_secs_f64() * 1000.0);
+        }
+    }
+    drain.abort();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "fan-out of {events} events ({rate}/s) to {clients} clients: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; every event delivered exactly once",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    println!("openhands-server benchmark ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+
+    // 1. Cold start to /alive 200, and idle RSS.
+    let mut starts = Vec::new();
+    let mut rss = Vec::new();
+    for _ in 0..10 {
+        let (server, t) = start().await;
+        starts.push(t.as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rss.push(rss_kb(server.child.id()) as f64 / 1024.0);
+    }
+    let st = {
+        let mut s = starts.clone();
+        s.sort_by(|a, b| a.total_cmp(b));
+        s
+    };
+    println!("cold start to /alive 200: median {:.1} ms (min {:.1}, max {:.1}; 10 runs)", median(starts.clone()), st[0], st[st.len() - 1]);
+    println!("idle RSS: median {:.1} MB", median(rss));
+
+    let (server, _) = start().await;
+    let port = server.port;
+
+    // 2. Durable appends per second.
+    let n = 20_000;
+    let t = append_n(port, "bench_append_one", n).await;
+    println!("durable appends, one conversation: {:.0} events/s ({n} events in {:.0} ms)", n as f64 / t.as_secs_f64(), t.as_secs_f64() * 1000.0);
+    let t0 = Instant::now();
+    let tasks: Vec<_> = (0..10)
+        .map(|i| tokio::spawn(async move { append_n(port, &format!("bench_append_many_{i}"), 2_000).await }))
+        .collect();
+    for t in tasks {
+        t.await.expect("append task");
+    }
+    let t = t0.elapsed();
+    println!("durable appends, 10 conversations: {:.0} events/s (20000 events in {:.0} ms)", 20_000.0 / t.as_secs_f64(), t.as_secs_f64() * 1000.0);
+
+    // 3. Replay of 10,000 stored events to one socket client.
+    append_n(port, "bench_replay", 10_000).await;
+    let mut replays = Vec::new();
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        let mut ws = connect(port, "bench_replay", -1).await;
+        let ids = read_until(&mut ws, 9_999).await;
+        replays.push(t0.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(ids.len(), 10_000, "replay must deliver every event once");
+    }
+    println!("replay of 10,000 events to one client: median {:.1} ms (5 runs)", median(replays));
+
+    // 4. Fan-out: 1,000 events to 200 clients of one conversation, at two event rates.
+    for (i, rate) in [100u64, 500].into_iter().enumerate() {
+        let cpu0 = cpu_time(server.child.id());
+        fan_out(port, &format!("bench_fanout_{i}"), 200, 1_000, rate).await;
+        let cpu = cpu_time(server.child.id()) - cpu0;
+        println!("  server CPU during that run: {:.2} s ({:.1} µs per delivery)", cpu.as_secs_f64(), cpu.as_secs_f64() * 1e6 / 200_000.0);
+    }
+    println!("RSS after the benchmark: {:.1} MB", rss_kb(server.child.id()) as f64 / 1024.0);
+}
