@@ -39,13 +39,18 @@ pub async fn subscribe(
     if !catch_up(&conversation, &store, &mut last, None, &*subscriber).await {
         return;
     }
+    // Created once, not per turn: registering waiters costs a lock each time.
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
+    let closed = conversation.closed.cancelled();
+    tokio::pin!(closed);
     loop {
         // Live events and notices are delivered as they come; cancellation (client gone)
         // and closing (server side) end the subscription.
         tokio::select! {
             biased;
-            _ = cancel.cancelled() => return,
-            _ = conversation.closed.cancelled() => {
+            _ = &mut cancelled => return,
+            _ = &mut closed => {
                 subscriber.closed().await;
                 return;
             }

@@ -20,6 +20,8 @@ pub(super) async fn run(
     store: Arc<dyn EventStore>,
 ) {
     let mut dirty = false;
+    // Whether the title may still need to come from a first message (checked once).
+    let mut untitled = true;
     let mut tick = tokio::time::interval(METADATA_FLUSH);
     loop {
         // Commands are the work; the tick writes metadata back; closing ends the loop
@@ -27,7 +29,7 @@ pub(super) async fn run(
         tokio::select! {
             cmd = commands.recv() => match cmd {
                 Some(cmd) => {
-                    handle(&conversation, &mut stream, &store, cmd).await;
+                    handle(&conversation, &mut stream, &store, &mut untitled, cmd).await;
                     dirty = true;
                 }
                 None => break,
@@ -42,7 +44,7 @@ pub(super) async fn run(
     }
     commands.close();
     while let Some(cmd) = commands.recv().await {
-        handle(&conversation, &mut stream, &store, cmd).await;
+        handle(&conversation, &mut stream, &store, &mut untitled, cmd).await;
         dirty = true;
     }
     if dirty {
@@ -57,6 +59,7 @@ async fn handle(
     conversation: &Arc<Conversation>,
     stream: &mut EventStream,
     store: &Arc<dyn EventStore>,
+    untitled: &mut bool,
     cmd: Command,
 ) {
     match cmd {
@@ -71,7 +74,8 @@ async fn handle(
                 }) as super::AppendCallback
             });
             stream.append(event, EventSource::User, done);
-            if let Some(text) = first_text {
+            if let Some(text) = first_text.filter(|_| *untitled) {
+                *untitled = false;
                 auto_title(conversation, store, &text).await;
             }
         }

@@ -67,6 +67,8 @@ pub struct Session {
     /// The query string of the handshake request (`conversation_id`, …).
     pub query: Vec<(String, String)>,
     control: Mutex<VecDeque<OutPacket>>,
+    /// Set when `control` may be non-empty (saves a lock per loop turn).
+    has_control: AtomicBool,
     wake: Notify,
     data_tx: mpsc::Sender<OutPacket>,
     data_rx: tokio::sync::Mutex<mpsc::Receiver<OutPacket>>,
@@ -101,6 +103,7 @@ impl Session {
             }
             Err(_) => true,
         };
+        self.has_control.store(true, Ordering::Release);
         if overflow {
             self.closed.cancel();
         }
@@ -112,12 +115,18 @@ impl Session {
         self.reply(OutPacket::Text(format!("4{sio}")));
     }
 
-    /// Queues a Socket.IO packet as data, waiting while the client is behind.
-    /// Returns false once the session is closed.
-    pub async fn send_message(&self, sio: String) -> bool {
+    /// Queues a full Engine.IO text packet (`4…`) as data, waiting while the client is
+    /// behind. Returns false once the session is closed.
+    pub async fn send_packet(&self, packet: String) -> bool {
+        // Fast path: room in the queue.
+        let packet = match self.data_tx.try_send(OutPacket::Text(packet)) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(p)) => p,
+        };
         // Either the queue takes the packet, or the session ends first.
         tokio::select! {
-            r = self.data_tx.send(OutPacket::Text(format!("4{sio}"))) => r.is_ok(),
+            r = self.data_tx.send(packet) => r.is_ok(),
             _ = self.closed.cancelled() => false,
         }
     }
@@ -203,6 +212,7 @@ impl Engine {
             sid: new_sid(),
             query,
             control: Mutex::new(VecDeque::new()),
+            has_control: AtomicBool::new(false),
             wake: Notify::new(),
             data_tx,
             data_rx: tokio::sync::Mutex::new(data_rx),
@@ -367,6 +377,9 @@ impl Engine {
         };
         let me = self.clone();
         upgrade
+            // tungstenite zero-fills up to this much buffer on every read; the 128 KiB
+            // default made memset the top cost of fan-out.
+            .read_buffer_size(16 * 1024)
             .max_message_size(self.config.max_payload)
             .max_frame_size(self.config.max_payload)
             .on_upgrade(move |ws| async move {
@@ -424,6 +437,10 @@ impl Engine {
     /// Carries a session over a websocket until either side closes it.
     async fn run_websocket(self: Arc<Self>, session: Arc<Session>, mut ws: WebSocket) {
         let mut rx = session.data_rx.lock().await;
+        // Created once, not per turn: registering waiters costs a lock each time.
+        let closed = session.closed.cancelled();
+        tokio::pin!(closed);
+        let mut wake = Box::pin(session.wake.notified());
         loop {
             // Replies to what the client sent go out before we read anything further.
             for p in session.take_control() {
@@ -441,12 +458,12 @@ impl Engine {
             // Input from the client, data for it, a reply to write, or the end.
             tokio::select! {
                 biased;
-                _ = session.closed.cancelled() => {
+                _ = &mut closed => {
                     let _ = ws.send(Message::Text("1".into())).await;
                     let _ = ws.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
                     return;
                 }
-                _ = session.wake.notified() => {}
+                _ = &mut wake => wake.set(session.wake.notified()),
                 msg = ws.recv() => match msg {
                     Some(Ok(Message::Text(t))) => self.on_text(&session, t.as_str()).await,
                     Some(Ok(Message::Binary(b))) => self.handler.on_binary(&session, b).await,

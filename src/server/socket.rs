@@ -298,6 +298,16 @@ impl EngineHandler for SocketHandler {
     }
 }
 
+/// The Engine.IO packet `42["oh_event",<json>]`, built in one allocation.
+fn oh_event_packet(json: &str) -> String {
+    const HEAD: &str = "42[\"oh_event\",";
+    let mut p = String::with_capacity(HEAD.len() + json.len() + 1);
+    p.push_str(HEAD);
+    p.push_str(json);
+    p.push(']');
+    p
+}
+
 /// Forwards a conversation's events to one socket as `oh_event`.
 struct SocketSubscriber {
     session: Arc<Session>,
@@ -306,23 +316,17 @@ struct SocketSubscriber {
 #[async_trait]
 impl Subscriber for SocketSubscriber {
     async fn event(&self, event: &StoredEvent) -> bool {
-        self.session
-            .send_message(socketio::event("oh_event", &event.json))
-            .await
+        self.session.send_packet(oh_event_packet(&event.json)).await
     }
 
     async fn notice(&self, json: &str) -> bool {
-        self.session
-            .send_message(socketio::event("oh_event", json))
-            .await
+        self.session.send_packet(oh_event_packet(json)).await
     }
 
     async fn closed(&self) {
         let stopped = r#"{"message":"","observation":"agent_state_changed","content":"","extras":{"agent_state":"stopped","reason":""}}"#;
-        self.session
-            .send_message(socketio::event("oh_event", stopped))
-            .await;
+        self.session.send_packet(oh_event_packet(stopped)).await;
         // Server-side disconnect of the main namespace.
-        self.session.send_message("1".into()).await;
+        self.session.send_packet("41".into()).await;
     }
 }
