@@ -4,6 +4,15 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
+fn event_ids(page: &Value) -> Vec<u64> {
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect()
+}
+
 async fn get(server: &Server, path: &str) -> (u16, Value) {
     let r = http().get(server.url(path)).send().await.unwrap();
     let status = r.status().as_u16();
@@ -277,12 +286,7 @@ async fn events_route_filters_and_pages() {
         &format!("/api/conversations/{cid}/events?start_id=25&limit=100"),
     )
     .await;
-    let ids: Vec<u64> = page["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_u64().unwrap())
-        .collect();
+    let ids = event_ids(&page);
     assert_eq!(ids, [25, 26, 27, 28, 29, 30]);
     assert_eq!(
         page["events"][5]["message"],
@@ -294,12 +298,7 @@ async fn events_route_filters_and_pages() {
         &format!("/api/conversations/{cid}/events?reverse=true&limit=3"),
     )
     .await;
-    let ids: Vec<u64> = page["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_u64().unwrap())
-        .collect();
+    let ids = event_ids(&page);
     assert_eq!(ids, [30, 29, 28]);
     let (_, page) = get(
         &server,

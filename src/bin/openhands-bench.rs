@@ -180,8 +180,8 @@ async fn append_n(port: u16, cid: &str, n: u64) -> Duration {
     elapsed
 }
 
-/// CPU time (user + system) the process has used, from `/proc/<pid>/stat`.
-fn cpu_time(pid: u32) -> Duration {
+/// CPU time of a process from `/proc/<pid>/stat`: (user + system, system).
+fn cpu_times(pid: u32) -> (Duration, Duration) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
@@ -189,26 +189,16 @@ fn cpu_time(pid: u32) -> Duration {
         .unwrap_or("")
         .split_whitespace()
         .collect();
-    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    Duration::from_millis(ticks * 10)
-}
-
-/// Kernel CPU time of the process.
-fn sys_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    Duration::from_millis(
+    let ticks = |i: usize| {
         fields
-            .get(12)
+            .get(i)
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
-            * 10,
+    };
+    let (user, sys) = (ticks(11), ticks(12));
+    (
+        Duration::from_millis((user + sys) * 10),
+        Duration::from_millis(sys * 10),
     )
 }
 
@@ -368,11 +358,10 @@ async fn main() {
 
     // 4. Fan-out: 1,000 events to 200 clients of one conversation, at two event rates.
     for (i, rate) in [100u64, 500].into_iter().enumerate() {
-        let cpu0 = cpu_time(server.child.id());
-        let sys0 = sys_time(server.child.id());
+        let (cpu0, sys0) = cpu_times(server.child.id());
         fan_out(port, &format!("bench_fanout_{i}"), 200, 1_000, rate).await;
-        let cpu = cpu_time(server.child.id()) - cpu0;
-        let sys = sys_time(server.child.id()) - sys0;
+        let (cpu1, sys1) = cpu_times(server.child.id());
+        let (cpu, sys) = (cpu1 - cpu0, sys1 - sys0);
         println!(
             "  server CPU during that run: {:.2} s, {:.2} s of it in the kernel ({:.1} µs per delivery)",
             cpu.as_secs_f64(),
