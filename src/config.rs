@@ -194,6 +194,8 @@ pub struct SandboxConfig {
     pub timeout: u64,
     /// Seconds an idle conversation with no client stays open.
     pub close_delay: u64,
+    /// Seconds without new output after which a command returns, still running.
+    pub no_change_timeout: u64,
     pub keep_runtime_alive: bool,
     pub pause_closed_runtimes: bool,
     pub base_container_image: Option<String>,
@@ -218,6 +220,7 @@ impl Default for SandboxConfig {
         SandboxConfig {
             timeout: 120,
             close_delay: 3600,
+            no_change_timeout: 30,
             keep_runtime_alive: false,
             pause_closed_runtimes: true,
             base_container_image: None,
@@ -361,6 +364,7 @@ const AGENT_KEYS: &[(&str, Kind)] = &[
 const SANDBOX_KEYS: &[(&str, Kind)] = &[
     ("timeout", Kind::Int),
     ("close_delay", Kind::Int),
+    ("no_change_timeout", Kind::Int),
     ("keep_runtime_alive", Kind::Bool),
     ("pause_closed_runtimes", Kind::Bool),
     ("base_container_image", Kind::Str),
@@ -584,6 +588,11 @@ impl Config {
                 "core.max_concurrent_conversations must be at least 1".into(),
             ));
         }
+        if self.file.sandbox.no_change_timeout == 0 {
+            return Err(ConfigError::Invalid(
+                "sandbox.no_change_timeout must be at least 1 second".into(),
+            ));
+        }
         if self.file.sandbox.timeout == 0 {
             return Err(ConfigError::Invalid(
                 "sandbox.timeout must be at least 1 second".into(),
@@ -618,6 +627,18 @@ impl Config {
             }
         }
         self.file.core.workspace_base.as_deref().map(expand_home)
+    }
+
+    /// The workspace of conversation `id`: the shared one if configured, else its own
+    /// directory under the file store.
+    pub fn workspace_for(&self, id: &str) -> PathBuf {
+        self.workspace_base()
+            .unwrap_or_else(|| self.file_store_path().join("workspaces").join(id))
+    }
+
+    /// Whether conversations share one workspace (so deleting one keeps the files).
+    pub fn shared_workspace(&self) -> bool {
+        self.workspace_base().is_some()
     }
 
     /// Whether an LLM is configured well enough to run the agent.

@@ -3,6 +3,7 @@
 pub mod config;
 pub mod conversation;
 pub mod events;
+pub mod runtime;
 pub mod server;
 pub mod settings;
 pub mod store;

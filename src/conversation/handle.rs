@@ -26,6 +26,11 @@ pub(super) enum Command {
         event: Event,
         reply: Option<oneshot::Sender<Result<u64, ConversationError>>>,
     },
+    /// Append what the runtime observed for an action.
+    Observation {
+        event: Event,
+        source: crate::events::EventSource,
+    },
 }
 
 /// A running conversation: the channels to its task and its live feeds.

@@ -13,6 +13,8 @@ use super::stream::{EventStream, LIVE_BUFFER};
 use super::{status_update, task, TOO_MANY_CONVERSATIONS};
 use crate::config::Config;
 use crate::events::{Action, Event, MessageArgs};
+use crate::runtime::browse::BrowseLimits;
+use crate::runtime::{LocalRuntime, RuntimeConfig};
 use crate::store::{ConversationMetadata, EventStore, StoreError};
 
 /// Errors of the conversation manager.
@@ -105,11 +107,16 @@ impl ConversationManager {
         let stream = EventStream::open(id.clone(), self.store.clone(), live.clone()).await?;
         let (tx, rx) = mpsc::channel(256);
         let conversation = Arc::new(Conversation::new(id.clone(), tx, live));
+        let runtime = Arc::new(LocalRuntime::new(
+            &self.config.workspace_for(&id),
+            self.runtime_config(),
+        ));
         let task = tokio::spawn(task::run(
             conversation.clone(),
             stream,
             rx,
             self.store.clone(),
+            runtime,
         ));
         tracing::info!(conversation = %id, "conversation opened");
         open.insert(
@@ -120,6 +127,20 @@ impl ConversationManager {
             },
         );
         Ok(conversation)
+    }
+
+    fn runtime_config(&self) -> RuntimeConfig {
+        let sandbox = &self.config.file.sandbox;
+        RuntimeConfig {
+            default_timeout: Duration::from_secs(sandbox.timeout),
+            no_change_timeout: Duration::from_secs(sandbox.no_change_timeout),
+            browse: BrowseLimits::default(),
+            env: sandbox
+                .runtime_startup_env_vars
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
     }
 
     /// Closes the oldest idle conversations until one more fits.
@@ -191,7 +212,16 @@ impl ConversationManager {
     /// Closes and deletes conversation `id`; false if it did not exist.
     pub async fn delete(&self, id: &str) -> Result<bool, ManagerError> {
         self.close(id).await;
-        Ok(self.store.delete_conversation(id).await?)
+        let existed = self.store.delete_conversation(id).await?;
+        if existed && !self.config.shared_workspace() {
+            let dir = self.config.workspace_for(id);
+            if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(conversation = %id, "cannot remove {}: {e}", dir.display());
+                }
+            }
+        }
+        Ok(existed)
     }
 
     /// Ids of the open conversations with their client counts.

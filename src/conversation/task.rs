@@ -4,10 +4,23 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+use super::executor::{self, Job};
 use super::handle::{Command, Conversation, ConversationError};
 use super::stream::EventStream;
 use crate::events::{Action, EventSource, Payload};
+use crate::runtime::LocalRuntime;
 use crate::store::{metadata_utc_now, EventStore};
+
+/// How long closing waits for the action in progress to report after its processes die.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// What the task works with besides its stream.
+pub(super) struct TaskContext {
+    pub store: Arc<dyn EventStore>,
+    pub runtime: Arc<LocalRuntime>,
+    jobs: mpsc::UnboundedSender<Job>,
+    untitled: bool,
+}
 
 /// How often `last_updated_at` is written back while events flow.
 const METADATA_FLUSH: Duration = Duration::from_secs(1);
@@ -18,39 +31,68 @@ pub(super) async fn run(
     mut stream: EventStream,
     mut commands: mpsc::Receiver<Command>,
     store: Arc<dyn EventStore>,
+    runtime: Arc<LocalRuntime>,
 ) {
+    let (jobs, jobs_rx) = mpsc::unbounded_channel();
+    let mut executor = tokio::spawn(executor::run(
+        runtime.clone(),
+        jobs_rx,
+        conversation.commands.clone(),
+    ));
+    let mut ctx = TaskContext {
+        store,
+        runtime,
+        jobs,
+        untitled: true,
+    };
     let mut dirty = false;
-    // Whether the title may still need to come from a first message (checked once).
-    let mut untitled = true;
     let mut tick = tokio::time::interval(METADATA_FLUSH);
     loop {
-        // Commands are the work; the tick writes metadata back; closing ends the loop
-        // (queued commands are still drained below, so nothing accepted is lost).
+        // Commands are the work; the tick writes metadata back; closing ends the loop.
         tokio::select! {
             cmd = commands.recv() => match cmd {
                 Some(cmd) => {
-                    handle(&conversation, &mut stream, &store, &mut untitled, cmd).await;
+                    handle(&conversation, &mut stream, &mut ctx, cmd).await;
                     dirty = true;
                 }
                 None => break,
             },
             _ = tick.tick() => {
                 if std::mem::take(&mut dirty) {
-                    touch_metadata(&store, &conversation.id).await;
+                    touch_metadata(&ctx.store, &conversation.id).await;
                 }
             }
             _ = conversation.closed.cancelled() => break,
         }
     }
+    // Kill what runs, and let the action in progress report before we stop listening,
+    // so that every stored action that ran has its observation.
+    ctx.runtime.close();
+    let (closed_jobs, _) = mpsc::unbounded_channel();
+    ctx.jobs = closed_jobs;
+    let grace = tokio::time::sleep(CLOSE_GRACE);
+    tokio::pin!(grace);
+    loop {
+        // Observations still arrive while the executor winds down; the grace period
+        // bounds the wait.
+        tokio::select! {
+            cmd = commands.recv() => match cmd {
+                Some(cmd) => handle(&conversation, &mut stream, &mut ctx, cmd).await,
+                None => break,
+            },
+            _ = &mut executor => break,
+            _ = &mut grace => {
+                executor.abort();
+                break;
+            }
+        }
+    }
     commands.close();
     while let Some(cmd) = commands.recv().await {
-        handle(&conversation, &mut stream, &store, &mut untitled, cmd).await;
-        dirty = true;
+        handle(&conversation, &mut stream, &mut ctx, cmd).await;
     }
-    if dirty {
-        touch_metadata(&store, &conversation.id).await;
-    }
-    if let Err(e) = store.flush().await {
+    touch_metadata(&ctx.store, &conversation.id).await;
+    if let Err(e) = ctx.store.flush().await {
         tracing::error!(conversation = %conversation.id, "flush on close failed: {e}");
     }
 }
@@ -58,8 +100,7 @@ pub(super) async fn run(
 async fn handle(
     conversation: &Arc<Conversation>,
     stream: &mut EventStream,
-    store: &Arc<dyn EventStore>,
-    untitled: &mut bool,
+    ctx: &mut TaskContext,
     cmd: Command,
 ) {
     match cmd {
@@ -68,16 +109,39 @@ async fn handle(
                 Payload::Action(Action::Message(m)) => Some(m.content.clone()),
                 _ => None,
             };
+            if let Payload::Action(Action::ChangeAgentState(a)) = &event.payload {
+                if a.agent_state == "stopped" {
+                    // Stop kills the running command's processes at once.
+                    ctx.runtime.interrupt();
+                }
+            }
             let done = reply.map(|tx| {
                 Box::new(move |r: Result<u64, crate::store::StoreError>| {
                     let _ = tx.send(r.map_err(ConversationError::from));
                 }) as super::AppendCallback
             });
-            stream.append(event, EventSource::User, done);
-            if let Some(text) = first_text.filter(|_| *untitled) {
-                *untitled = false;
-                auto_title(conversation, store, &text).await;
+            let job_event = event.clone();
+            let id = stream.append(event, EventSource::User, done);
+            if let Some(job) = Job::for_event(id, &job_event, EventSource::User) {
+                if ctx.jobs.send(job).is_err() {
+                    let obs = crate::events::Observation::error(
+                        "The conversation is closing; the action was not executed.",
+                        "",
+                    );
+                    stream.append(
+                        crate::events::Event::observation(obs, Some(id)),
+                        EventSource::User,
+                        None,
+                    );
+                }
             }
+            if let Some(text) = first_text.filter(|_| ctx.untitled) {
+                ctx.untitled = false;
+                auto_title(conversation, &ctx.store, &text).await;
+            }
+        }
+        Command::Observation { event, source } => {
+            stream.append(event, source, None);
         }
     }
 }

@@ -167,6 +167,30 @@ pub struct BrowseExtras {
     pub filter_visible_only: bool,
 }
 
+impl BrowseExtras {
+    /// Extras of a plain page fetch of `url` (no screenshot, no DOM).
+    pub fn new(url: String) -> Self {
+        BrowseExtras {
+            url,
+            trigger_by_action: "browse".into(),
+            screenshot: String::new(),
+            screenshot_path: None,
+            set_of_marks: String::new(),
+            error: false,
+            goal_image_urls: Vec::new(),
+            open_pages_urls: Vec::new(),
+            active_page_index: -1,
+            dom_object: Map::new(),
+            axtree_object: Map::new(),
+            extra_element_properties: Map::new(),
+            last_browser_action: String::new(),
+            last_browser_action_error: String::new(),
+            focused_element_bid: String::new(),
+            filter_visible_only: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct McpExtras {
     pub name: String,

@@ -1,5 +1,5 @@
 //! Per-conversation routes under `/api/conversations/{id}/`: events, messages,
-//! trajectory, and the runtime routes (which answer "not initialized" until a runtime exists).
+//! trajectory and runtime information.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -17,15 +17,7 @@ use crate::store::EventRange;
 
 pub fn router() -> Router<AppState> {
     let base = "/api/conversations/{id}";
-    let runtime_routes = [
-        "/list-files",
-        "/select-file",
-        "/upload-files",
-        "/zip-directory",
-        "/git/changes",
-        "/git/diff",
-    ];
-    let mut r = Router::new()
+    Router::new()
         .route(&format!("{base}/events"), get(events).post(post_event))
         .route(&format!("{base}/message"), post(post_message))
         .route(&format!("{base}/trajectory"), get(trajectory))
@@ -41,11 +33,7 @@ pub fn router() -> Router<AppState> {
         .route(
             &format!("{base}/microagents"),
             get(|| async { Json(json!({"microagents": []})) }),
-        );
-    for route in runtime_routes {
-        r = r.route(&format!("{base}{route}"), get(no_runtime).post(no_runtime));
-    }
-    r
+        )
 }
 
 async fn exists(state: &AppState, id: &str) -> Result<(), ApiError> {
@@ -56,19 +44,6 @@ async fn exists(state: &AppState, id: &str) -> Result<(), ApiError> {
             format!("Conversation {id} not found"),
         )),
     }
-}
-
-async fn no_runtime(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let id = checked_id(&id)?;
-    exists(&state, id).await?;
-    Ok(ApiError::new(
-        StatusCode::NOT_FOUND,
-        json!({"error": "Runtime not yet initialized"}),
-    )
-    .into_response())
 }
 
 async fn runtime_config(

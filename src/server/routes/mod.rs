@@ -2,6 +2,7 @@
 
 mod conversation;
 mod conversations;
+mod files;
 mod health;
 mod options;
 mod settings;
@@ -20,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .merge(settings::router())
         .merge(conversations::router())
         .merge(conversation::router())
+        .merge(files::router())
         .fallback(|| async { ApiError::detail(StatusCode::NOT_FOUND, "Not Found") })
         .method_not_allowed_fallback(|| async {
             ApiError::detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")

@@ -1,0 +1,68 @@
+//! Runs a conversation's actions on its runtime, one at a time, in order, and sends each
+//! observation back to the conversation's task.
+
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+use super::handle::Command;
+use crate::events::{Action, Event, EventSource, Payload};
+use crate::runtime::LocalRuntime;
+
+/// An appended action waiting for the runtime.
+pub(super) struct Job {
+    pub id: u64,
+    pub action: Action,
+    pub timeout: Option<f64>,
+    pub source: EventSource,
+    pub tool_call_metadata: Option<serde_json::Value>,
+}
+
+impl Job {
+    /// The job for an appended event, if the runtime executes that kind of action.
+    pub fn for_event(id: u64, event: &Event, source: EventSource) -> Option<Job> {
+        let Payload::Action(action) = &event.payload else {
+            return None;
+        };
+        let runnable = matches!(
+            action,
+            Action::Run(_)
+                | Action::RunIpython(_)
+                | Action::Read(_)
+                | Action::Write(_)
+                | Action::Edit(_)
+                | Action::Browse(_)
+                | Action::BrowseInteractive(_)
+                | Action::CallToolMcp(_)
+        );
+        runnable.then(|| Job {
+            id,
+            action: action.clone(),
+            timeout: event.timeout,
+            source,
+            tool_call_metadata: event.tool_call_metadata.clone(),
+        })
+    }
+}
+
+/// Executes jobs until the channel closes; observations go to `results`.
+pub(super) async fn run(
+    runtime: Arc<LocalRuntime>,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    results: mpsc::Sender<Command>,
+) {
+    while let Some(job) = jobs.recv().await {
+        let observation = runtime.execute(&job.action, job.timeout).await;
+        let mut event = Event::observation(observation, Some(job.id));
+        event.tool_call_metadata = job.tool_call_metadata;
+        if results
+            .send(Command::Observation {
+                event,
+                source: job.source,
+            })
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! The local runtime: executes actions on this machine, as OpenHands' "local" runtime
+//! does: a persistent shell, files and the editor, and web pages.
+
+pub mod browse;
+pub mod editor;
+mod process;
+pub mod shell;
+pub mod workspace;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::events::{
+    Action, BrowseExtras, CmdOutputExtras, CmdOutputMetadata, CmdRunArgs, FileEditArgs,
+    FileEditExtras, FileReadExtras, FileWriteExtras, Observation, ObservationKind,
+};
+use editor::Editor;
+use shell::{Ended, Input, Shell};
+
+/// How the runtime behaves.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Default hard timeout of a command (`[sandbox] timeout`).
+    pub default_timeout: Duration,
+    /// A command that prints nothing for this long returns, still running.
+    pub no_change_timeout: Duration,
+    pub browse: browse::BrowseLimits,
+    /// Extra environment for the shell (`[sandbox] runtime_startup_env_vars`).
+    pub env: Vec<(String, String)>,
+}
+
+/// Facts about the machine reported in command metadata.
+#[derive(Debug, Clone, Default)]
+struct HostInfo {
+    username: Option<String>,
+    hostname: Option<String>,
+    python: Option<String>,
+}
+
+impl HostInfo {
+    fn probe() -> Self {
+        let username = std::env::var("USER").ok().or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        });
+        let hostname = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok());
+        let python = std::process::Command::new("sh")
+            .args(["-c", "command -v python3 || command -v python"])
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|p| !p.is_empty());
+        HostInfo {
+            username,
+            hostname,
+            python,
+        }
+    }
+}
+
+/// Runs a conversation's actions in its workspace.
+pub struct LocalRuntime {
+    workspace: PathBuf,
+    config: RuntimeConfig,
+    shell: OnceCell<Arc<Shell>>,
+    editor: Mutex<Editor>,
+    http: reqwest::Client,
+    host: HostInfo,
+}
+
+impl LocalRuntime {
+    /// A runtime for `workspace` (created if missing). The shell starts on first use.
+    pub fn new(workspace: &Path, config: RuntimeConfig) -> Self {
+        let _ = std::fs::create_dir_all(workspace);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("openhands-server/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.browse.timeout)
+            .build()
+            .unwrap_or_default();
+        LocalRuntime {
+            workspace: workspace.to_path_buf(),
+            config,
+            shell: OnceCell::new(),
+            editor: Mutex::new(Editor::default()),
+            http,
+            host: HostInfo::probe(),
+        }
+    }
+
+    /// The workspace directory.
+    pub fn workspace(&self) -> &Path {
+        &self.workspace
+    }
+
+    async fn shell(&self) -> Result<&Arc<Shell>, shell::ShellError> {
+        self.shell
+            .get_or_try_init(|| {
+                Shell::start(
+                    &self.workspace,
+                    self.config.no_change_timeout,
+                    &self.config.env,
+                )
+            })
+            .await
+    }
+
+    /// Sends a control key (`C-c`, `C-d`, `C-z`) to the running command right away.
+    pub async fn send_key(&self, key: &str) {
+        if let Some(shell) = self.shell.get() {
+            let _ = shell.send_key(key).await;
+        }
+    }
+
+    /// Kills the running command and everything it started (Stop).
+    pub fn interrupt(&self) {
+        if let Some(shell) = self.shell.get() {
+            shell.interrupt();
+        }
+    }
+
+    /// Kills the shell and every process of its session (close, delete, shutdown).
+    pub fn close(&self) {
+        if let Some(shell) = self.shell.get() {
+            shell.kill_all();
+        }
+    }
+
+    /// Resolves an action's path: relative paths and `/workspace/...` are in the workspace.
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if let Ok(rest) = p.strip_prefix("/workspace") {
+            return self.workspace.join(rest);
+        }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.workspace.join(p)
+        }
+    }
+
+    /// Executes one action and returns its observation (errors become `error`
+    /// observations a model or a person can act on). `timeout` is the action's hard
+    /// timeout in seconds; when given, the command blocks until it or the end.
+    pub async fn execute(&self, action: &Action, timeout: Option<f64>) -> Observation {
+        match action {
+            Action::Run(args) => self.run(args, timeout).await,
+            Action::Read(args) => {
+                let path = self.resolve(&args.path);
+                let editor = self.editor.lock().await;
+                let result = if args.impl_source == "oh_aci" || args.view_range.is_some() {
+                    let range = args.view_range.as_deref().and_then(|r| match r {
+                        [a, b] => Some([*a, *b]),
+                        _ => None,
+                    });
+                    editor.view(&path, range)
+                } else {
+                    editor.read(&path, args.start, args.end)
+                };
+                match result {
+                    Ok(content) => Observation {
+                        content,
+                        kind: ObservationKind::Read(FileReadExtras {
+                            path: path.display().to_string(),
+                            impl_source: args.impl_source.clone(),
+                        }),
+                    },
+                    Err(e) => Observation::error(e.to_string(), ""),
+                }
+            }
+            Action::Write(args) => {
+                let path = self.resolve(&args.path);
+                match self.editor.lock().await.write(&path, &args.content) {
+                    Ok(_) => Observation {
+                        content: String::new(),
+                        kind: ObservationKind::Write(FileWriteExtras {
+                            path: path.display().to_string(),
+                        }),
+                    },
+                    Err(e) => Observation::error(e.to_string(), ""),
+                }
+            }
+            Action::Edit(args) => self.edit(args).await,
+            Action::Browse(args) => {
+                let page = browse::browse(&self.http, &args.url, self.config.browse).await;
+                let mut extras = BrowseExtras::new(page.url);
+                extras.error = page.error;
+                Observation {
+                    content: page.content,
+                    kind: ObservationKind::Browse(Box::new(extras)),
+                }
+            }
+            Action::RunIpython(_) => Observation::error(
+                "IPython cells are not available in this runtime; run Python with execute_bash (for example `python3 -c ...` or a script file).",
+                "",
+            ),
+            Action::BrowseInteractive(_) => Observation::error(
+                "Interactive browsing is not available in this runtime; fetch pages with the browse action instead.",
+                "",
+            ),
+            Action::CallToolMcp(a) => Observation::error(format!("MCP tool {:?} is not available: this server has no MCP servers configured.", a.name), ""),
+            other => Observation::error(format!("The runtime cannot execute {} actions.", other.kind()), ""),
+        }
+    }
+
+    async fn run(&self, args: &CmdRunArgs, timeout: Option<f64>) -> Observation {
+        let shell = match self.shell().await {
+            Ok(s) => s,
+            Err(e) => return Observation::error(format!("The shell is not available: {e}"), ""),
+        };
+        let hard = timeout
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .map(|t| Duration::from_secs_f64(t.min(86_400.0)))
+            .unwrap_or(self.config.default_timeout);
+        let blocking = args.blocking || timeout.is_some();
+        let command = args.command.trim_end_matches('\n');
+        let input =
+            if args.is_input || command.is_empty() || matches!(command, "C-c" | "C-d" | "C-z") {
+                Input::ToProcess(command.to_string())
+            } else {
+                Input::Command(command.to_string())
+            };
+        let result = match shell.run(input, hard, blocking).await {
+            Ok(r) => r,
+            Err(e) => return Observation::error(format!("The command could not run: {e}"), ""),
+        };
+        let (exit_code, suffix) = match &result.ended {
+            Ended::Exited(code) => (*code as i64, format!("\n[The command completed with exit code {code}.]")),
+            Ended::StillRunning => (
+                -1,
+                format!(
+                    "\n[The command has no new output after {} seconds. You may wait longer to see additional output by sending empty command '', send other commands to interact with the current process, send keys to interrupt/kill the command, or use the timeout parameter in execute_bash for future commands.]",
+                    self.config.no_change_timeout.as_secs()
+                ),
+            ),
+            Ended::TimedOut(secs) => (
+                -1,
+                format!("\n[The command timed out after {secs} seconds and was killed, with every process it started.]"),
+            ),
+        };
+        let prefix = if result.continued {
+            "[Below is the output of the previous command.]\n".to_string()
+        } else {
+            String::new()
+        };
+        Observation {
+            content: result.output,
+            kind: ObservationKind::Run(CmdOutputExtras {
+                command: args.command.clone(),
+                metadata: CmdOutputMetadata {
+                    exit_code,
+                    pid: -1,
+                    username: self.host.username.clone(),
+                    hostname: self.host.hostname.clone(),
+                    working_dir: Some(result.working_dir),
+                    py_interpreter_path: self.host.python.clone(),
+                    prefix,
+                    suffix,
+                },
+                hidden: args.hidden,
+            }),
+        }
+    }
+
+    async fn edit(&self, args: &FileEditArgs) -> Observation {
+        let path = self.resolve(&args.path);
+        let mut editor = self.editor.lock().await;
+        let result = match args.command.as_str() {
+            "view" => {
+                return match editor.view(&path, None) {
+                    Ok(content) => Observation {
+                        content,
+                        kind: ObservationKind::Read(FileReadExtras {
+                            path: path.display().to_string(),
+                            impl_source: "oh_aci".into(),
+                        }),
+                    },
+                    Err(e) => Observation::error(e.to_string(), ""),
+                }
+            }
+            "create" => match &args.file_text {
+                Some(text) => editor.create(&path, text),
+                None => return Observation::error("Parameter `file_text` is required for command: create.", ""),
+            },
+            "str_replace" => match &args.old_str {
+                Some(old) => editor.str_replace(&path, old, args.new_str.as_deref().unwrap_or("")),
+                None => return Observation::error("Parameter `old_str` is required for command: str_replace.", ""),
+            },
+            "insert" => match (args.insert_line, &args.new_str) {
+                (Some(line), Some(new)) => editor.insert(&path, line, new),
+                _ => {
+                    return Observation::error(
+                        "Parameters `insert_line` and `new_str` are required for command: insert.",
+                        "",
+                    )
+                }
+            },
+            "undo_edit" => editor.undo_edit(&path),
+            "" if !args.content.is_empty() || args.file_text.is_some() => {
+                editor.write(&path, args.file_text.as_deref().unwrap_or(&args.content))
+            }
+            other => {
+                return Observation::error(
+                    format!("Unrecognized command {other:?}. The allowed commands are: view, create, str_replace, insert, undo_edit."),
+                    "",
+                )
+            }
+        };
+        match result {
+            Ok(outcome) => Observation {
+                content: outcome.content,
+                kind: ObservationKind::Edit(FileEditExtras {
+                    path: path.display().to_string(),
+                    prev_exist: outcome.prev_exist,
+                    old_content: outcome.old_content,
+                    new_content: outcome.new_content,
+                    impl_source: args.impl_source.clone(),
+                    diff: Some(outcome.diff),
+                    diff_cache: None,
+                }),
+            },
+            Err(e) => Observation::error(e.to_string(), ""),
+        }
+    }
+}
+
+impl Drop for LocalRuntime {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

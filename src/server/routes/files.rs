@@ -1,0 +1,185 @@
+//! The workspace routes under `/api/conversations/{id}/`: list-files, select-file,
+//! upload-files, zip-directory, git/changes, git/diff. None of them can leave the
+//! workspace, whatever the path's encoding.
+
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::checked_id;
+use crate::runtime::workspace::{Workspace, WorkspaceError};
+use crate::server::error::{ApiError, QueryParams};
+use crate::server::AppState;
+
+/// Largest upload request accepted.
+const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    let base = "/api/conversations/{id}";
+    Router::new()
+        .route(&format!("{base}/list-files"), get(list_files))
+        .route(&format!("{base}/select-file"), get(select_file))
+        .route(
+            &format!("{base}/upload-files"),
+            post(upload_files).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+        )
+        .route(&format!("{base}/zip-directory"), get(zip_directory))
+        .route(&format!("{base}/git/changes"), get(git_changes))
+        .route(&format!("{base}/git/diff"), get(git_diff))
+}
+
+impl From<WorkspaceError> for ApiError {
+    fn from(e: WorkspaceError) -> Self {
+        let status =
+            StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError::new(status, json!({ "error": e.to_string() }))
+    }
+}
+
+/// Opens the workspace of an existing conversation.
+async fn workspace(state: &AppState, id: &str) -> Result<Workspace, ApiError> {
+    let id = checked_id(id)?;
+    if state.manager.store().conversation(id).await?.is_none() {
+        return Err(ApiError::detail(
+            StatusCode::NOT_FOUND,
+            format!("Conversation {id} not found"),
+        ));
+    }
+    let root = state.config.workspace_for(id);
+    blocking(move || Workspace::open(&root)).await
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, WorkspaceError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    path: Option<String>,
+}
+
+async fn list_files(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    let ws = workspace(&state, &id).await?;
+    let files =
+        blocking(move || ws.list_files(q.path.as_deref().filter(|p| !p.is_empty()))).await?;
+    Ok(Json(files))
+}
+
+#[derive(Deserialize)]
+struct FileQuery {
+    file: String,
+}
+
+async fn select_file(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<FileQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &id).await?;
+    let code = blocking(move || ws.read_text(&q.file)).await?;
+    Ok(Json(json!({ "code": code })))
+}
+
+async fn upload_files(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    mut form: Multipart,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &id).await?;
+    let mut uploaded = Vec::new();
+    let mut skipped = Vec::new();
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid multipart body: {e}"
+                )))
+            }
+        };
+        if field.name() != Some("files") {
+            continue;
+        }
+        let name = field.file_name().unwrap_or("").to_string();
+        let bytes = match field.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Err(ApiError::bad_request(format!(
+                    "Cannot read upload {name:?}: {e}"
+                )))
+            }
+        };
+        if name.is_empty() {
+            skipped.push(json!({"name": name, "reason": "The file has no name"}));
+            continue;
+        }
+        let ws = ws.clone();
+        let target = name.clone();
+        match tokio::task::spawn_blocking(move || ws.write_upload(&target, &bytes)).await {
+            Ok(Ok(path)) => uploaded.push(path.display().to_string()),
+            Ok(Err(e)) => skipped.push(json!({"name": name, "reason": e.to_string()})),
+            Err(e) => skipped.push(json!({"name": name, "reason": e.to_string()})),
+        }
+    }
+    Ok(Json(
+        json!({"uploaded_files": uploaded, "skipped_files": skipped}),
+    ))
+}
+
+async fn zip_directory(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let ws = workspace(&state, &id).await?;
+    let bytes = blocking(move || ws.zip()).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"workspace.zip\"",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+async fn git_changes(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &id).await?;
+    let changes = blocking(move || ws.git_changes()).await?;
+    Ok(Json(json!(changes)))
+}
+
+#[derive(Deserialize)]
+struct DiffQuery {
+    path: String,
+}
+
+async fn git_diff(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<DiffQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &id).await?;
+    let diff = blocking(move || ws.git_diff(&q.path)).await?;
+    Ok(Json(json!(diff)))
+}
