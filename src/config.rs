@@ -440,6 +440,7 @@ fn section_mut<'a>(
 fn apply_env(
     table: &mut toml::Table,
     env: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
     for (section, prefix, keys) in SECTIONS {
         for (key, kind) in keys.iter() {
@@ -447,7 +448,15 @@ fn apply_env(
             let Some(raw) = env(&var).filter(|v| !v.is_empty()) else {
                 continue;
             };
-            let value = env_value(&var, &raw, *kind)?;
+            let value = match env_value(&var, &raw, *kind) {
+                Ok(v) => v,
+                // A flag such as DEBUG=vite:* belongs to another program: ignore it.
+                Err(e) if matches!(kind, Kind::Bool) => {
+                    warnings.push(format!("{e}; ignored"));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             section_mut(table, section)?.insert((*key).to_string(), value);
         }
     }
@@ -531,7 +540,7 @@ impl Config {
                 })
             }
         };
-        apply_env(&mut table, env)?;
+        apply_env(&mut table, env, &mut warnings)?;
         if let Some(p) = &cli.file_store_path {
             section_mut(&mut table, "core")?.insert("file_store_path".into(), p.clone().into());
         }
@@ -771,6 +780,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn a_foreign_debug_flag_only_warns() {
+        let c = load(None, &[("DEBUG", "vite:*")], CliOverrides::default()).unwrap();
+        assert!(!c.file.core.debug);
+        assert!(c.warnings.join(" ").contains("DEBUG"));
     }
 
     #[test]

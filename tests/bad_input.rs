@@ -39,6 +39,7 @@ async fn malformed_frames_get_error_events_and_the_conversation_goes_on() {
         r#"42{"event":"object"}"#,
         r#"42[42,{}]"#,
         "4zzz",
+        "4é",
         r#"451-["oh_user_action",{"_placeholder":true,"num":0}]"#,
     ];
     for f in frames {

@@ -273,3 +273,45 @@ async fn a_run_without_a_command_is_an_error_observation() {
     );
     let _ = Instant::now();
 }
+
+#[tokio::test]
+async fn closing_during_a_command_delivers_its_observation_then_reopens_with_dense_ids() {
+    let server = shell_server();
+    let (mut c, cid) = Client::new(&server).await;
+    send_user_action(
+        &mut c.ws,
+        &json!({"action": "run", "args": {"command": "sleep 30"}, "timeout": 60}),
+    )
+    .await;
+    let run = next_event(&mut c.ws).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stop = http()
+        .post(server.url(&format!("/api/conversations/{cid}/stop")))
+        .send();
+    // Reopen right away, racing the close.
+    let start = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        http()
+            .post(server.url(&format!("/api/conversations/{cid}/start")))
+            .send()
+            .await
+            .unwrap()
+    };
+    let (stop, start) = tokio::join!(stop, start);
+    assert_eq!(stop.unwrap().status().as_u16(), 200);
+    assert_eq!(start.status().as_u16(), 200);
+    // The live client got the killed command's observation before being let go.
+    let obs = next_event(&mut c.ws).await;
+    assert_eq!(obs["cause"], run["id"], "{obs}");
+    let r = http()
+        .post(server.url(&format!("/api/conversations/{cid}/message")))
+        .json(&json!({"message": "after"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let events = wait_events(&server, &cid, 3).await;
+    let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [0, 1, 2], "{events:?}");
+    assert_eq!(events[2]["args"]["content"], "after");
+}

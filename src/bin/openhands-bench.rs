@@ -215,6 +215,33 @@ fn median(mut v: Vec<f64>) -> f64 {
     percentile(&v, 0.5)
 }
 
+/// Runs `echo hi` through the runtime `n` times in a row, each after the previous
+/// observation; returns each round trip in milliseconds.
+async fn run_commands(port: u16, cid: &str, n: usize) -> Vec<f64> {
+    let mut ws = connect(port, cid, -1).await;
+    let frame = Message::Text(
+        r#"42["oh_user_action",{"action":"run","args":{"command":"echo hi"}}]"#.into(),
+    );
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t0 = Instant::now();
+        ws.send(frame.clone()).await.expect("send run");
+        loop {
+            let Some(Ok(Message::Text(t))) = ws.next().await else {
+                panic!("connection lost");
+            };
+            if t.as_str() == "2" {
+                let _ = ws.send(Message::Text("3".into())).await;
+            } else if t.contains(r#""observation":"run""#) {
+                assert!(t.contains(r#""content":"hi\n""#), "unexpected output: {t}");
+                break;
+            }
+        }
+        times.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    times
+}
+
 /// Sends `events` messages at `rate` per second to a conversation with `clients`
 /// readers; prints latency percentiles and checks exactly-once delivery.
 async fn fan_out(port: u16, cid: &str, clients: usize, events: u64, rate: u64) {
@@ -356,7 +383,23 @@ async fn main() {
         median(replays)
     );
 
-    // 4. Fan-out: 1,000 events to 200 clients of one conversation, at two event rates.
+    // 4. Runtime: `echo hi` round trips, and 1,000 sequential commands.
+    run_commands(port, "bench_run_warmup", 5).await;
+    let times = run_commands(port, "bench_run", 200).await;
+    println!(
+        "run `echo hi` to its observation: median {:.2} ms (200 runs)",
+        median(times)
+    );
+    let t0 = Instant::now();
+    run_commands(port, "bench_run_many", 1_000).await;
+    let t = t0.elapsed();
+    println!(
+        "1,000 sequential commands: {:.0} commands/s ({:.0} ms)",
+        1_000.0 / t.as_secs_f64(),
+        t.as_secs_f64() * 1000.0
+    );
+
+    // 5. Fan-out: 1,000 events to 200 clients of one conversation, at two event rates.
     for (i, rate) in [100u64, 500].into_iter().enumerate() {
         let (cpu0, sys0) = cpu_times(server.child.id());
         fan_out(port, &format!("bench_fanout_{i}"), 200, 1_000, rate).await;

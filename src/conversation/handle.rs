@@ -1,6 +1,6 @@
 //! The shared handle of a running conversation.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use thiserror::Error;
@@ -40,10 +40,13 @@ pub struct Conversation {
     pub(super) live: broadcast::Sender<StoredEvent>,
     pub(super) notices: broadcast::Sender<Arc<str>>,
     pub(super) closed: CancellationToken,
+    /// Cancelled when the task has stored everything and stopped.
+    pub(super) finished: CancellationToken,
     connections: AtomicUsize,
     last_active: Mutex<Instant>,
-    /// Set while the agent works; a busy conversation is never closed to make room.
-    busy: AtomicBool,
+    /// Actions waiting for or running on the runtime; a busy conversation is never
+    /// closed to make room or for idling.
+    pub(super) pending_jobs: AtomicUsize,
 }
 
 impl Conversation {
@@ -59,9 +62,10 @@ impl Conversation {
             live,
             notices,
             closed: CancellationToken::new(),
+            finished: CancellationToken::new(),
             connections: AtomicUsize::new(0),
             last_active: Mutex::new(Instant::now()),
-            busy: AtomicBool::new(false),
+            pending_jobs: AtomicUsize::new(0),
         }
     }
 
@@ -123,9 +127,14 @@ impl Conversation {
         }
     }
 
-    /// Whether the agent is working (never closed to make room then).
+    /// Whether actions are running (never closed to make room or for idling then).
     pub fn is_busy(&self) -> bool {
-        self.busy.load(Ordering::Relaxed)
+        self.pending_jobs.load(Ordering::Relaxed) > 0
+    }
+
+    /// Waits until the conversation's task has stopped (after it was closed).
+    pub async fn finished(&self) {
+        self.finished.cancelled().await
     }
 }
 

@@ -1,6 +1,6 @@
 //! Opens, closes, reaps and deletes conversations; the one place that knows them all.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -26,6 +26,8 @@ pub enum ManagerError {
     TooMany(usize),
     #[error("the server is shutting down")]
     ShuttingDown,
+    #[error("conversation {0} is being deleted")]
+    Deleting(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -43,16 +45,13 @@ pub struct NewConversation {
     pub trigger: Option<String>,
 }
 
-struct Running {
-    conversation: Arc<Conversation>,
-    task: JoinHandle<()>,
-}
-
 /// Owns every open conversation.
 pub struct ConversationManager {
     store: Arc<dyn EventStore>,
     config: Arc<Config>,
-    open: Mutex<HashMap<String, Running>>,
+    open: Mutex<HashMap<String, Arc<Conversation>>>,
+    /// Ids being deleted: not reopened until the deletion is done.
+    deleting: std::sync::Mutex<HashSet<String>>,
     shutdown: CancellationToken,
 }
 
@@ -63,6 +62,7 @@ impl ConversationManager {
             store,
             config,
             open: Mutex::new(HashMap::new()),
+            deleting: std::sync::Mutex::new(HashSet::new()),
             shutdown: CancellationToken::new(),
         })
     }
@@ -75,24 +75,64 @@ impl ConversationManager {
     /// The open conversation `id`, if any.
     pub async fn get_open(&self, id: &str) -> Option<Arc<Conversation>> {
         let open = self.open.lock().await;
-        open.get(id)
-            .filter(|r| !r.conversation.is_closed())
-            .map(|r| r.conversation.clone())
+        open.get(id).filter(|c| !c.is_closed()).cloned()
     }
 
     /// Returns the open conversation `id`, reopening it from the store if needed; with
     /// `create`, an unknown id becomes a new conversation.
     pub async fn open(&self, id: &str, create: bool) -> Result<Arc<Conversation>, ManagerError> {
-        if self.shutdown.is_cancelled() {
-            return Err(ManagerError::ShuttingDown);
-        }
-        let mut open = self.open.lock().await;
-        if let Some(r) = open.get(id) {
-            if !r.conversation.is_closed() {
-                return Ok(r.conversation.clone());
+        loop {
+            if self.shutdown.is_cancelled() {
+                return Err(ManagerError::ShuttingDown);
             }
-            open.remove(id);
+            if self
+                .deleting
+                .lock()
+                .map(|d| d.contains(id))
+                .unwrap_or(false)
+            {
+                return Err(ManagerError::Deleting(id.to_string()));
+            }
+            let mut open = self.open.lock().await;
+            match open.get(id).cloned() {
+                Some(c) if !c.is_closed() => return Ok(c),
+                Some(c) if !c.finished.is_cancelled() => {
+                    // Still closing: its last events must be stored before a new
+                    // stream continues after them.
+                    drop(open);
+                    c.finished().await;
+                    continue;
+                }
+                Some(_) => {
+                    open.remove(id);
+                }
+                None => {}
+            }
+            open.retain(|_, c| !c.is_closed());
+            if open.len() >= self.config.file.core.max_concurrent_conversations {
+                let victim = self
+                    .pick_victim(&open)
+                    .ok_or(ManagerError::TooMany(open.len()))?;
+                drop(open);
+                victim.notify(status_update(
+                    "error",
+                    "AGENT_ERROR$TOO_MANY_CONVERSATIONS",
+                    TOO_MANY_CONVERSATIONS,
+                ));
+                self.close_and_forget(&victim).await;
+                continue;
+            }
+            return self.start(&mut open, id, create).await;
         }
+    }
+
+    /// Loads (or creates) conversation `id` and starts its task; the map is locked.
+    async fn start(
+        &self,
+        open: &mut HashMap<String, Arc<Conversation>>,
+        id: &str,
+        create: bool,
+    ) -> Result<Arc<Conversation>, ManagerError> {
         if self.store.conversation(id).await?.is_none() {
             if !create {
                 return Err(ManagerError::NotFound(id.to_string()));
@@ -101,7 +141,6 @@ impl ConversationManager {
                 .put_conversation(ConversationMetadata::new(id, Some("gui")))
                 .await?;
         }
-        self.make_room(&mut open).await?;
         let id: Arc<str> = Arc::from(id);
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let stream = EventStream::open(id.clone(), self.store.clone(), live.clone()).await?;
@@ -111,7 +150,7 @@ impl ConversationManager {
             &self.config.workspace_for(&id),
             self.runtime_config(),
         ));
-        let task = tokio::spawn(task::run(
+        tokio::spawn(task::run(
             conversation.clone(),
             stream,
             rx,
@@ -119,14 +158,29 @@ impl ConversationManager {
             runtime,
         ));
         tracing::info!(conversation = %id, "conversation opened");
-        open.insert(
-            id.to_string(),
-            Running {
-                conversation: conversation.clone(),
-                task,
-            },
-        );
+        open.insert(id.to_string(), conversation.clone());
         Ok(conversation)
+    }
+
+    /// The oldest idle conversation (preferring ones without clients), never a busy one.
+    fn pick_victim(&self, open: &HashMap<String, Arc<Conversation>>) -> Option<Arc<Conversation>> {
+        open.values()
+            .filter(|c| !c.is_busy())
+            .max_by_key(|c| (c.connections() == 0, c.idle_for()))
+            .cloned()
+    }
+
+    /// Closes `conversation`, waits until its task has stored everything, and forgets it.
+    async fn close_and_forget(&self, conversation: &Arc<Conversation>) {
+        conversation.closed.cancel();
+        conversation.finished().await;
+        let mut open = self.open.lock().await;
+        if open
+            .get(&*conversation.id)
+            .is_some_and(|c| Arc::ptr_eq(c, conversation))
+        {
+            open.remove(&*conversation.id);
+        }
     }
 
     fn runtime_config(&self) -> RuntimeConfig {
@@ -141,33 +195,6 @@ impl ConversationManager {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         }
-    }
-
-    /// Closes the oldest idle conversations until one more fits.
-    async fn make_room(&self, open: &mut HashMap<String, Running>) -> Result<(), ManagerError> {
-        let max = self.config.file.core.max_concurrent_conversations;
-        open.retain(|_, r| !r.conversation.is_closed());
-        while open.len() >= max {
-            let victim = open
-                .values()
-                .filter(|r| !r.conversation.is_busy())
-                .max_by_key(|r| (r.conversation.connections() == 0, r.conversation.idle_for()))
-                .map(|r| r.conversation.id.to_string());
-            let Some(victim) = victim else {
-                return Err(ManagerError::TooMany(open.len()));
-            };
-            if let Some(r) = open.remove(&victim) {
-                r.conversation.notify(status_update(
-                    "error",
-                    "AGENT_ERROR$TOO_MANY_CONVERSATIONS",
-                    TOO_MANY_CONVERSATIONS,
-                ));
-                // Let the notice reach the clients before their sockets are told to go.
-                tokio::task::yield_now().await;
-                close_running(r).await;
-            }
-        }
-        Ok(())
     }
 
     /// Creates a conversation (new id) and opens it; the initial message becomes its first event.
@@ -198,11 +225,11 @@ impl ConversationManager {
 
     /// Closes conversation `id` if it is open; true if it was.
     pub async fn close(&self, id: &str) -> bool {
-        let running = self.open.lock().await.remove(id);
-        match running {
-            Some(r) => {
-                let was_open = !r.conversation.is_closed();
-                close_running(r).await;
+        let conversation = self.open.lock().await.get(id).cloned();
+        match conversation {
+            Some(c) => {
+                let was_open = !c.is_closed();
+                self.close_and_forget(&c).await;
                 was_open
             }
             None => false,
@@ -211,6 +238,10 @@ impl ConversationManager {
 
     /// Closes and deletes conversation `id`; false if it did not exist.
     pub async fn delete(&self, id: &str) -> Result<bool, ManagerError> {
+        if let Ok(mut d) = self.deleting.lock() {
+            d.insert(id.to_string());
+        }
+        let _done = DeletingGuard(self, id.to_string());
         self.close(id).await;
         let existed = self.store.delete_conversation(id).await?;
         if existed && !self.config.shared_workspace() {
@@ -228,8 +259,8 @@ impl ConversationManager {
     pub async fn open_ids(&self) -> Vec<(String, usize)> {
         let open = self.open.lock().await;
         open.values()
-            .filter(|r| !r.conversation.is_closed())
-            .map(|r| (r.conversation.id.to_string(), r.conversation.connections()))
+            .filter(|c| !c.is_closed())
+            .map(|c| (c.id.to_string(), c.connections()))
             .collect()
     }
 
@@ -254,42 +285,44 @@ impl ConversationManager {
     }
 
     async fn reap(&self, close_delay: Duration) {
-        let idle: Vec<Running> = {
-            let mut open = self.open.lock().await;
-            let ids: Vec<String> = open
-                .values()
-                .filter(|r| {
-                    r.conversation.is_closed()
-                        || (r.conversation.connections() == 0
-                            && !r.conversation.is_busy()
-                            && r.conversation.idle_for() >= close_delay)
+        let idle: Vec<Arc<Conversation>> = {
+            let open = self.open.lock().await;
+            open.values()
+                .filter(|c| {
+                    c.is_closed()
+                        || (c.connections() == 0 && !c.is_busy() && c.idle_for() >= close_delay)
                 })
-                .map(|r| r.conversation.id.to_string())
-                .collect();
-            ids.iter().filter_map(|id| open.remove(id)).collect()
+                .cloned()
+                .collect()
         };
-        for r in idle {
-            tracing::info!(conversation = %r.conversation.id, "closing idle conversation");
-            close_running(r).await;
+        for c in idle {
+            tracing::info!(conversation = %c.id, "closing idle conversation");
+            self.close_and_forget(&c).await;
         }
     }
 
-    /// Closes every conversation (their queued events are stored) and flushes the store.
+    /// Closes every conversation at once (their queued events are stored) and flushes
+    /// the store.
     pub async fn shutdown(&self) {
         self.shutdown.cancel();
-        let all: Vec<Running> = self.open.lock().await.drain().map(|(_, r)| r).collect();
-        for r in all {
-            close_running(r).await;
+        let all: Vec<Arc<Conversation>> = self.open.lock().await.drain().map(|(_, c)| c).collect();
+        for c in &all {
+            c.closed.cancel();
         }
+        futures::future::join_all(all.iter().map(|c| c.finished())).await;
         if let Err(e) = self.store.flush().await {
             tracing::error!("final flush failed: {e}");
         }
     }
 }
 
-async fn close_running(r: Running) {
-    r.conversation.closed.cancel();
-    if let Err(e) = r.task.await {
-        tracing::error!(conversation = %r.conversation.id, "conversation task failed: {e}");
+/// Lets an id be reopened once its deletion is over.
+struct DeletingGuard<'a>(&'a ConversationManager, String);
+
+impl Drop for DeletingGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut d) = self.0.deleting.lock() {
+            d.remove(&self.1);
+        }
     }
 }

@@ -10,7 +10,9 @@ use super::handle::Conversation;
 use crate::store::{EventRange, EventStore, StoredEvent};
 
 /// How many stored events one replay read fetches.
-const REPLAY_PAGE: usize = 1000;
+const REPLAY_PAGE: usize = 256;
+/// At most about this many bytes of events are held for one client's replay at a time.
+const REPLAY_PAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// A client receiving a conversation's events. Each method may wait (back-pressure);
 /// returning false means the client is gone.
@@ -19,8 +21,14 @@ pub trait Subscriber: Send + Sync {
     async fn event(&self, event: &StoredEvent) -> bool;
     /// A payload that is not stored (status update, error notice).
     async fn notice(&self, json: &str) -> bool;
-    /// The conversation was closed by the server.
+    /// The conversation was closed by the server (or its events cannot be read).
     async fn closed(&self);
+}
+
+/// The error notice a client gets when its events cannot be read.
+fn read_failure_notice() -> String {
+    serde_json::json!({"error": true, "message": "The conversation's events could not be read; reconnect to try again."})
+        .to_string()
 }
 
 /// Delivers every stored event with id > `after` (all if `None`), then live ones, until
@@ -36,8 +44,19 @@ pub async fn subscribe(
     let mut live = conversation.live.subscribe();
     let mut notices = conversation.notices.subscribe();
     let mut last = after;
-    if !catch_up(&conversation, &store, &mut last, None, &*subscriber).await {
-        return;
+    match catch_up(
+        &conversation,
+        &store,
+        &mut last,
+        None,
+        &*subscriber,
+        &cancel,
+    )
+    .await
+    {
+        CatchUp::Done => {}
+        CatchUp::Gone => return,
+        CatchUp::Failed => return fail(&*subscriber).await,
     }
     // Created once, not per turn: registering waiters costs a lock each time.
     let cancelled = cancel.cancelled();
@@ -51,7 +70,18 @@ pub async fn subscribe(
             biased;
             _ = &mut cancelled => return,
             _ = &mut closed => {
-                subscriber.closed().await;
+                // The task stores its last events (observations of killed commands)
+                // before it finishes: deliver them, and pending notices, then say goodbye.
+                conversation.finished().await;
+                while let Ok(json) = notices.try_recv() {
+                    if !subscriber.notice(&json).await {
+                        return;
+                    }
+                }
+                match catch_up(&conversation, &store, &mut last, None, &*subscriber, &cancel).await {
+                    CatchUp::Done | CatchUp::Failed => subscriber.closed().await,
+                    CatchUp::Gone => {}
+                }
                 return;
             }
             ev = live.recv() => match ev {
@@ -62,10 +92,12 @@ pub async fn subscribe(
                     // A gap means we missed events (cannot happen with commit-ordered
                     // broadcasts, but the store is the truth): fill it from there.
                     let expected = last.map_or(0, |l| l + 1);
-                    if ev.id > expected
-                        && !catch_up(&conversation, &store, &mut last, Some(ev.id - 1), &*subscriber).await
-                    {
-                        return;
+                    if ev.id > expected {
+                        match catch_up(&conversation, &store, &mut last, Some(ev.id - 1), &*subscriber, &cancel).await {
+                            CatchUp::Done => {}
+                            CatchUp::Gone => return,
+                            CatchUp::Failed => return fail(&*subscriber).await,
+                        }
                     }
                     if !subscriber.event(&ev).await {
                         return;
@@ -74,8 +106,10 @@ pub async fn subscribe(
                 }
                 // Too slow for the live buffer: the store has everything we skipped.
                 Err(RecvError::Lagged(_)) => {
-                    if !catch_up(&conversation, &store, &mut last, None, &*subscriber).await {
-                        return;
+                    match catch_up(&conversation, &store, &mut last, None, &*subscriber, &cancel).await {
+                        CatchUp::Done => {}
+                        CatchUp::Gone => return,
+                        CatchUp::Failed => return fail(&*subscriber).await,
                     }
                 }
                 Err(RecvError::Closed) => {
@@ -97,6 +131,20 @@ pub async fn subscribe(
     }
 }
 
+/// How a catch-up from the store ended.
+enum CatchUp {
+    Done,
+    /// The subscriber went away or was cancelled.
+    Gone,
+    /// The store could not be read.
+    Failed,
+}
+
+async fn fail(subscriber: &dyn Subscriber) {
+    subscriber.notice(&read_failure_notice()).await;
+    subscriber.closed().await;
+}
+
 /// Sends stored events after `last` (up to `until`, inclusive) and advances `last`.
 async fn catch_up(
     conversation: &Conversation,
@@ -104,34 +152,35 @@ async fn catch_up(
     last: &mut Option<u64>,
     until: Option<u64>,
     subscriber: &dyn Subscriber,
-) -> bool {
+    cancel: &CancellationToken,
+) -> CatchUp {
     loop {
         let start = last.map_or(0, |l| l + 1);
         if until.is_some_and(|u| start > u) {
-            return true;
+            return CatchUp::Done;
         }
         let range = EventRange {
             start,
             end: until,
             limit: REPLAY_PAGE,
             reverse: false,
+            max_bytes: REPLAY_PAGE_BYTES,
         };
         let page = match store.events(&conversation.id, range).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(conversation = %conversation.id, "replay failed: {e}");
-                return false;
+                return CatchUp::Failed;
             }
         };
-        let full = page.len() == REPLAY_PAGE;
+        if page.is_empty() {
+            return CatchUp::Done;
+        }
         for ev in &page {
-            if !subscriber.event(ev).await {
-                return false;
+            if cancel.is_cancelled() || !subscriber.event(ev).await {
+                return CatchUp::Gone;
             }
             *last = Some(ev.id);
-        }
-        if !full {
-            return true;
         }
     }
 }

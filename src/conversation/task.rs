@@ -9,7 +9,7 @@ use super::handle::{Command, Conversation, ConversationError};
 use super::stream::EventStream;
 use crate::events::{Action, EventSource, Payload};
 use crate::runtime::LocalRuntime;
-use crate::store::{metadata_utc_now, EventStore};
+use crate::store::{default_title, metadata_utc_now, EventStore};
 
 /// How long closing waits for the action in progress to report after its processes die.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -25,6 +25,16 @@ pub(super) struct TaskContext {
 /// How often `last_updated_at` is written back while events flow.
 const METADATA_FLUSH: Duration = Duration::from_secs(1);
 
+/// Marks the conversation closed and finished when the task ends.
+struct FinishGuard(Arc<Conversation>);
+
+impl Drop for FinishGuard {
+    fn drop(&mut self) {
+        self.0.closed.cancel();
+        self.0.finished.cancel();
+    }
+}
+
 /// Runs until the conversation is closed, then drains what was already queued.
 pub(super) async fn run(
     conversation: Arc<Conversation>,
@@ -33,6 +43,8 @@ pub(super) async fn run(
     store: Arc<dyn EventStore>,
     runtime: Arc<LocalRuntime>,
 ) {
+    // Whatever happens (even a panic), the conversation ends up closed and finished.
+    let _finished = FinishGuard(conversation.clone());
     let (jobs, jobs_rx) = mpsc::unbounded_channel();
     let mut executor = tokio::spawn(executor::run(
         runtime.clone(),
@@ -123,7 +135,13 @@ async fn handle(
             let job_event = event.clone();
             let id = stream.append(event, EventSource::User, done);
             if let Some(job) = Job::for_event(id, &job_event, EventSource::User) {
+                conversation
+                    .pending_jobs
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 if ctx.jobs.send(job).is_err() {
+                    conversation
+                        .pending_jobs
+                        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                     let obs = crate::events::Observation::error(
                         "The conversation is closing; the action was not executed.",
                         "",
@@ -141,6 +159,10 @@ async fn handle(
             }
         }
         Command::Observation { event, source } => {
+            conversation
+                .pending_jobs
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            conversation.touch();
             stream.append(event, source, None);
         }
     }
@@ -149,20 +171,24 @@ async fn handle(
 /// Gives a conversation still titled `Conversation xxxxx` a title from the user's first
 /// message (its first 30 characters), and tells its clients.
 async fn auto_title(conversation: &Arc<Conversation>, store: &Arc<dyn EventStore>, text: &str) {
-    let Ok(Some(mut meta)) = store.conversation(&conversation.id).await else {
-        return;
-    };
-    if !meta.has_default_title() || text.trim().is_empty() {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
         return;
     }
-    let trimmed = text.trim();
     let mut title: String = trimmed.chars().take(30).collect();
     if trimmed.chars().count() > 30 {
         title.push_str("...");
     }
-    meta.title = title.clone();
-    meta.last_updated_at = metadata_utc_now();
-    if store.put_conversation(meta).await.is_ok() {
+    let patch = serde_json::json!({"title": title, "last_updated_at": metadata_utc_now()});
+    // Only while the title is still the default one (a rename wins).
+    let changed = store
+        .patch_conversation(
+            &conversation.id,
+            patch,
+            Some(default_title(&conversation.id)),
+        )
+        .await;
+    if let Ok(true) = changed {
         conversation.notify(
             serde_json::json!({"status_update": true, "type": "info", "message": &*conversation.id, "conversation_title": title})
                 .to_string(),
@@ -171,10 +197,8 @@ async fn auto_title(conversation: &Arc<Conversation>, store: &Arc<dyn EventStore
 }
 
 async fn touch_metadata(store: &Arc<dyn EventStore>, id: &str) {
-    if let Ok(Some(mut meta)) = store.conversation(id).await {
-        meta.last_updated_at = metadata_utc_now();
-        if let Err(e) = store.put_conversation(meta).await {
-            tracing::warn!(conversation = %id, "cannot update metadata: {e}");
-        }
+    let patch = serde_json::json!({"last_updated_at": metadata_utc_now()});
+    if let Err(e) = store.patch_conversation(id, patch, None).await {
+        tracing::warn!(conversation = %id, "cannot update metadata: {e}");
     }
 }

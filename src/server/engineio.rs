@@ -42,6 +42,8 @@ impl Default for EngineConfig {
 pub enum OutPacket {
     /// A full Engine.IO text packet (`4…` for messages).
     Text(String),
+    /// `42["oh_event",<json>]`, framed when written, so queues share the event's text.
+    Event(Arc<str>),
     Binary(Bytes),
     /// Ends a pending poll during an upgrade.
     Noop,
@@ -115,11 +117,11 @@ impl Session {
         self.reply(OutPacket::Text(format!("4{sio}")));
     }
 
-    /// Queues a full Engine.IO text packet (`4…`) as data, waiting while the client is
-    /// behind. Returns false once the session is closed.
-    pub async fn send_packet(&self, packet: String) -> bool {
+    /// Queues a packet as data, waiting while the client is behind. Returns false once
+    /// the session is closed.
+    pub async fn send_packet(&self, packet: OutPacket) -> bool {
         // Fast path: room in the queue.
-        let packet = match self.data_tx.try_send(OutPacket::Text(packet)) {
+        let packet = match self.data_tx.try_send(packet) {
             Ok(()) => return true,
             Err(mpsc::error::TrySendError::Closed(_)) => return false,
             Err(mpsc::error::TrySendError::Full(p)) => p,
@@ -350,6 +352,9 @@ impl Engine {
             return engine_error(3, "Bad request");
         };
         for packet in text.split('\u{1e}') {
+            if session.closed.is_cancelled() {
+                break;
+            }
             if let Some(b64) = packet.strip_prefix('b') {
                 match base64::engine::general_purpose::STANDARD.decode(b64) {
                     Ok(data) => self.handler.on_binary(&session, Bytes::from(data)).await,
@@ -445,13 +450,13 @@ impl Engine {
             // Replies to what the client sent go out before we read anything further.
             for p in session.take_control() {
                 if let Some(m) = ws_message(p) {
-                    if ws.feed(m).await.is_err() {
+                    if !timed(ws.feed(m)).await {
                         session.closed.cancel();
                         return;
                     }
                 }
             }
-            if ws.flush().await.is_err() {
+            if !timed(ws.flush()).await {
                 session.closed.cancel();
                 return;
             }
@@ -459,8 +464,11 @@ impl Engine {
             tokio::select! {
                 biased;
                 _ = &mut closed => {
-                    let _ = ws.send(Message::Text("1".into())).await;
-                    let _ = ws.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
+                    let bye = async {
+                        ws.send(Message::Text("1".into())).await?;
+                        ws.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await
+                    };
+                    let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
                     return;
                 }
                 _ = &mut wake => wake.set(session.wake.notified()),
@@ -490,7 +498,7 @@ impl Engine {
                     }
                     for p in batch {
                         if let Some(m) = ws_message(p) {
-                            if ws.feed(m).await.is_err() {
+                            if !timed(ws.feed(m)).await {
                                 session.closed.cancel();
                                 return;
                             }
@@ -502,6 +510,14 @@ impl Engine {
     }
 }
 
+/// How long one write to a client may block before the client is considered gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Runs a websocket write with [`WRITE_TIMEOUT`]; false if it failed or timed out.
+async fn timed<E>(write: impl std::future::Future<Output = Result<(), E>>) -> bool {
+    matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
+}
+
 /// The next text frame of an upgrading websocket, if it comes within 10 s.
 async fn next(ws: &mut WebSocket) -> Option<String> {
     match tokio::time::timeout(Duration::from_secs(10), ws.recv()).await {
@@ -510,9 +526,20 @@ async fn next(ws: &mut WebSocket) -> Option<String> {
     }
 }
 
+/// `42["oh_event",<json>]`, built in one allocation.
+pub fn oh_event_frame(json: &str) -> String {
+    const HEAD: &str = "42[\"oh_event\",";
+    let mut p = String::with_capacity(HEAD.len() + json.len() + 1);
+    p.push_str(HEAD);
+    p.push_str(json);
+    p.push(']');
+    p
+}
+
 fn ws_message(p: OutPacket) -> Option<Message> {
     match p {
         OutPacket::Text(t) => Some(Message::Text(t.into())),
+        OutPacket::Event(json) => Some(Message::Text(oh_event_frame(&json).into())),
         OutPacket::Binary(b) => Some(Message::Binary(b)),
         OutPacket::Noop => None,
     }
@@ -521,6 +548,7 @@ fn ws_message(p: OutPacket) -> Option<Message> {
 fn packet_len(p: &OutPacket) -> usize {
     match p {
         OutPacket::Text(t) => t.len(),
+        OutPacket::Event(j) => j.len() + 14,
         OutPacket::Binary(b) => b.len() * 4 / 3 + 1,
         OutPacket::Noop => 1,
     }
@@ -531,6 +559,7 @@ fn encode_polling(packets: &[OutPacket]) -> String {
         .iter()
         .map(|p| match p {
             OutPacket::Text(t) => t.clone(),
+            OutPacket::Event(j) => oh_event_frame(j),
             OutPacket::Binary(b) => {
                 format!("b{}", base64::engine::general_purpose::STANDARD.encode(b))
             }

@@ -60,6 +60,7 @@ impl From<crate::conversation::ManagerError> for ApiError {
         use crate::conversation::ManagerError as M;
         match e {
             M::NotFound(_) => ApiError::conversation_not_found(),
+            M::Deleting(_) => ApiError::detail(StatusCode::CONFLICT, e.to_string()),
             M::TooMany(_) | M::ShuttingDown => {
                 ApiError::detail(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             }

@@ -148,6 +148,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", config.host, config.port))?;
     let addr = listener.local_addr()?;
+    // Small frames (events, acks) must not wait for Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     println!("openhands-server listening on http://{addr}");
     tracing::info!(store = %store_dir.display(), "listening on http://{addr}");
     let shutdown_engine = engine.clone();

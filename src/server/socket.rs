@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
-use super::engineio::{EngineHandler, Session};
+use super::engineio::{EngineHandler, OutPacket, Session};
 use super::socketio::{self, Packet};
 use super::AppState;
 use crate::conversation::{subscribe, AttachGuard, Conversation, ConversationError, Subscriber};
@@ -124,11 +124,18 @@ impl SocketHandler {
             .open(cid, true)
             .await
             .map_err(|e| Refusal(format!("Failed to join conversation: {e}")))?;
+        if session.closed.is_cancelled() {
+            return Err(Refusal("The connection closed".into()));
+        }
+        if let Some(old) = slot.joined.take() {
+            old.cancel.cancel();
+        }
         let sid = super::engineio_sid();
         session.reply_message(&socketio::connect_ack(&sid));
         let cancel = CancellationToken::new();
         let subscriber = Arc::new(SocketSubscriber {
             session: session.clone(),
+            cancel: cancel.clone(),
         });
         tokio::spawn(subscribe(
             conversation.clone(),
@@ -215,6 +222,9 @@ impl SocketHandler {
 #[async_trait]
 impl EngineHandler for SocketHandler {
     async fn on_message(&self, session: &Arc<Session>, text: &str) {
+        if session.closed.is_cancelled() {
+            return;
+        }
         let slot = self.slot(session);
         let mut slot = slot.lock().await;
         match socketio::parse(text) {
@@ -261,7 +271,7 @@ impl EngineHandler for SocketHandler {
             }
             Some(Packet::BinaryEvent { attachments, .. })
             | Some(Packet::BinaryAck { attachments, .. }) => {
-                slot.pending_binary += attachments;
+                slot.pending_binary = slot.pending_binary.saturating_add(attachments);
                 send_error(
                     session,
                     "Binary attachments are not supported: send oh_user_action as JSON",
@@ -273,6 +283,9 @@ impl EngineHandler for SocketHandler {
     }
 
     async fn on_binary(&self, session: &Arc<Session>, _data: Bytes) {
+        if session.closed.is_cancelled() {
+            return;
+        }
         let slot = self.slot(session);
         let mut slot = slot.lock().await;
         if slot.pending_binary > 0 {
@@ -298,35 +311,40 @@ impl EngineHandler for SocketHandler {
     }
 }
 
-/// The Engine.IO packet `42["oh_event",<json>]`, built in one allocation.
-fn oh_event_packet(json: &str) -> String {
-    const HEAD: &str = "42[\"oh_event\",";
-    let mut p = String::with_capacity(HEAD.len() + json.len() + 1);
-    p.push_str(HEAD);
-    p.push_str(json);
-    p.push(']');
-    p
-}
-
 /// Forwards a conversation's events to one socket as `oh_event`.
 struct SocketSubscriber {
     session: Arc<Session>,
+    /// Cancelled when this socket leaves the conversation.
+    cancel: CancellationToken,
 }
 
 #[async_trait]
 impl Subscriber for SocketSubscriber {
     async fn event(&self, event: &StoredEvent) -> bool {
-        self.session.send_packet(oh_event_packet(&event.json)).await
+        !self.cancel.is_cancelled()
+            && self
+                .session
+                .send_packet(OutPacket::Event(event.json.clone()))
+                .await
     }
 
     async fn notice(&self, json: &str) -> bool {
-        self.session.send_packet(oh_event_packet(json)).await
+        !self.cancel.is_cancelled()
+            && self
+                .session
+                .send_packet(OutPacket::Event(Arc::from(json)))
+                .await
     }
 
     async fn closed(&self) {
         let stopped = r#"{"message":"","observation":"agent_state_changed","content":"","extras":{"agent_state":"stopped","reason":""}}"#;
-        self.session.send_packet(oh_event_packet(stopped)).await;
+        if self.cancel.is_cancelled() {
+            return;
+        }
+        self.session
+            .send_packet(OutPacket::Event(Arc::from(stopped)))
+            .await;
         // Server-side disconnect of the main namespace.
-        self.session.send_packet("41".into()).await;
+        self.session.send_packet(OutPacket::Text("41".into())).await;
     }
 }

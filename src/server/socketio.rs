@@ -30,8 +30,8 @@ pub enum Packet<'a> {
 
 /// Parses the text of an Engine.IO message as a Socket.IO packet.
 pub fn parse(text: &str) -> Option<Packet<'_>> {
-    let kind = text.as_bytes().first()?;
-    let mut rest = &text[1..];
+    let kind = text.as_bytes().first().filter(|k| k.is_ascii_digit())?;
+    let mut rest = text.get(1..)?;
     let mut attachments = 0;
     if matches!(kind, b'5' | b'6') {
         let dash = rest.find('-')?;
@@ -135,5 +135,15 @@ mod tests {
         assert_eq!(parse("9"), None);
         assert_eq!(parse(""), None);
         assert_eq!(parse("5x"), None);
+        assert_eq!(parse("é"), None);
+        assert_eq!(
+            parse("2é"),
+            Some(Packet::Event {
+                nsp: "/",
+                ack: None,
+                data: "é"
+            })
+        );
+        assert_eq!(parse("599999999999999999999-[]"), None);
     }
 }

@@ -58,6 +58,8 @@ pub struct EventRange {
     pub limit: usize,
     /// Newest first.
     pub reverse: bool,
+    /// Stop adding events once the page holds this many bytes (at least one is returned).
+    pub max_bytes: usize,
 }
 
 /// The durable home of every conversation's events, metadata and the settings.
@@ -79,6 +81,14 @@ pub trait EventStore: Send + Sync + 'static {
         &self,
         conversation_id: &str,
     ) -> Result<Option<ConversationMetadata>, StoreError>;
+    /// Merges `patch` (a JSON object) into conversation `id`'s metadata, atomically; with
+    /// `if_title`, only while its title is still that. True if a row changed.
+    async fn patch_conversation(
+        &self,
+        conversation_id: &str,
+        patch: Value,
+        if_title: Option<String>,
+    ) -> Result<bool, StoreError>;
     /// Conversations, newest `created_at` first.
     async fn conversations(
         &self,

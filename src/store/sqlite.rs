@@ -31,6 +31,13 @@ CREATE TABLE IF NOT EXISTS settings (
 );
 ";
 
+/// A field-level metadata update.
+struct Patch {
+    id: String,
+    json: String,
+    if_title: Option<String>,
+}
+
 enum WriteOp {
     Event(Append),
     Conversation(
@@ -38,8 +45,9 @@ enum WriteOp {
         oneshot::Sender<Result<(), StoreError>>,
     ),
     Delete(String, oneshot::Sender<Result<bool, StoreError>>),
+    Patch(Patch, oneshot::Sender<Result<bool, StoreError>>),
     Settings(String, oneshot::Sender<Result<(), StoreError>>),
-    Flush(oneshot::Sender<()>),
+    Flush(oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// SQLite-backed [`EventStore`] in `<dir>/openhands.db`.
@@ -47,7 +55,12 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: mpsc::UnboundedSender<WriteOp>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Bounds concurrent reads (and so open read connections).
+    read_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Concurrent readers at most.
+const MAX_READERS: usize = 8;
 
 fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
@@ -74,6 +87,7 @@ impl SqliteStore {
             path,
             writer: tx,
             readers: Arc::new(Mutex::new(Vec::new())),
+            read_slots: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
         })
     }
 
@@ -85,11 +99,22 @@ impl SqliteStore {
     {
         let pool = self.readers.clone();
         let path = self.path.clone();
+        let slot = self
+            .read_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let pooled = pool.lock().ok().and_then(|mut p| p.pop());
             let conn = match pooled {
                 Some(c) => c,
-                None => open(&path)?,
+                None => {
+                    let c = open(&path)?;
+                    c.pragma_update(None, "query_only", true)?;
+                    c
+                }
             };
             let result = f(&conn);
             if let Ok(mut p) = pool.lock() {
@@ -130,15 +155,28 @@ enum Done {
         oneshot::Sender<Result<bool, StoreError>>,
         Result<bool, StoreError>,
     ),
-    Flush(oneshot::Sender<()>),
+    Flush(oneshot::Sender<Result<(), StoreError>>),
 }
 
 fn commit_batch(conn: &mut Connection, batch: Vec<WriteOp>) {
     let mut done = Vec::with_capacity(batch.len());
     let commit = (|| -> Result<(), StoreError> {
         let tx = conn.transaction()?;
+        let mut aborted = false;
         for op in batch {
+            if aborted {
+                done.push(abort(op));
+                continue;
+            }
             done.push(apply(&tx, op));
+            // Some errors (disk full, I/O) roll the whole transaction back: what
+            // follows must not run in autocommit mode and pretend to be part of it.
+            aborted = tx.is_autocommit();
+        }
+        if aborted {
+            return Err(StoreError::Database(
+                "the transaction was rolled back".into(),
+            ));
         }
         tx.commit()?;
         Ok(())
@@ -153,9 +191,22 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteOp>) {
                 let _ = tx.send(commit.clone().and(r));
             }
             Done::Flush(tx) => {
-                let _ = tx.send(());
+                let _ = tx.send(commit.clone());
             }
         }
+    }
+}
+
+/// The answer for an operation that was not attempted because its batch failed.
+fn abort(op: WriteOp) -> Done {
+    let e = || Err(StoreError::Database("not written: the batch failed".into()));
+    match op {
+        WriteOp::Event(a) => Done::Event(a.on_durable, e()),
+        WriteOp::Conversation(_, reply) | WriteOp::Settings(_, reply) => Done::Unit(reply, e()),
+        WriteOp::Delete(_, reply) | WriteOp::Patch(_, reply) => {
+            Done::Bool(reply, e().map(|()| false))
+        }
+        WriteOp::Flush(reply) => Done::Flush(reply),
     }
 }
 
@@ -201,6 +252,20 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Done {
             })();
             Done::Bool(reply, r)
         }
+        WriteOp::Patch(p, reply) => {
+            let r = match &p.if_title {
+                None => tx.execute(
+                    "UPDATE conversations SET metadata = json_patch(metadata, ?1) WHERE id = ?2",
+                    params![p.json, p.id],
+                ),
+                Some(title) => tx.execute(
+                    "UPDATE conversations SET metadata = json_patch(metadata, ?1)
+                     WHERE id = ?2 AND json_extract(metadata, '$.title') = ?3",
+                    params![p.json, p.id, title],
+                ),
+            };
+            Done::Bool(reply, r.map(|n| n > 0).map_err(StoreError::from))
+        }
         WriteOp::Settings(json, reply) => {
             let r = tx
                 .execute(
@@ -233,7 +298,7 @@ impl EventStore for SqliteStore {
     async fn flush(&self) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.send(WriteOp::Flush(tx))?;
-        rx.await.map_err(|_| StoreError::Closed)
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn events(&self, cid: &str, range: EventRange) -> Result<Vec<StoredEvent>, StoreError> {
@@ -259,8 +324,17 @@ impl EventStore for SqliteStore {
                     json: Arc::from(r.get::<_, String>(1)?),
                 })
             })?;
-            rows.collect::<Result<Vec<_>, _>>()
-                .map_err(StoreError::from)
+            let mut page = Vec::new();
+            let mut bytes = 0;
+            for row in rows {
+                let ev = row?;
+                bytes += ev.json.len();
+                page.push(ev);
+                if bytes >= range.max_bytes {
+                    break;
+                }
+            }
+            Ok(page)
         })
         .await
     }
@@ -299,6 +373,22 @@ impl EventStore for SqliteStore {
         .await
     }
 
+    async fn patch_conversation(
+        &self,
+        id: &str,
+        patch: Value,
+        if_title: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let patch = Patch {
+            id: id.to_string(),
+            json: patch.to_string(),
+            if_title,
+        };
+        self.send(WriteOp::Patch(patch, tx))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
     async fn conversations(
         &self,
         offset: usize,
@@ -308,7 +398,7 @@ impl EventStore for SqliteStore {
             let mut stmt = c.prepare_cached(
                 "SELECT metadata FROM conversations ORDER BY created_at DESC, id LIMIT ?1 OFFSET ?2",
             )?;
-            let rows = stmt.query_map(params![limit as i64, offset as i64], |r| r.get::<_, String>(0))?;
+            let rows = stmt.query_map(params![limit as i64, offset.min(i64::MAX as usize) as i64], |r| r.get::<_, String>(0))?;
             let mut out = Vec::new();
             for json in rows {
                 out.push(row_to_meta(json?)?);

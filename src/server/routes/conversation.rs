@@ -105,6 +105,7 @@ async fn events(
                 end,
                 limit: limit + 1,
                 reverse,
+                max_bytes: usize::MAX,
             },
         )
         .await?;
@@ -179,6 +180,7 @@ async fn trajectory(
                     end: None,
                     limit: 1000,
                     reverse: false,
+                    max_bytes: usize::MAX,
                 },
             )
             .await?;

@@ -152,7 +152,10 @@ async fn list(
         .await?;
     let next_page_id = if page.len() > limit {
         page.truncate(limit);
-        Some(base64::engine::general_purpose::STANDARD.encode((offset + limit).to_string()))
+        Some(
+            base64::engine::general_purpose::STANDARD
+                .encode(offset.saturating_add(limit).to_string()),
+        )
     } else {
         None
     };
@@ -205,14 +208,15 @@ async fn rename(
             "title must be 1 to 200 characters",
         ));
     }
-    let store = state.manager.store();
-    let mut meta = store
-        .conversation(id)
+    let patch = json!({"title": title, "last_updated_at": metadata_utc_now()});
+    if !state
+        .manager
+        .store()
+        .patch_conversation(id, patch, None)
         .await?
-        .ok_or_else(ApiError::conversation_not_found)?;
-    meta.title = title.clone();
-    meta.last_updated_at = metadata_utc_now();
-    store.put_conversation(meta).await?;
+    {
+        return Err(ApiError::conversation_not_found());
+    }
     if let Some(c) = state.manager.get_open(id).await {
         c.notify(json!({"status_update": true, "type": "info", "message": id, "conversation_title": title}).to_string());
     }
