@@ -3,6 +3,7 @@
 mod auth;
 mod engineio;
 mod error;
+mod frontend;
 mod routes;
 mod socket;
 mod socketio;

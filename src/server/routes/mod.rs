@@ -22,7 +22,7 @@ pub fn router() -> Router<AppState> {
         .merge(conversations::router())
         .merge(conversation::router())
         .merge(files::router())
-        .fallback(|| async { ApiError::detail(StatusCode::NOT_FOUND, "Not Found") })
+        .fallback(crate::server::frontend::serve)
         .method_not_allowed_fallback(|| async {
             ApiError::detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
         })

@@ -1,0 +1,48 @@
+//! Serves the browser UI (`frontend/dist`) at `/`, with `index.html` for client-side routes.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::path::PathBuf;
+use tower::ServiceExt;
+use tower_http::services::{ServeDir, ServeFile};
+
+use super::error::ApiError;
+
+/// Where the built UI is: `OPENHANDS_FRONTEND_DIR`, else this checkout's `frontend/dist`.
+pub fn dist_dir() -> PathBuf {
+    std::env::var_os("OPENHANDS_FRONTEND_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/frontend/dist")))
+}
+
+/// The fallback for every path no route took: JSON 404 under `/api/`, the UI elsewhere.
+pub async fn serve(req: Request<Body>) -> Response {
+    if req.uri().path().starts_with("/api/") || req.uri().path() == "/api" {
+        return ApiError::detail(StatusCode::NOT_FOUND, "Not Found").into_response();
+    }
+    let dist = dist_dir();
+    let index = dist.join("index.html");
+    if !index.is_file() {
+        return ApiError::detail(
+            StatusCode::NOT_FOUND,
+            "The web UI is not built: run `npm ci && npm run build` in frontend/ (or ./start_openhands.sh)",
+        )
+        .into_response();
+    }
+    let cache = if req.uri().path().starts_with("/assets/") {
+        "public, max-age=2592000, immutable"
+    } else {
+        "no-cache, no-store, must-revalidate, max-age=0"
+    };
+    let service = ServeDir::new(&dist).fallback(ServeFile::new(index));
+    match service.oneshot(req).await {
+        Ok(mut res) => {
+            if let Ok(v) = cache.parse() {
+                res.headers_mut().insert(axum::http::header::CACHE_CONTROL, v);
+            }
+            res.into_response()
+        }
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
