@@ -102,6 +102,8 @@ pub struct LlmConfig {
     pub reasoning_effort: Option<String>,
     pub custom_llm_provider: Option<String>,
     pub ollama_base_url: Option<String>,
+    /// Stream completions from OpenAI-compatible providers.
+    pub stream: bool,
     /// Named groups (`[llm.draft]`), kept for agents that select them.
     #[serde(flatten)]
     pub groups: BTreeMap<String, toml::Value>,
@@ -134,6 +136,7 @@ impl Default for LlmConfig {
             reasoning_effort: None,
             custom_llm_provider: None,
             ollama_base_url: None,
+            stream: false,
             groups: BTreeMap::new(),
         }
     }
@@ -341,6 +344,7 @@ const LLM_KEYS: &[(&str, Kind)] = &[
     ("reasoning_effort", Kind::Str),
     ("custom_llm_provider", Kind::Str),
     ("ollama_base_url", Kind::Str),
+    ("stream", Kind::Bool),
 ];
 
 const AGENT_KEYS: &[(&str, Kind)] = &[

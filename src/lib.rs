@@ -1,8 +1,10 @@
 //! openhands-server: a wire-compatible Rust replacement for the OpenHands agent server.
 
+pub mod agent;
 pub mod config;
 pub mod conversation;
 pub mod events;
+pub mod llm;
 pub mod runtime;
 pub mod server;
 pub mod settings;

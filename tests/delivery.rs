@@ -34,26 +34,24 @@ async fn reconnect_with_latest_event_id_gets_exactly_the_missed_events_then_live
     let cid = new_id();
     let q = format!("conversation_id={cid}&latest_event_id=-1");
     let mut a = ws_connect(server.port, &q).await;
-    let mut live = Vec::new();
-    for i in 0..10 {
-        send_user_action(&mut a, &message(&format!("m{i}"))).await;
-        live.push(next_event_text(&mut a).await);
-    }
+    let live = send_messages(&mut a, "m", 10).await;
+    let last = id_of(live.last().unwrap());
     let mut b = ws_connect(
         server.port,
         &format!("conversation_id={cid}&latest_event_id=4"),
     )
     .await;
-    for (i, expected) in live.iter().enumerate().skip(5) {
+    for expected in live.iter().filter(|e| id_of(e) > 4) {
         let got = next_event_text(&mut b).await;
         assert_eq!(
             &got, expected,
-            "replayed event {i} must be byte-identical to the live one"
+            "replayed events must be byte-identical to the live ones"
         );
     }
     send_user_action(&mut a, &message("after")).await;
     let e: serde_json::Value = serde_json::from_str(&next_event_text(&mut b).await).unwrap();
-    assert_eq!(e["id"], 10);
+    assert_eq!(e["id"], last + 1);
+    assert_eq!(e["args"]["content"], "after");
     // Nothing else arrives (no duplicate).
     let extra = tokio::time::timeout(Duration::from_millis(300), next_event_text(&mut b)).await;
     assert!(extra.is_err(), "unexpected extra event: {extra:?}");
@@ -140,10 +138,11 @@ async fn a_slow_reader_still_gets_every_event_in_order() {
         writer.feed(Message::Text(frame.into())).await.unwrap();
     }
     writer.flush().await.unwrap();
-    // The slow client has not read anything yet; the writer's events must all be stored.
-    let stored = wait_events(&server, &cid, total as usize).await;
-    assert_eq!(stored.len(), total as usize);
-    for i in 0..total {
+    // The slow client has not read anything yet; the writer's events must all be stored
+    // (with the agent's state event after the first message).
+    let stored = wait_events(&server, &cid, total as usize + 1).await;
+    assert_eq!(stored.len(), total as usize + 1);
+    for i in 0..=total {
         let e = next_event(&mut slow).await;
         assert_eq!(e["id"], i, "slow reader: gap or reorder");
     }

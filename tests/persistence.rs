@@ -49,14 +49,19 @@ async fn sigkill_loses_no_event_a_client_has_seen() {
         dir: Some(dir.clone()),
         ..Default::default()
     });
-    let replayed = replay_all(&server, &cid, 50).await;
+    let replayed = replay_all(&server, &cid, seen.len()).await;
     assert_eq!(
         replayed, seen,
         "every event seen before SIGKILL is replayed, byte-identical"
     );
+    let before = id_of(seen.last().unwrap());
     let more = send_n(&server, &cid, 50, 1).await;
     let last: serde_json::Value = serde_json::from_str(more.last().unwrap()).unwrap();
-    assert_eq!(last["id"], 50, "ids continue densely after a restart");
+    assert_eq!(
+        last["id"],
+        before + 1,
+        "ids continue densely after a restart"
+    );
 }
 
 #[tokio::test]
@@ -75,7 +80,8 @@ async fn sigterm_keeps_conversations_and_events() {
         .await
         .unwrap();
     let cid = r["conversation_id"].as_str().unwrap().to_string();
-    send_n(&server, &cid, 1, 20).await;
+    let seen = send_n(&server, &cid, 1, 20).await;
+    let stored_before = id_of(seen.last().unwrap()) as usize + 1;
     let status = server.sigterm();
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
     let server = Server::start_with(Options {
@@ -92,10 +98,10 @@ async fn sigterm_keeps_conversations_and_events() {
         .unwrap();
     assert_eq!(list["results"][0]["conversation_id"], cid.as_str());
     assert_eq!(list["results"][0]["status"], "STOPPED");
-    let events = wait_events(&server, &cid, 21).await;
-    assert_eq!(events.len(), 21);
+    let events = wait_events(&server, &cid, stored_before).await;
+    assert_eq!(events.len(), stored_before);
     assert_eq!(events[0]["args"]["content"], "start here");
     let more = send_n(&server, &cid, 100, 1).await;
     let last: serde_json::Value = serde_json::from_str(more.last().unwrap()).unwrap();
-    assert_eq!(last["id"], 21);
+    assert_eq!(last["id"], stored_before as u64);
 }

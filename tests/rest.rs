@@ -278,6 +278,9 @@ async fn events_route_filters_and_pages() {
     )
     .await;
     assert_eq!((s, v), (200, json!({"success": true})));
+    // 30 messages, the agent's error state (no LLM) after the first, the pause and its state.
+    let all = wait_events(&server, cid, 33).await;
+    assert_eq!(all.len(), 33);
     let (_, page) = get(&server, &format!("/api/conversations/{cid}/events")).await;
     assert_eq!(page["events"].as_array().unwrap().len(), 20);
     assert_eq!(page["has_more"], true);
@@ -287,11 +290,12 @@ async fn events_route_filters_and_pages() {
     )
     .await;
     let ids = event_ids(&page);
-    assert_eq!(ids, [25, 26, 27, 28, 29, 30]);
+    assert_eq!(ids, [25, 26, 27, 28, 29, 30, 31, 32]);
     assert_eq!(
-        page["events"][5]["message"],
+        page["events"][6]["message"],
         "Agent state changed to paused"
     );
+    assert_eq!(page["events"][7]["extras"]["agent_state"], "paused");
     assert_eq!(page["has_more"], false);
     let (_, page) = get(
         &server,
@@ -299,7 +303,7 @@ async fn events_route_filters_and_pages() {
     )
     .await;
     let ids = event_ids(&page);
-    assert_eq!(ids, [30, 29, 28]);
+    assert_eq!(ids, [32, 31, 30]);
     let (_, page) = get(
         &server,
         &format!("/api/conversations/{cid}/events?start_id=2&end_id=4"),
@@ -322,7 +326,7 @@ async fn events_route_filters_and_pages() {
         400
     );
     let (_, t) = get(&server, &format!("/api/conversations/{cid}/trajectory")).await;
-    assert_eq!(t["trajectory"].as_array().unwrap().len(), 31);
+    assert_eq!(t["trajectory"].as_array().unwrap().len(), 33);
     let (s, v) = send(
         &server,
         reqwest::Method::POST,

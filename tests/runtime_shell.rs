@@ -310,8 +310,9 @@ async fn closing_during_a_command_delivers_its_observation_then_reopens_with_den
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let events = wait_events(&server, &cid, 3).await;
+    // (The message is followed by the agent's "no LLM" error state.)
+    let events = wait_events(&server, &cid, 4).await;
     let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
-    assert_eq!(ids, [0, 1, 2], "{events:?}");
+    assert_eq!(ids, [0, 1, 2, 3], "{events:?}");
     assert_eq!(events[2]["args"]["content"], "after");
 }

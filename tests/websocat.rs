@@ -65,12 +65,17 @@ async fn one_shot_user_action_without_connect_is_stored() {
             "implicit connect acks: {frames:?}"
         );
     }
-    let events = wait_events(&server, &cid, 10).await;
-    assert_eq!(events.len(), 10);
+    // Ten messages and, after the first, the agent's "no LLM configured" state.
+    let events = wait_events(&server, &cid, 11).await;
+    assert_eq!(events.len(), 11);
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e["id"], i as u64);
+    }
+    let messages: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["action"] == "message").collect();
+    assert_eq!(messages.len(), 10);
+    for (i, e) in messages.iter().enumerate() {
         assert_eq!(e["source"], "user");
-        assert_eq!(e["action"], "message");
         assert_eq!(e["args"]["content"], format!("Hello, agent! {i}"));
     }
 }

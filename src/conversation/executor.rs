@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::handle::Command;
-use crate::events::{Action, Event, EventSource, Payload};
+use crate::events::{Action, ConfirmationState, Event, EventSource, Payload};
 use crate::runtime::LocalRuntime;
 
 /// An appended action waiting for the runtime.
@@ -23,17 +23,26 @@ impl Job {
         let Payload::Action(action) = &event.payload else {
             return None;
         };
-        let runnable = matches!(
+        let unconfirmed = matches!(
             action,
-            Action::Run(_)
-                | Action::RunIpython(_)
-                | Action::Read(_)
-                | Action::Write(_)
-                | Action::Edit(_)
-                | Action::Browse(_)
-                | Action::BrowseInteractive(_)
-                | Action::CallToolMcp(_)
+            Action::Run(crate::events::CmdRunArgs {
+                confirmation_state: ConfirmationState::AwaitingConfirmation
+                    | ConfirmationState::Rejected,
+                ..
+            })
         );
+        let runnable = !unconfirmed
+            && matches!(
+                action,
+                Action::Run(_)
+                    | Action::RunIpython(_)
+                    | Action::Read(_)
+                    | Action::Write(_)
+                    | Action::Edit(_)
+                    | Action::Browse(_)
+                    | Action::BrowseInteractive(_)
+                    | Action::CallToolMcp(_)
+            );
         runnable.then(|| Job {
             id,
             action: action.clone(),

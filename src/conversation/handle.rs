@@ -31,6 +31,12 @@ pub(super) enum Command {
         event: Event,
         source: crate::events::EventSource,
     },
+    /// Append an event of the agent's; reply with its id.
+    Agent {
+        event: Event,
+        source: crate::events::EventSource,
+        reply: oneshot::Sender<u64>,
+    },
 }
 
 /// A running conversation: the channels to its task and its live feeds.
@@ -47,6 +53,8 @@ pub struct Conversation {
     /// Actions waiting for or running on the runtime; a busy conversation is never
     /// closed to make room or for idling.
     pub(super) pending_jobs: AtomicUsize,
+    /// Set while the agent works.
+    pub(super) agent_busy: std::sync::atomic::AtomicBool,
 }
 
 impl Conversation {
@@ -66,6 +74,7 @@ impl Conversation {
             connections: AtomicUsize::new(0),
             last_active: Mutex::new(Instant::now()),
             pending_jobs: AtomicUsize::new(0),
+            agent_busy: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -129,7 +138,7 @@ impl Conversation {
 
     /// Whether actions are running (never closed to make room or for idling then).
     pub fn is_busy(&self) -> bool {
-        self.pending_jobs.load(Ordering::Relaxed) > 0
+        self.pending_jobs.load(Ordering::Relaxed) > 0 || self.agent_busy.load(Ordering::Relaxed)
     }
 
     /// Waits until the conversation's task has stopped (after it was closed).

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::handle::Conversation;
 use super::stream::{EventStream, LIVE_BUFFER};
 use super::{status_update, task, TOO_MANY_CONVERSATIONS};
+use crate::agent::AgentOptions;
 use crate::config::Config;
 use crate::events::{Action, Event, MessageArgs};
 use crate::runtime::browse::BrowseLimits;
@@ -150,12 +151,14 @@ impl ConversationManager {
             &self.config.workspace_for(&id),
             self.runtime_config(),
         ));
+        let workspace = self.config.workspace_for(&id).display().to_string();
         tokio::spawn(task::run(
             conversation.clone(),
             stream,
             rx,
             self.store.clone(),
             runtime,
+            (self.config.clone(), self.agent_options(workspace)),
         ));
         tracing::info!(conversation = %id, "conversation opened");
         open.insert(id.to_string(), conversation.clone());
@@ -180,6 +183,17 @@ impl ConversationManager {
             .is_some_and(|c| Arc::ptr_eq(c, conversation))
         {
             open.remove(&*conversation.id);
+        }
+    }
+
+    fn agent_options(&self, workspace: String) -> AgentOptions {
+        let f = &self.config.file;
+        AgentOptions {
+            llm: f.llm.clone(),
+            max_iterations: f.core.max_iterations,
+            max_budget_per_task: f.core.max_budget_per_task,
+            confirmation_mode: f.security.confirmation_mode,
+            workspace,
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod executor;
 mod handle;
+mod host;
 mod manager;
 mod stream;
 mod subscription;

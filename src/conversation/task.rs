@@ -6,8 +6,11 @@ use tokio::sync::mpsc;
 
 use super::executor::{self, Job};
 use super::handle::{Command, Conversation, ConversationError};
+use super::host::ConversationHost;
 use super::stream::EventStream;
-use crate::events::{Action, EventSource, Payload};
+use crate::agent::{AgentOptions, Appended};
+use crate::config::Config;
+use crate::events::{Action, Event, EventSource, Observation, Payload};
 use crate::runtime::LocalRuntime;
 use crate::store::{default_title, metadata_utc_now, EventStore};
 
@@ -19,11 +22,66 @@ pub(super) struct TaskContext {
     pub store: Arc<dyn EventStore>,
     pub runtime: Arc<LocalRuntime>,
     jobs: mpsc::UnboundedSender<Job>,
+    /// The agent's inbox: every appended event, in order.
+    agent: mpsc::UnboundedSender<Appended>,
     untitled: bool,
+}
+
+impl TaskContext {
+    /// Appends an event, tells the agent, and queues it for the runtime if it is an
+    /// action the runtime executes.
+    fn append(
+        &mut self,
+        conversation: &Conversation,
+        stream: &mut EventStream,
+        event: Event,
+        source: EventSource,
+        done: Option<super::AppendCallback>,
+    ) -> u64 {
+        let copy = event.clone();
+        let id = stream.append(event, source, done);
+        let job = Job::for_event(id, &copy, source);
+        let _ = self.agent.send(Appended {
+            id,
+            source,
+            event: copy,
+        });
+        if let Some(job) = job {
+            conversation
+                .pending_jobs
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            if self.jobs.send(job).is_err() {
+                conversation
+                    .pending_jobs
+                    .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                let obs = Observation::error(
+                    "The conversation is closing; the action was not executed.",
+                    "",
+                );
+                self.append(
+                    conversation,
+                    stream,
+                    Event::observation(obs, Some(id)),
+                    source,
+                    None,
+                );
+            }
+        }
+        id
+    }
 }
 
 /// How often `last_updated_at` is written back while events flow.
 const METADATA_FLUSH: Duration = Duration::from_secs(1);
+
+/// Stops the agent's task when the conversation's task ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Marks the conversation closed and finished when the task ends.
 struct FinishGuard(Arc<Conversation>);
@@ -42,6 +100,7 @@ pub(super) async fn run(
     mut commands: mpsc::Receiver<Command>,
     store: Arc<dyn EventStore>,
     runtime: Arc<LocalRuntime>,
+    agent: (Arc<Config>, AgentOptions),
 ) {
     // Whatever happens (even a panic), the conversation ends up closed and finished.
     let _finished = FinishGuard(conversation.clone());
@@ -51,10 +110,18 @@ pub(super) async fn run(
         jobs_rx,
         conversation.commands.clone(),
     ));
+    let (agent_tx, agent_rx) = mpsc::unbounded_channel();
+    let host = Arc::new(ConversationHost {
+        conversation: conversation.clone(),
+        store: store.clone(),
+        config: agent.0,
+    });
+    let _stop_agent = AbortOnDrop(tokio::spawn(crate::agent::run(host, agent.1, agent_rx)));
     let mut ctx = TaskContext {
         store,
         runtime,
         jobs,
+        agent: agent_tx,
         untitled: true,
     };
     let mut dirty = false;
@@ -132,27 +199,7 @@ async fn handle(
                     let _ = tx.send(r.map_err(ConversationError::from));
                 }) as super::AppendCallback
             });
-            let job_event = event.clone();
-            let id = stream.append(event, EventSource::User, done);
-            if let Some(job) = Job::for_event(id, &job_event, EventSource::User) {
-                conversation
-                    .pending_jobs
-                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                if ctx.jobs.send(job).is_err() {
-                    conversation
-                        .pending_jobs
-                        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-                    let obs = crate::events::Observation::error(
-                        "The conversation is closing; the action was not executed.",
-                        "",
-                    );
-                    stream.append(
-                        crate::events::Event::observation(obs, Some(id)),
-                        EventSource::User,
-                        None,
-                    );
-                }
-            }
+            ctx.append(conversation, stream, event, EventSource::User, done);
             if let Some(text) = first_text.filter(|_| ctx.untitled) {
                 ctx.untitled = false;
                 auto_title(conversation, &ctx.store, &text).await;
@@ -163,7 +210,16 @@ async fn handle(
                 .pending_jobs
                 .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
             conversation.touch();
-            stream.append(event, source, None);
+            ctx.append(conversation, stream, event, source, None);
+        }
+        Command::Agent {
+            event,
+            source,
+            reply,
+        } => {
+            conversation.touch();
+            let id = ctx.append(conversation, stream, event, source, None);
+            let _ = reply.send(id);
         }
     }
 }

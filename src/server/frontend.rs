@@ -39,7 +39,8 @@ pub async fn serve(req: Request<Body>) -> Response {
     match service.oneshot(req).await {
         Ok(mut res) => {
             if let Ok(v) = cache.parse() {
-                res.headers_mut().insert(axum::http::header::CACHE_CONTROL, v);
+                res.headers_mut()
+                    .insert(axum::http::header::CACHE_CONTROL, v);
             }
             res.into_response()
         }

@@ -345,3 +345,28 @@ pub async fn wait_events(server: &Server, cid: &str, n: usize) -> Vec<Value> {
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
 }
+
+/// Sends messages `prefix0`..`prefix{n-1}` and returns the raw JSON of every stored
+/// event seen until the last one came back (the agent's state events included).
+pub async fn send_messages(ws: &mut Ws, prefix: &str, n: usize) -> Vec<String> {
+    for i in 0..n {
+        send_user_action(ws, &message(&format!("{prefix}{i}"))).await;
+    }
+    let last = format!("{prefix}{}", n - 1);
+    let mut seen = Vec::new();
+    loop {
+        let t = next_event_text(ws).await;
+        let v: Value = serde_json::from_str(&t).expect("json");
+        seen.push(t);
+        if v["args"]["content"] == last.as_str() {
+            return seen;
+        }
+    }
+}
+
+/// The `id` of an event's JSON text.
+pub fn id_of(json: &str) -> u64 {
+    serde_json::from_str::<Value>(json).expect("json")["id"]
+        .as_u64()
+        .expect("id")
+}

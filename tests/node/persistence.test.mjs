@@ -37,11 +37,13 @@ describe("restart persistence", () => {
       await waitForMessage(s, "persist-4");
       await settle(s);
       const before = storedEvents(s);
+      const messages = before.filter((e) => isUserMessage(e));
       assert.deepEqual(
-        before.filter((e) => isUserMessage(e)).map((e) => e.id).slice(0, 5),
-        range(0, 4),
-        "the five messages have ids 0..4",
+        messages.map((e) => e.args.content),
+        range(0, 4).map((i) => `persist-${i}`),
+        "the five messages were stored in order",
       );
+      assert.equal(messages[0].id, 0, "the first message is event 0");
       s.close();
 
       if (how === "SIGKILL") {

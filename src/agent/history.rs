@@ -1,0 +1,307 @@
+//! The conversation as the model sees it: stored events → chat messages.
+
+use serde_json::Value;
+use std::collections::HashSet;
+
+use crate::events::{Action, Event, EventSource, ObservationKind, Payload};
+use crate::llm::{ChatMessage, ToolCall};
+
+#[derive(Debug, Clone)]
+enum Item {
+    User(String),
+    AssistantText(String),
+    Assistant {
+        content: Option<String>,
+        calls: Vec<ToolCall>,
+    },
+    Tool {
+        call_id: String,
+        name: String,
+        content: String,
+    },
+}
+
+/// What the model has seen and said, rebuilt from the events in id order.
+#[derive(Debug, Default)]
+pub struct History {
+    items: Vec<Item>,
+    responses: HashSet<String>,
+    seen: HashSet<u64>,
+}
+
+/// Cuts `text` to about `max` characters, keeping its head and tail (UTF-8 safe).
+pub fn truncate_middle(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max || max == 0 {
+        return text.to_string();
+    }
+    let half = max / 2;
+    let head: String = text.chars().take(half).collect();
+    let tail: String = text.chars().skip(count - half).collect();
+    format!(
+        "{head}\n[... Observation truncated due to length: {} characters omitted ...]\n{tail}",
+        count - 2 * half
+    )
+}
+
+/// The text of an observation as the model reads it.
+pub fn observation_text(event: &Event, max_chars: usize) -> Option<String> {
+    let Payload::Observation(o) = &event.payload else {
+        return None;
+    };
+    let text = match &o.kind {
+        ObservationKind::Run(e) => format!(
+            "{}{}{}",
+            e.metadata.prefix,
+            truncate_middle(&o.content, max_chars),
+            e.metadata.suffix
+        ),
+        ObservationKind::Browse(e) if e.error => format!(
+            "Error fetching {}: {}",
+            e.url,
+            truncate_middle(&o.content, max_chars)
+        ),
+        _ => truncate_middle(&o.content, max_chars),
+    };
+    Some(text)
+}
+
+fn calls_of(response: &Value) -> (Option<String>, Vec<ToolCall>) {
+    let message = response.pointer("/choices/0/message");
+    let content = message
+        .and_then(|m| m.get("content"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .filter(|c| !c.is_empty());
+    let calls = message
+        .and_then(|m| m.get("tool_calls"))
+        .and_then(Value::as_array)
+        .map(|calls| {
+            calls
+                .iter()
+                .map(|t| ToolCall {
+                    id: t
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    name: t
+                        .pointer("/function/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    arguments: match t.pointer("/function/arguments") {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(other) => other.to_string(),
+                        None => "{}".into(),
+                    },
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (content, calls)
+}
+
+impl History {
+    /// Adds one appended event (ids already seen are ignored).
+    pub fn push(&mut self, id: u64, source: EventSource, event: &Event, max_chars: usize) {
+        if !self.seen.insert(id) {
+            return;
+        }
+        if let Some(tcm) = &event.tool_call_metadata {
+            // The model's response opens the turn, whichever of its events comes first
+            // (an invalid tool call has only an error observation).
+            let response = tcm.get("model_response").cloned().unwrap_or(Value::Null);
+            let key = response
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|k| !k.is_empty())
+                .map(str::to_string)
+                .unwrap_or_else(|| response.to_string());
+            if self.responses.insert(key) {
+                let (content, calls) = calls_of(&response);
+                self.items.push(Item::Assistant { content, calls });
+            }
+            if let Payload::Observation(_) = &event.payload {
+                if let Some(content) = observation_text(event, max_chars) {
+                    self.items.push(Item::Tool {
+                        call_id: tcm
+                            .get("tool_call_id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        name: tcm
+                            .get("function_name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        content,
+                    });
+                }
+            }
+            return;
+        }
+        if let Payload::Action(Action::Message(m)) = &event.payload {
+            let mut text = m.content.clone();
+            if let Some(files) = m.file_urls.as_ref().filter(|f| !f.is_empty()) {
+                text.push_str(&format!("\n\nAttached files: {}", files.join(", ")));
+            }
+            match source {
+                EventSource::User => self.items.push(Item::User(text)),
+                _ => self.items.push(Item::AssistantText(text)),
+            }
+        }
+    }
+
+    /// The chat messages for the next completion, after `system`.
+    pub fn messages(&self, system: &str) -> Vec<ChatMessage> {
+        let mut out = vec![ChatMessage::System(system.to_string())];
+        // Tool results must follow their assistant message directly: anything else that
+        // happened meanwhile (a user message) waits until the calls are answered.
+        let mut pending: Vec<(String, String)> = Vec::new();
+        let mut deferred: Vec<ChatMessage> = Vec::new();
+        let close = |out: &mut Vec<ChatMessage>,
+                     pending: &mut Vec<(String, String)>,
+                     deferred: &mut Vec<ChatMessage>| {
+            for (id, name) in pending.drain(..) {
+                let content = if name == "finish" {
+                    "The task was marked as finished.".to_string()
+                } else {
+                    "The tool call was not executed (the agent was stopped or the call was superseded).".to_string()
+                };
+                out.push(ChatMessage::Tool {
+                    tool_call_id: id,
+                    name,
+                    content,
+                });
+            }
+            out.append(deferred);
+        };
+        for item in &self.items {
+            match item {
+                Item::Assistant { content, calls } => {
+                    close(&mut out, &mut pending, &mut deferred);
+                    pending = calls
+                        .iter()
+                        .map(|c| (c.id.clone(), c.name.clone()))
+                        .collect();
+                    out.push(ChatMessage::Assistant {
+                        content: content.clone(),
+                        tool_calls: calls.clone(),
+                    });
+                }
+                Item::Tool {
+                    call_id,
+                    name,
+                    content,
+                } => {
+                    if let Some(pos) = pending.iter().position(|(id, _)| id == call_id) {
+                        pending.remove(pos);
+                        out.push(ChatMessage::Tool {
+                            tool_call_id: call_id.clone(),
+                            name: name.clone(),
+                            content: content.clone(),
+                        });
+                        if pending.is_empty() {
+                            out.append(&mut deferred);
+                        }
+                    }
+                }
+                Item::User(text) => {
+                    let m = ChatMessage::User(text.clone());
+                    if pending.is_empty() {
+                        out.push(m);
+                    } else {
+                        deferred.push(m);
+                    }
+                }
+                Item::AssistantText(text) => {
+                    let m = ChatMessage::Assistant {
+                        content: Some(text.clone()),
+                        tool_calls: Vec::new(),
+                    };
+                    if pending.is_empty() {
+                        out.push(m);
+                    } else {
+                        deferred.push(m);
+                    }
+                }
+            }
+        }
+        close(&mut out, &mut pending, &mut deferred);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{MessageArgs, Observation, ThinkArgs};
+    use serde_json::json;
+
+    fn tcm(call: &str, name: &str, response: &Value) -> Value {
+        json!({"function_name": name, "tool_call_id": call, "model_response": response, "total_calls_in_response": 2})
+    }
+
+    #[test]
+    fn tool_results_follow_their_calls_and_late_user_messages_wait() {
+        let response = json!({"id": "r1", "choices": [{"message": {"content": "Plan", "tool_calls": [
+            {"id": "a", "function": {"name": "think", "arguments": "{\"thought\":\"x\"}"}},
+            {"id": "b", "function": {"name": "think", "arguments": "{\"thought\":\"y\"}"}}]}}]});
+        let mut h = History::default();
+        h.push(
+            0,
+            EventSource::User,
+            &Event::action(Action::Message(MessageArgs::text("hi"))),
+            100,
+        );
+        let mut act = Event::action(Action::Think(ThinkArgs {
+            thought: "x".into(),
+        }));
+        act.tool_call_metadata = Some(tcm("a", "think", &response));
+        h.push(1, EventSource::Agent, &act, 100);
+        let mut obs = Event::observation(
+            Observation {
+                content: "logged".into(),
+                kind: ObservationKind::Think(Default::default()),
+            },
+            Some(1),
+        );
+        obs.tool_call_metadata = Some(tcm("a", "think", &response));
+        h.push(2, EventSource::Agent, &obs, 100);
+        h.push(
+            3,
+            EventSource::User,
+            &Event::action(Action::Message(MessageArgs::text("also this"))),
+            100,
+        );
+        h.push(
+            3,
+            EventSource::User,
+            &Event::action(Action::Message(MessageArgs::text("duplicate id"))),
+            100,
+        );
+        let m = h.messages("sys");
+        assert_eq!(m.len(), 6, "{m:?}");
+        assert!(
+            matches!(&m[2], ChatMessage::Assistant { content: Some(c), tool_calls } if c == "Plan" && tool_calls.len() == 2)
+        );
+        assert!(
+            matches!(&m[3], ChatMessage::Tool { tool_call_id, content, .. } if tool_call_id == "a" && content == "logged")
+        );
+        assert!(matches!(&m[4], ChatMessage::Tool { tool_call_id, .. } if tool_call_id == "b"));
+        assert_eq!(m[5], ChatMessage::User("also this".into()));
+    }
+
+    #[test]
+    fn truncation_keeps_head_and_tail_on_char_boundaries() {
+        let text = "é".repeat(50) + &"x".repeat(50);
+        let t = truncate_middle(&text, 20);
+        assert!(
+            t.starts_with(&"é".repeat(10)) && t.ends_with(&"x".repeat(10)),
+            "{t}"
+        );
+        assert!(t.contains("80 characters omitted"));
+        assert_eq!(truncate_middle("short", 20), "short");
+    }
+}

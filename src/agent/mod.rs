@@ -1,0 +1,41 @@
+//! The agent: a CodeAct-style LLM tool-calling loop driven by a conversation's events.
+//!
+//! The agent runs as its own task next to its conversation's task. It sees every
+//! appended event (in order) through an inbox, and acts only by appending events
+//! through its [`AgentHost`]: it never touches the store or the runtime itself.
+
+mod controller;
+mod history;
+mod prompt;
+mod tools;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+pub use controller::{run, AgentOptions};
+pub use history::truncate_middle;
+
+use crate::events::{Event, EventSource};
+
+/// An event as appended to the conversation.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub id: u64,
+    pub source: EventSource,
+    pub event: Event,
+}
+
+/// What the agent needs from its conversation.
+#[async_trait]
+pub trait AgentHost: Send + Sync {
+    /// Appends an event; returns its id (None if the conversation is closing).
+    async fn append(&self, event: Event, source: EventSource) -> Option<u64>;
+    /// Sends a status update or error notice (not stored) to the live clients.
+    fn notify(&self, json: String);
+    /// The effective user settings (stored settings over the server config).
+    async fn settings(&self) -> Map<String, Value>;
+    /// The conversation's stored events, in order (to rebuild the history).
+    async fn stored_events(&self) -> Vec<Appended>;
+    /// Whether the agent is working (a busy conversation is not closed).
+    fn set_busy(&self, busy: bool);
+}

@@ -1,0 +1,84 @@
+//! The conversation as seen by its agent ([`AgentHost`]).
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+use super::handle::{Command, Conversation};
+use crate::agent::{AgentHost, Appended};
+use crate::config::Config;
+use crate::events::{Event, EventSource};
+use crate::store::{EventRange, EventStore};
+
+/// Gives the agent its conversation's stream, notices, settings and history.
+pub(super) struct ConversationHost {
+    pub conversation: Arc<Conversation>,
+    pub store: Arc<dyn EventStore>,
+    pub config: Arc<Config>,
+}
+
+#[async_trait]
+impl AgentHost for ConversationHost {
+    async fn append(&self, event: Event, source: EventSource) -> Option<u64> {
+        let (reply, rx) = oneshot::channel();
+        self.conversation
+            .commands
+            .send(Command::Agent {
+                event,
+                source,
+                reply,
+            })
+            .await
+            .ok()?;
+        rx.await.ok()
+    }
+
+    fn notify(&self, json: String) {
+        self.conversation.notify(json);
+    }
+
+    async fn settings(&self) -> Map<String, Value> {
+        let stored = self.store.settings().await.ok().flatten();
+        crate::settings::effective(&self.config, stored.as_ref())
+    }
+
+    async fn stored_events(&self) -> Vec<Appended> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        loop {
+            let range = EventRange {
+                start,
+                end: None,
+                limit: 1000,
+                reverse: false,
+                max_bytes: 64 * 1024 * 1024,
+            };
+            let Ok(page) = self.store.events(&self.conversation.id, range).await else {
+                break;
+            };
+            let Some(last) = page.last() else { break };
+            start = last.id + 1;
+            for stored in page {
+                let Ok(value) = serde_json::from_str::<Value>(&stored.json) else {
+                    continue;
+                };
+                let Ok(event) = Event::from_value(value) else {
+                    continue;
+                };
+                let source = event.source.unwrap_or(EventSource::Agent);
+                out.push(Appended {
+                    id: stored.id,
+                    source,
+                    event,
+                });
+            }
+        }
+        out
+    }
+
+    fn set_busy(&self, busy: bool) {
+        self.conversation.agent_busy.store(busy, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,288 @@
+//! LLM clients: OpenAI-compatible Chat Completions and the Anthropic Messages API,
+//! behind one [`LlmClient`] interface, with retries and token/cost accounting.
+
+mod anthropic;
+mod openai;
+mod retry;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use std::time::Duration;
+use thiserror::Error;
+
+pub use anthropic::AnthropicClient;
+pub use openai::OpenAiClient;
+pub use retry::{with_retries, RetryEvent, RetryPolicy};
+
+/// A chat message in the provider-neutral form the agent builds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatMessage {
+    System(String),
+    User(String),
+    Assistant {
+        content: Option<String>,
+        tool_calls: Vec<ToolCall>,
+    },
+    Tool {
+        tool_call_id: String,
+        name: String,
+        content: String,
+    },
+}
+
+/// A tool call the model asked for; `arguments` is the JSON text it produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// One completion request.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub messages: Vec<ChatMessage>,
+    /// OpenAI-style function tool definitions (`{"type":"function","function":{…}}`).
+    pub tools: Vec<Value>,
+}
+
+/// Token usage of one response.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+}
+
+/// The model's answer.
+#[derive(Debug, Clone)]
+pub struct ChatResponse {
+    pub id: String,
+    pub content: Option<String>,
+    pub tool_calls: Vec<ToolCall>,
+    pub usage: Usage,
+    /// The response in OpenAI's shape, for `tool_call_metadata.model_response`.
+    pub raw: Value,
+}
+
+/// Why a completion failed.
+#[derive(Debug, Error, Clone)]
+pub enum LlmError {
+    #[error("the LLM provider rejected the API key (HTTP {0}): {1}")]
+    Authentication(u16, String),
+    #[error("rate limited by the LLM provider: {message}")]
+    RateLimited {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("the LLM service is unavailable (HTTP {0}): {1}")]
+    Unavailable(u16, String),
+    #[error("the LLM request timed out")]
+    Timeout,
+    #[error("cannot reach the LLM at {0}: {1}")]
+    Connect(String, String),
+    #[error("the LLM provider refused the request (HTTP {0}): {1}")]
+    BadRequest(u16, String),
+    #[error("the LLM answered something unreadable: {0}")]
+    InvalidResponse(String),
+}
+
+impl LlmError {
+    /// Whether trying again may help.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            LlmError::RateLimited { .. }
+                | LlmError::Unavailable(..)
+                | LlmError::Timeout
+                | LlmError::Connect(..)
+        )
+    }
+
+    /// The RuntimeStatus id upstream's UI knows for this error.
+    pub fn status_id(&self) -> &'static str {
+        match self {
+            LlmError::Authentication(..) => "STATUS$ERROR_LLM_AUTHENTICATION",
+            LlmError::RateLimited { .. } => "CHAT_INTERFACE$AGENT_RATE_LIMITED_STOPPED_MESSAGE",
+            LlmError::Unavailable(..) | LlmError::Timeout | LlmError::Connect(..) => {
+                "STATUS$ERROR_LLM_SERVICE_UNAVAILABLE"
+            }
+            LlmError::BadRequest(..) | LlmError::InvalidResponse(_) => {
+                "STATUS$ERROR_LLM_INTERNAL_SERVER_ERROR"
+            }
+        }
+    }
+
+    /// Maps an HTTP error status and body.
+    pub fn from_status(status: u16, body: &str, retry_after: Option<Duration>) -> LlmError {
+        let message = error_message(body);
+        match status {
+            401 | 403 => LlmError::Authentication(status, message),
+            429 => LlmError::RateLimited {
+                message,
+                retry_after,
+            },
+            408 => LlmError::Timeout,
+            500..=599 => LlmError::Unavailable(status, message),
+            _ => LlmError::BadRequest(status, message),
+        }
+    }
+
+    /// Maps a transport error of `url`.
+    pub fn from_reqwest(url: &str, e: &reqwest::Error) -> LlmError {
+        if e.is_timeout() {
+            LlmError::Timeout
+        } else {
+            LlmError::Connect(url.to_string(), e.to_string())
+        }
+    }
+}
+
+/// The `error.message` of a provider's JSON error body, else the body itself (shortened).
+fn error_message(body: &str) -> String {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .or_else(|| v.get("message"))
+                .or_else(|| v.get("error"))
+        })
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let text = message.unwrap_or_else(|| body.trim().to_string());
+    text.chars().take(500).collect()
+}
+
+/// A chat-completion backend.
+#[async_trait]
+pub trait LlmClient: Send + Sync {
+    /// One completion (no retries; see [`with_retries`]).
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError>;
+    /// The model name as configured (with its provider prefix).
+    fn model(&self) -> &str;
+}
+
+/// Everything needed to build a client.
+#[derive(Debug, Clone)]
+pub struct LlmSettings {
+    pub model: String,
+    pub api_key: Option<String>,
+    pub base_url: Option<String>,
+    pub api_version: Option<String>,
+    pub timeout: Duration,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub max_output_tokens: Option<u64>,
+    /// Stream responses (OpenAI-compatible providers).
+    pub stream: bool,
+}
+
+/// Which API a model speaks, from its provider prefix and base URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    OpenAi,
+    Anthropic,
+}
+
+/// Splits `anthropic/claude-…` into the provider and the name the provider expects.
+pub fn route_model(model: &str, base_url: Option<&str>) -> (Provider, String) {
+    let (prefix, name) = match model.split_once('/') {
+        Some((p, n)) => (p, n),
+        None => ("", model),
+    };
+    match prefix {
+        "anthropic" => (Provider::Anthropic, name.to_string()),
+        "openai" | "ollama" | "ollama_chat" | "hosted_vllm" | "vllm" | "litellm_proxy"
+        | "lm_studio" | "llamacpp" | "openrouter" | "deepseek" | "groq" | "together_ai"
+        | "mistral" | "xai" | "fireworks_ai" => (Provider::OpenAi, name.to_string()),
+        // No known prefix: Claude models go to Anthropic unless a base URL says otherwise.
+        _ if model.starts_with("claude") && base_url.is_none() => {
+            (Provider::Anthropic, model.to_string())
+        }
+        _ => (Provider::OpenAi, model.to_string()),
+    }
+}
+
+/// The default API base for a model's provider prefix, when no base URL is configured.
+pub fn default_base_url(model: &str) -> &'static str {
+    match model.split_once('/').map(|(p, _)| p) {
+        Some("anthropic") => "https://api.anthropic.com",
+        Some("ollama") | Some("ollama_chat") => "http://localhost:11434/v1",
+        Some("openrouter") => "https://openrouter.ai/api/v1",
+        Some("deepseek") => "https://api.deepseek.com/v1",
+        Some("groq") => "https://api.groq.com/openai/v1",
+        Some("mistral") => "https://api.mistral.ai/v1",
+        Some("xai") => "https://api.x.ai/v1",
+        Some("together_ai") => "https://api.together.xyz/v1",
+        Some("fireworks_ai") => "https://api.fireworks.ai/inference/v1",
+        _ if model.starts_with("claude") => "https://api.anthropic.com",
+        _ => "https://api.openai.com/v1",
+    }
+}
+
+/// Builds the client for `settings`.
+pub fn client(settings: &LlmSettings) -> Result<Box<dyn LlmClient>, LlmError> {
+    let (provider, name) = route_model(&settings.model, settings.base_url.as_deref());
+    let base = settings
+        .base_url
+        .clone()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| default_base_url(&settings.model).to_string());
+    let http = reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .build()
+        .map_err(|e| LlmError::Connect(base.clone(), e.to_string()))?;
+    Ok(match provider {
+        Provider::Anthropic => Box::new(AnthropicClient::new(http, base, name, settings.clone())),
+        Provider::OpenAi => Box::new(OpenAiClient::new(http, base, name, settings.clone())),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_route_to_their_provider() {
+        assert_eq!(
+            route_model("anthropic/claude-sonnet-4-20250514", None),
+            (Provider::Anthropic, "claude-sonnet-4-20250514".into())
+        );
+        assert_eq!(
+            route_model("openai/gpt-4o", None),
+            (Provider::OpenAi, "gpt-4o".into())
+        );
+        assert_eq!(
+            route_model("gpt-4o", None),
+            (Provider::OpenAi, "gpt-4o".into())
+        );
+        assert_eq!(
+            route_model("claude-3-5-haiku", None),
+            (Provider::Anthropic, "claude-3-5-haiku".into())
+        );
+        assert_eq!(
+            route_model("ollama/llama3.1", None),
+            (Provider::OpenAi, "llama3.1".into())
+        );
+        assert_eq!(
+            route_model("Qwen/Qwen2.5-Coder", Some("http://x/v1")),
+            (Provider::OpenAi, "Qwen/Qwen2.5-Coder".into())
+        );
+        assert_eq!(
+            default_base_url("ollama/llama3.1"),
+            "http://localhost:11434/v1"
+        );
+    }
+
+    #[test]
+    fn http_errors_map_to_kinds() {
+        assert!(
+            matches!(LlmError::from_status(401, r#"{"error":{"message":"bad key"}}"#, None), LlmError::Authentication(401, m) if m == "bad key")
+        );
+        assert!(LlmError::from_status(429, "", None).retryable());
+        assert!(LlmError::from_status(503, "", None).retryable());
+        assert!(!LlmError::from_status(400, "", None).retryable());
+    }
+}

@@ -1,0 +1,513 @@
+//! The agent against a scripted OpenAI-compatible (or Anthropic) LLM: the production
+//! code talks HTTP to a server this test runs.
+
+mod common;
+#[path = "common/llm.rs"]
+mod llm;
+
+use common::*;
+use llm::{call, text, tool_calls, Reply, ScriptedLlm};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn agent_server(llm: &ScriptedLlm, extra: &[(&str, &str)]) -> Server {
+    let mut env = vec![
+        ("LLM_MODEL", "openai/scripted-model"),
+        ("LLM_API_KEY", "sk-test"),
+        ("LLM_BASE_URL", llm.base_url.as_str()),
+        ("LLM_NUM_RETRIES", "3"),
+        ("LLM_RETRY_MIN_WAIT", "0.05"),
+        ("LLM_RETRY_MAX_WAIT", "0.2"),
+        ("LLM_RETRY_MULTIPLIER", "0.05"),
+        ("SANDBOX_NO_CHANGE_TIMEOUT", "5"),
+    ];
+    env.extend_from_slice(extra);
+    Server::with_env(&env)
+}
+
+/// Everything (stored events and notices) until an agent state in `until` arrives.
+async fn until_state(ws: &mut Ws, until: &[&str]) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let p = tokio::time::timeout(Duration::from_secs(20), next_payload(ws))
+            .await
+            .expect("agent took too long");
+        let state = p["extras"]["agent_state"].as_str().map(str::to_string);
+        let done = p["observation"] == "agent_state_changed"
+            && state.as_deref().is_some_and(|s| until.contains(&s));
+        seen.push(p);
+        if done {
+            return seen;
+        }
+    }
+}
+
+fn states(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["observation"] == "agent_state_changed")
+        .map(|e| e["extras"]["agent_state"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn of_kind<'a>(events: &'a [Value], key: &str, kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e[key] == kind).collect()
+}
+
+async fn start(server: &Server, message: &str) -> (Ws, String) {
+    let cid = new_id();
+    let mut ws = ws_connect(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
+    send_user_action(
+        &mut ws,
+        &json!({"action": "message", "args": {"content": message}}),
+    )
+    .await;
+    (ws, cid)
+}
+
+#[tokio::test]
+async fn the_agent_runs_a_command_reads_its_output_and_finishes() {
+    let llm = ScriptedLlm::start(vec![
+        tool_calls(
+            Some("Let me check."),
+            &[(
+                "execute_bash",
+                json!({"command": "echo hello-agent", "security_risk": "LOW"}),
+            )],
+        ),
+        call(
+            "finish",
+            json!({"message": "The command printed hello-agent."}),
+        ),
+    ])
+    .await;
+    let server = agent_server(&llm, &[]);
+    let (mut ws, cid) = start(&server, "Say hello from the shell").await;
+    let events = until_state(&mut ws, &["finished"]).await;
+    assert_eq!(states(&events), ["running", "finished"]);
+    let system = of_kind(&events, "action", "system");
+    assert_eq!(system.len(), 1);
+    assert!(system[0]["args"]["tools"].as_array().unwrap().len() >= 6);
+    let run = of_kind(&events, "action", "run")[0];
+    assert_eq!(run["source"], "agent");
+    assert_eq!(run["args"]["command"], "echo hello-agent");
+    assert_eq!(run["args"]["thought"], "Let me check.");
+    assert_eq!(run["tool_call_metadata"]["function_name"], "execute_bash");
+    assert_eq!(
+        run["llm_metrics"]["accumulated_token_usage"]["prompt_tokens"],
+        100
+    );
+    let obs = of_kind(&events, "observation", "run")[0];
+    assert_eq!(obs["cause"], run["id"]);
+    assert_eq!(obs["content"], "hello-agent\n");
+    assert_eq!(
+        obs["tool_call_metadata"]["tool_call_id"],
+        run["tool_call_metadata"]["tool_call_id"]
+    );
+    let finish = of_kind(&events, "action", "finish")[0];
+    assert_eq!(
+        finish["args"]["final_thought"],
+        "The command printed hello-agent."
+    );
+    // The model saw the output as a tool message with the same call id.
+    let second = &llm.requests()[1];
+    assert_eq!(second["model"], "scripted-model");
+    let msgs = second["messages"].as_array().unwrap();
+    assert_eq!(msgs[0]["role"], "system");
+    assert_eq!(
+        msgs[1],
+        json!({"role": "user", "content": "Say hello from the shell"})
+    );
+    assert_eq!(
+        msgs[2]["tool_calls"][0]["id"],
+        run["tool_call_metadata"]["tool_call_id"]
+    );
+    assert_eq!(msgs[3]["role"], "tool");
+    assert_eq!(
+        msgs[3]["tool_call_id"],
+        run["tool_call_metadata"]["tool_call_id"]
+    );
+    assert!(msgs[3]["content"].as_str().unwrap().contains("hello-agent"));
+    assert_eq!(llm.headers(0)["authorization"], "Bearer sk-test");
+    // Ids are dense and the stored events match what was delivered.
+    let stored = wait_events(&server, &cid, 8).await;
+    let ids: Vec<u64> = stored.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (0..ids.len() as u64).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn plain_text_waits_for_the_user_and_the_next_message_continues() {
+    let llm = ScriptedLlm::start(vec![
+        text("Which file should I look at?"),
+        call("finish", json!({"message": "ok"})),
+    ])
+    .await;
+    let server = agent_server(&llm, &[]);
+    let (mut ws, _) = start(&server, "Fix the bug").await;
+    let events = until_state(&mut ws, &["awaiting_user_input"]).await;
+    let msg = of_kind(&events, "action", "message")
+        .into_iter()
+        .find(|m| m["source"] == "agent")
+        .unwrap();
+    assert_eq!(msg["args"]["content"], "Which file should I look at?");
+    assert_eq!(msg["args"]["wait_for_response"], true);
+    send_user_action(
+        &mut ws,
+        &json!({"action": "message", "args": {"content": "main.py"}}),
+    )
+    .await;
+    until_state(&mut ws, &["finished"]).await;
+    let msgs = llm.requests()[1]["messages"].as_array().unwrap().clone();
+    let roles: Vec<&str> = msgs.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "assistant", "user"]);
+}
+
+#[tokio::test]
+async fn unknown_tools_and_bad_arguments_go_back_to_the_model() {
+    let llm = ScriptedLlm::start(vec![
+        call("teleport", json!({})),
+        Reply::Json(json!({"id": "x1", "choices": [{"message": {"role": "assistant", "content": null, "tool_calls": [{"id": "bad1", "type": "function", "function": {"name": "execute_bash", "arguments": "{not json"}}]}}]})),
+        call("str_replace_editor", json!({"command": "view"})),
+        call("finish", json!({"message": "gave up"})),
+    ])
+    .await;
+    let server = agent_server(&llm, &[]);
+    let (mut ws, _) = start(&server, "do it").await;
+    let events = until_state(&mut ws, &["finished"]).await;
+    let errors = of_kind(&events, "observation", "error");
+    assert_eq!(errors.len(), 3, "{events:#?}");
+    assert!(errors[0]["content"].as_str().unwrap().contains("teleport"));
+    assert!(errors[1]["content"]
+        .as_str()
+        .unwrap()
+        .contains("not valid JSON"));
+    assert!(errors[2]["content"].as_str().unwrap().contains("path"));
+    let reqs = llm.requests();
+    let last = reqs[3]["messages"].as_array().unwrap();
+    let tool_msgs: Vec<&Value> = last.iter().filter(|m| m["role"] == "tool").collect();
+    assert_eq!(tool_msgs.len(), 3);
+    assert!(tool_msgs[0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("does not exist"));
+}
+
+#[tokio::test]
+async fn several_tool_calls_in_one_response_run_in_order() {
+    let llm = ScriptedLlm::start(vec![
+        tool_calls(
+            Some("Plan first."),
+            &[
+                ("think", json!({"thought": "I will write then read."})),
+                ("str_replace_editor", json!({"command": "create", "path": "notes.txt", "file_text": "one\n", "security_risk": "LOW"})),
+                ("execute_bash", json!({"command": "cat notes.txt", "security_risk": "LOW"})),
+                ("task_tracker", json!({"command": "plan", "task_list": [{"id": "1", "title": "Write notes", "status": "done"}]})),
+            ],
+        ),
+        call("finish", json!({"message": "done"})),
+    ])
+    .await;
+    let server = agent_server(&llm, &[]);
+    let (mut ws, _) = start(&server, "write notes").await;
+    let events = until_state(&mut ws, &["finished"]).await;
+    let kinds: Vec<String> = events
+        .iter()
+        .filter(|e| e["source"] == "agent" && e.get("action").is_some())
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["system", "think", "edit", "run", "task_tracking", "finish"]
+    );
+    let think = of_kind(&events, "action", "think")[0];
+    assert_eq!(think["args"]["thought"], "I will write then read.");
+    let edit_obs = of_kind(&events, "observation", "edit")[0];
+    assert_eq!(edit_obs["extras"]["new_content"], "one\n");
+    assert_eq!(
+        of_kind(&events, "observation", "run")[0]["content"],
+        "one\n"
+    );
+    let tasks = of_kind(&events, "observation", "task_tracking")[0];
+    assert_eq!(tasks["extras"]["task_list"][0]["title"], "Write notes");
+    assert_eq!(
+        of_kind(&events, "observation", "think")[0]["content"],
+        "Your thought has been logged."
+    );
+    let second = llm.requests()[1]["messages"].as_array().unwrap().clone();
+    assert_eq!(second.iter().filter(|m| m["role"] == "tool").count(), 4);
+}
+
+#[tokio::test]
+async fn rate_limits_are_retried_with_status_updates() {
+    let llm = ScriptedLlm::start(vec![
+        Reply::Status(429, json!({"error": {"message": "slow down"}}), Some(0.1)),
+        Reply::Status(503, json!({"error": {"message": "overloaded"}}), None),
+        text("Back again."),
+    ])
+    .await;
+    let server = agent_server(&llm, &[]);
+    let (mut ws, _) = start(&server, "hi").await;
+    let events = until_state(&mut ws, &["awaiting_user_input"]).await;
+    let retries: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["id"] == "STATUS$LLM_RETRY")
+        .collect();
+    assert_eq!(retries.len(), 2, "{events:?}");
+    assert_eq!(retries[0]["message"], "Retrying LLM request, 1 / 3");
+    assert_eq!(
+        states(&events),
+        ["running", "rate_limited", "running", "awaiting_user_input"]
+    );
+    assert_eq!(llm.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn a_rejected_key_ends_in_error_with_the_reason() {
+    let llm = ScriptedLlm::start(vec![Reply::Status(
+        401,
+        json!({"error": {"message": "Incorrect API key provided"}}),
+        None,
+    )])
+    .await;
+    let server = agent_server(&llm, &[]);
+    let (mut ws, _) = start(&server, "hi").await;
+    let events = until_state(&mut ws, &["error"]).await;
+    let status = events
+        .iter()
+        .find(|e| e["status_update"] == true && e["type"] == "error")
+        .unwrap();
+    assert_eq!(status["id"], "STATUS$ERROR_LLM_AUTHENTICATION");
+    let err = events.last().unwrap();
+    assert!(
+        err["extras"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Incorrect API key"),
+        "{err}"
+    );
+    assert_eq!(
+        llm.requests().len(),
+        1,
+        "authentication errors are not retried"
+    );
+}
+
+#[tokio::test]
+async fn without_an_llm_a_message_gets_a_clear_error() {
+    let server = Server::start();
+    let (mut ws, _) = start(&server, "hi").await;
+    let events = until_state(&mut ws, &["error"]).await;
+    let reason = events.last().unwrap()["extras"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("LLM_MODEL") && reason.contains("Settings"),
+        "{reason}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e["status_update"] == true && e["type"] == "error"));
+    // Everything else keeps working.
+    send_user_action(
+        &mut ws,
+        &json!({"action": "run", "args": {"command": "echo still-works"}}),
+    )
+    .await;
+    loop {
+        let e = next_event(&mut ws).await;
+        if e["observation"] == "run" {
+            assert_eq!(e["content"], "still-works\n");
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn stop_interrupts_a_slow_llm_call() {
+    let llm = ScriptedLlm::start(vec![Reply::Delay(
+        Duration::from_secs(3),
+        Box::new(call(
+            "execute_bash",
+            json!({"command": "touch should-not-exist", "security_risk": "LOW"}),
+        )),
+    )])
+    .await;
+    let server = agent_server(&llm, &[]);
+    let (mut ws, cid) = start(&server, "slow").await;
+    until_state(&mut ws, &["running"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send_user_action(
+        &mut ws,
+        &json!({"action": "change_agent_state", "args": {"agent_state": "stopped"}}),
+    )
+    .await;
+    until_state(&mut ws, &["stopped"]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stored = wait_events(&server, &cid, 1).await;
+    assert!(!stored.iter().any(|e| e["action"] == "run"), "{stored:?}");
+    assert!(!server
+        .dir
+        .join("store/workspaces")
+        .join(&cid)
+        .join("should-not-exist")
+        .exists());
+}
+
+#[tokio::test]
+async fn confirmation_mode_waits_for_confirm_or_reject() {
+    let llm = ScriptedLlm::start(vec![
+        call(
+            "execute_bash",
+            json!({"command": "touch confirmed.txt", "security_risk": "HIGH"}),
+        ),
+        call(
+            "execute_bash",
+            json!({"command": "touch rejected.txt", "security_risk": "HIGH"}),
+        ),
+        text("Understood."),
+    ])
+    .await;
+    let server = agent_server(&llm, &[("SECURITY_CONFIRMATION_MODE", "true")]);
+    let (mut ws, cid) = start(&server, "make files").await;
+    let ws_dir = server.dir.join("store/workspaces").join(&cid);
+    let events = until_state(&mut ws, &["awaiting_user_confirmation"]).await;
+    let pending = of_kind(&events, "action", "run")[0];
+    assert_eq!(
+        pending["args"]["confirmation_state"],
+        "awaiting_confirmation"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !ws_dir.join("confirmed.txt").exists(),
+        "nothing runs before confirmation"
+    );
+    send_user_action(
+        &mut ws,
+        &json!({"action": "change_agent_state", "args": {"agent_state": "user_confirmed"}}),
+    )
+    .await;
+    let events = until_state(&mut ws, &["awaiting_user_confirmation"]).await;
+    let confirmed = of_kind(&events, "action", "run")[0];
+    assert_eq!(confirmed["args"]["confirmation_state"], "confirmed");
+    assert_ne!(confirmed["id"], pending["id"]);
+    assert!(ws_dir.join("confirmed.txt").exists());
+    send_user_action(
+        &mut ws,
+        &json!({"action": "change_agent_state", "args": {"agent_state": "user_rejected"}}),
+    )
+    .await;
+    let events = until_state(&mut ws, &["awaiting_user_input"]).await;
+    assert_eq!(of_kind(&events, "observation", "user_rejected").len(), 1);
+    assert!(!ws_dir.join("rejected.txt").exists());
+}
+
+#[tokio::test]
+async fn the_iteration_limit_ends_in_error_and_a_message_continues() {
+    let llm = ScriptedLlm::start(vec![
+        call("think", json!({"thought": "1"})),
+        call("think", json!({"thought": "2"})),
+        call("finish", json!({"message": "after more"})),
+    ])
+    .await;
+    let server = agent_server(&llm, &[("MAX_ITERATIONS", "2")]);
+    let (mut ws, _) = start(&server, "loop").await;
+    let events = until_state(&mut ws, &["error"]).await;
+    assert!(events.last().unwrap()["extras"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("maximum iteration"));
+    send_user_action(
+        &mut ws,
+        &json!({"action": "message", "args": {"content": "go on"}}),
+    )
+    .await;
+    until_state(&mut ws, &["finished"]).await;
+}
+
+#[tokio::test]
+async fn anthropic_models_speak_the_messages_api() {
+    let llm = ScriptedLlm::start(vec![
+        Reply::Json(json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-test", "content": [
+            {"type": "text", "text": "Checking."},
+            {"type": "tool_use", "id": "toolu_1", "name": "execute_bash", "input": {"command": "echo from-claude", "security_risk": "LOW"}}],
+            "stop_reason": "tool_use", "usage": {"input_tokens": 20, "output_tokens": 7}})),
+        Reply::Json(json!({"id": "msg_2", "type": "message", "role": "assistant", "model": "claude-test", "content": [{"type": "text", "text": "All good."}], "stop_reason": "end_turn", "usage": {"input_tokens": 30, "output_tokens": 3}})),
+    ])
+    .await;
+    let base = llm.base_url.trim_end_matches("/v1").to_string();
+    let server = Server::with_env(&[
+        ("LLM_MODEL", "anthropic/claude-test"),
+        ("LLM_API_KEY", "ant-key"),
+        ("LLM_BASE_URL", &base),
+    ]);
+    let (mut ws, _) = start(&server, "hi claude").await;
+    let events = until_state(&mut ws, &["awaiting_user_input"]).await;
+    assert_eq!(
+        of_kind(&events, "observation", "run")[0]["content"],
+        "from-claude\n"
+    );
+    assert_eq!(llm.headers(0)["x-api-key"], "ant-key");
+    let reqs = llm.requests();
+    assert_eq!(reqs[0]["model"], "claude-test");
+    assert!(reqs[0]["system"].as_str().unwrap().contains("OpenHands"));
+    assert!(reqs[0]["tools"][0]["input_schema"].is_object());
+    let msgs = reqs[1]["messages"].as_array().unwrap();
+    assert_eq!(msgs[1]["content"][1]["type"], "tool_use");
+    assert_eq!(msgs[2]["content"][0]["type"], "tool_result");
+    assert_eq!(msgs[2]["content"][0]["tool_use_id"], "toolu_1");
+}
+
+#[tokio::test]
+async fn streamed_completions_work_too() {
+    let llm = ScriptedLlm::start(vec![Reply::Sse(vec![
+        json!({"id": "s1", "choices": [{"delta": {"role": "assistant", "content": "Streamed "}}]}),
+        json!({"id": "s1", "choices": [{"delta": {"content": "answer."}}]}),
+        json!({"id": "s1", "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2}}),
+    ])])
+    .await;
+    let server = agent_server(&llm, &[("LLM_STREAM", "true")]);
+    let (mut ws, _) = start(&server, "stream please").await;
+    let events = until_state(&mut ws, &["awaiting_user_input"]).await;
+    let msg = of_kind(&events, "action", "message")
+        .into_iter()
+        .find(|m| m["source"] == "agent")
+        .unwrap();
+    assert_eq!(msg["args"]["content"], "Streamed answer.");
+    assert_eq!(llm.requests()[0]["stream"], true);
+}
+
+#[tokio::test]
+async fn a_message_sent_while_the_agent_works_is_seen_at_its_next_step() {
+    let llm = ScriptedLlm::start(vec![
+        Reply::Delay(
+            Duration::from_millis(800),
+            Box::new(call("think", json!({"thought": "hmm"}))),
+        ),
+        text("Got both."),
+    ])
+    .await;
+    let server = agent_server(&llm, &[]);
+    let (mut ws, _) = start(&server, "first").await;
+    until_state(&mut ws, &["running"]).await;
+    send_user_action(
+        &mut ws,
+        &json!({"action": "message", "args": {"content": "second, while you work"}}),
+    )
+    .await;
+    until_state(&mut ws, &["awaiting_user_input"]).await;
+    let reqs = llm.requests();
+    assert_eq!(reqs.len(), 2);
+    let users: Vec<&str> = reqs[1]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["first", "second, while you work"]);
+}

@@ -1,0 +1,154 @@
+//! A scripted OpenAI-compatible (and Anthropic) LLM server for tests: it answers each
+//! completion request with the next scripted reply and records what it was sent.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One scripted reply.
+#[derive(Clone)]
+pub enum Reply {
+    /// HTTP 200 with this JSON body.
+    Json(Value),
+    /// An error status with a body and optional Retry-After seconds.
+    Status(u16, Value, Option<f64>),
+    /// Wait, then the inner reply.
+    Delay(Duration, Box<Reply>),
+    /// A server-sent-events stream of these chunks (then `[DONE]`).
+    Sse(Vec<Value>),
+}
+
+#[derive(Default)]
+struct Script {
+    replies: VecDeque<Reply>,
+    requests: Vec<(HeaderMap, Value)>,
+}
+
+/// The running scripted LLM.
+pub struct ScriptedLlm {
+    pub base_url: String,
+    script: Arc<Mutex<Script>>,
+}
+
+impl ScriptedLlm {
+    pub async fn start(replies: Vec<Reply>) -> ScriptedLlm {
+        let script = Arc::new(Mutex::new(Script {
+            replies: replies.into(),
+            requests: Vec::new(),
+        }));
+        let app = Router::new()
+            .route("/v1/chat/completions", post(complete))
+            .route("/v1/messages", post(complete))
+            .with_state(script.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind llm");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve llm") });
+        ScriptedLlm {
+            base_url: format!("http://127.0.0.1:{port}/v1"),
+            script,
+        }
+    }
+
+    /// Bodies of the requests received so far.
+    pub fn requests(&self) -> Vec<Value> {
+        self.script
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+
+    pub fn headers(&self, i: usize) -> HeaderMap {
+        self.script.lock().unwrap().requests[i].0.clone()
+    }
+}
+
+async fn complete(
+    State(script): State<Arc<Mutex<Script>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let reply = {
+        let mut s = script.lock().unwrap();
+        s.requests.push((headers, body));
+        s.replies.pop_front()
+    };
+    let Some(mut reply) = reply else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": {"message": "script exhausted"}})),
+        )
+            .into_response();
+    };
+    loop {
+        match reply {
+            Reply::Delay(d, inner) => {
+                tokio::time::sleep(d).await;
+                reply = *inner;
+            }
+            Reply::Json(v) => return Json(v).into_response(),
+            Reply::Status(code, v, after) => {
+                let mut res = (StatusCode::from_u16(code).unwrap(), Json(v)).into_response();
+                if let Some(a) = after {
+                    res.headers_mut()
+                        .insert("retry-after", a.to_string().parse().unwrap());
+                }
+                return res;
+            }
+            Reply::Sse(chunks) => {
+                let mut body = String::new();
+                for c in chunks {
+                    body.push_str(&format!("data: {c}\n\n"));
+                }
+                body.push_str("data: [DONE]\n\n");
+                return ([("content-type", "text/event-stream")], body).into_response();
+            }
+        }
+    }
+}
+
+static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+/// An OpenAI response with tool calls (name, JSON arguments) and optional text.
+pub fn tool_calls(content: Option<&str>, calls: &[(&str, Value)]) -> Reply {
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let calls: Vec<Value> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, (name, args))| json!({"id": format!("call_{n}_{i}"), "type": "function", "function": {"name": name, "arguments": args.to_string()}}))
+        .collect();
+    Reply::Json(json!({
+        "id": format!("chatcmpl-{n}"),
+        "object": "chat.completion",
+        "model": "scripted",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "tool_calls": calls}, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110},
+    }))
+}
+
+/// One tool call.
+pub fn call(name: &str, args: Value) -> Reply {
+    tool_calls(None, &[(name, args)])
+}
+
+/// A plain text answer.
+pub fn text(content: &str) -> Reply {
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Reply::Json(json!({
+        "id": format!("chatcmpl-{n}"),
+        "object": "chat.completion",
+        "model": "scripted",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 50, "completion_tokens": 5, "total_tokens": 55},
+    }))
+}
