@@ -244,8 +244,8 @@ async fn several_tool_calls_in_one_response_run_in_order() {
 #[tokio::test]
 async fn rate_limits_are_retried_with_status_updates() {
     let llm = ScriptedLlm::start(vec![
+        Reply::Status(500, json!({"error": {"message": "internal"}}), None),
         Reply::Status(429, json!({"error": {"message": "slow down"}}), Some(0.1)),
-        Reply::Status(503, json!({"error": {"message": "overloaded"}}), None),
         text("Back again."),
     ])
     .await;
@@ -510,4 +510,322 @@ async fn a_message_sent_while_the_agent_works_is_seen_at_its_next_step() {
         .map(|m| m["content"].as_str().unwrap())
         .collect();
     assert_eq!(users, ["first", "second, while you work"]);
+}
+
+#[tokio::test]
+async fn the_llm_titles_the_conversation_unless_the_user_renamed_it() {
+    let llm = ScriptedLlm::start(vec![text("Hello!")]).await;
+    let server = agent_server(&llm, &[]);
+    let (mut ws, cid) = start(
+        &server,
+        "Please help me refactor the parser module for speed",
+    )
+    .await;
+    let mut titles = Vec::new();
+    while titles.len() < 2 {
+        let p = next_payload(&mut ws).await;
+        if let Some(t) = p["conversation_title"].as_str() {
+            titles.push(t.to_string());
+        }
+    }
+    assert_eq!(
+        titles,
+        ["Please help me refactor the pa...", "Scripted title"]
+    );
+    let info: Value = http()
+        .get(server.url(&format!("/api/conversations/{cid}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["title"], "Scripted title");
+    assert_eq!(llm.title_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn the_agent_creates_views_and_edits_a_file() {
+    let llm = ScriptedLlm::start(vec![
+        call("str_replace_editor", json!({"command": "create", "path": "/workspace/app.py", "file_text": "print('one')\n", "security_risk": "LOW"})),
+        call("str_replace_editor", json!({"command": "view", "path": "/workspace/app.py", "security_risk": "LOW"})),
+        call("str_replace_editor", json!({"command": "str_replace", "path": "/workspace/app.py", "old_str": "one", "new_str": "two", "security_risk": "LOW"})),
+        call("execute_bash", json!({"command": "python3 app.py", "security_risk": "LOW"})),
+        call("finish", json!({"message": "It prints two."})),
+    ])
+    .await;
+    let server = agent_server(&llm, &[]);
+    let (mut ws, cid) = start(&server, "make app.py print two").await;
+    let events = until_state(&mut ws, &["finished"]).await;
+    assert_eq!(
+        of_kind(&events, "observation", "run")[0]["content"],
+        "two\n"
+    );
+    let file = server
+        .dir
+        .join("store/workspaces")
+        .join(&cid)
+        .join("app.py");
+    assert_eq!(std::fs::read_to_string(file).unwrap(), "print('two')\n");
+    let reqs = llm.requests();
+    let viewed = reqs[2]["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(viewed["role"], "tool");
+    assert!(
+        viewed["content"]
+            .as_str()
+            .unwrap()
+            .contains("     1\tprint('one')"),
+        "{viewed}"
+    );
+    let edited = reqs[3]["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert!(
+        edited["content"]
+            .as_str()
+            .unwrap()
+            .contains("has been edited"),
+        "{edited}"
+    );
+}
+
+#[tokio::test]
+async fn a_huge_output_is_whole_for_clients_and_cut_for_the_model() {
+    let llm = ScriptedLlm::start(vec![
+        call(
+            "execute_bash",
+            json!({"command": "python3 -c \"print('y' * 150000)\"", "security_risk": "LOW"}),
+        ),
+        call("finish", json!({"message": "done"})),
+    ])
+    .await;
+    let server = agent_server(&llm, &[("LLM_MAX_MESSAGE_CHARS", "10000")]);
+    let (mut ws, _) = start(&server, "print a lot").await;
+    let events = until_state(&mut ws, &["finished"]).await;
+    assert_eq!(
+        of_kind(&events, "observation", "run")[0]["content"]
+            .as_str()
+            .unwrap()
+            .len(),
+        150_001
+    );
+    let tool = llm.requests()[1]["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    let content = tool["content"].as_str().unwrap();
+    assert!(content.len() < 11_000, "{}", content.len());
+    assert!(content.contains("characters omitted"));
+}
+
+#[tokio::test]
+async fn a_stuck_loop_ends_in_error() {
+    let same = || {
+        call(
+            "execute_bash",
+            json!({"command": "echo same", "security_risk": "LOW"}),
+        )
+    };
+    let llm = ScriptedLlm::start(vec![same(), same(), same(), same(), same(), same()]).await;
+    let server = agent_server(&llm, &[]);
+    let (mut ws, _) = start(&server, "loop forever").await;
+    let events = until_state(&mut ws, &["error"]).await;
+    assert_eq!(
+        events.last().unwrap()["extras"]["reason"],
+        "AgentStuckInLoopError: Agent got stuck in a loop"
+    );
+    assert_eq!(of_kind(&events, "action", "run").len(), 4);
+}
+
+#[tokio::test]
+async fn stop_during_a_long_command_leaves_no_process() {
+    let marker = format!("sleep 77{}", std::process::id() % 1000 + 1000);
+    let llm = ScriptedLlm::start(vec![call(
+        "execute_bash",
+        json!({"command": format!("{marker} & {marker}"), "timeout": 120, "security_risk": "LOW"}),
+    )])
+    .await;
+    let server = agent_server(&llm, &[]);
+    let (mut ws, _) = start(&server, "wait a long time").await;
+    loop {
+        let p = next_payload(&mut ws).await;
+        if p["action"] == "run" {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    send_user_action(
+        &mut ws,
+        &json!({"action": "change_agent_state", "args": {"agent_state": "stopped"}}),
+    )
+    .await;
+    until_state(&mut ws, &["stopped"]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", &marker])
+        .output()
+        .unwrap();
+    assert!(
+        out.stdout.is_empty(),
+        "processes survived: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_server_continues_the_conversation_with_its_history() {
+    let llm = ScriptedLlm::start(vec![text("First answer."), text("Second answer.")]).await;
+    let mut server = agent_server(&llm, &[]);
+    let dir = server.dir.clone();
+    let _keep = server.keep_dir();
+    let (mut ws, cid) = start(&server, "first question").await;
+    until_state(&mut ws, &["awaiting_user_input"]).await;
+    drop(ws);
+    assert!(server.sigterm().success());
+    let env: Vec<(String, String)> = vec![
+        ("LLM_MODEL".into(), "openai/scripted-model".into()),
+        ("LLM_API_KEY".into(), "sk-test".into()),
+        ("LLM_BASE_URL".into(), llm.base_url.clone()),
+    ];
+    let server = Server::start_with(Options {
+        env,
+        dir: Some(dir),
+        ..Default::default()
+    });
+    let mut ws = ws_connect(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
+    send_user_action(
+        &mut ws,
+        &json!({"action": "message", "args": {"content": "second question"}}),
+    )
+    .await;
+    until_state(&mut ws, &["awaiting_user_input"]).await;
+    loop {
+        let p = next_payload(&mut ws).await;
+        if p["extras"]["agent_state"] == "awaiting_user_input" && p["id"].as_u64() > Some(3) {
+            break;
+        }
+    }
+    let msgs = llm.requests()[1]["messages"].as_array().unwrap().clone();
+    let turns: Vec<(String, String)> = msgs[1..]
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_string(),
+                m["content"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        turns,
+        [
+            ("user".to_string(), "first question".to_string()),
+            ("assistant".to_string(), "First answer.".to_string()),
+            ("user".to_string(), "second question".to_string())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_context_length_error_condenses_the_history_and_goes_on() {
+    let llm = ScriptedLlm::start(vec![
+        call("think", json!({"thought": "a"})),
+        call("think", json!({"thought": "b"})),
+        call("think", json!({"thought": "c"})),
+        Reply::Status(
+            400,
+            json!({"error": {"message": "This model's maximum context length is 8192 tokens."}}),
+            None,
+        ),
+        call("finish", json!({"message": "fit"})),
+    ])
+    .await;
+    let server = agent_server(&llm, &[]);
+    let (mut ws, _) = start(&server, "think a lot").await;
+    let events = until_state(&mut ws, &["finished"]).await;
+    assert_eq!(of_kind(&events, "action", "condensation").len(), 1);
+    let reqs = llm.requests();
+    let before = reqs[3]["messages"].as_array().unwrap().len();
+    let after = reqs[4]["messages"].as_array().unwrap();
+    assert!(after.len() < before, "{} !< {before}", after.len());
+    assert!(after
+        .iter()
+        .any(|m| m["content"].as_str().unwrap_or("").contains("condensed")));
+}
+
+#[tokio::test]
+async fn the_raw_ws_endpoint_starts_a_task_and_streams_events() {
+    let llm = ScriptedLlm::start(vec![
+        call("str_replace_editor", json!({"command": "create", "path": "hello.sh", "file_text": "#!/bin/bash\necho hello\n", "security_risk": "LOW"})),
+        call("execute_bash", json!({"command": "bash hello.sh", "security_risk": "LOW"})),
+        call("finish", json!({"message": "hello.sh prints hello"})),
+    ])
+    .await;
+    // No LLM in the environment: `initialize` sets it for this connection.
+    let server = Server::start();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", server.port))
+            .await
+            .unwrap();
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let mut next = async || -> Value {
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if let Message::Text(t) = m {
+                return serde_json::from_str(t.as_str()).unwrap();
+            }
+        }
+    };
+    let hello = next().await;
+    assert_eq!(hello["status"], "ok");
+
+    ws.send(Message::Text("{not json".into())).await.unwrap();
+    ws.send(Message::Text(json!({"action": "initialize", "args": {"LLM_MODEL": "openai/scripted-model", "LLM_API_KEY": "k", "LLM_BASE_URL": llm.base_url}}).to_string().into())).await.unwrap();
+    ws.send(Message::Text(
+        r#"{"action": "start", "args": {"task": "write a bash script that prints hello"}}"#.into(),
+    ))
+    .await
+    .unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let Message::Text(t) = m else { continue };
+        let v: Value = serde_json::from_str(t.as_str()).unwrap();
+        let done = v["extras"]["agent_state"] == "finished";
+        seen.push(v);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(seen[0], json!({"error": true, "message": "Invalid JSON"}));
+    assert_eq!(seen[1]["action"], "initialize");
+    let task = seen.iter().find(|e| e["action"] == "message").unwrap();
+    assert_eq!(
+        task["args"]["content"],
+        "write a bash script that prints hello"
+    );
+    let run = seen.iter().find(|e| e["observation"] == "run").unwrap();
+    assert_eq!(run["content"], "hello\n");
 }

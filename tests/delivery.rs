@@ -49,9 +49,17 @@ async fn reconnect_with_latest_event_id_gets_exactly_the_missed_events_then_live
         );
     }
     send_user_action(&mut a, &message("after")).await;
-    let e: serde_json::Value = serde_json::from_str(&next_event_text(&mut b).await).unwrap();
-    assert_eq!(e["id"], last + 1);
-    assert_eq!(e["args"]["content"], "after");
+    // Then the live ones, in order: "after" (and the agent's state event, which may
+    // come before or after it).
+    let mut next_id = last + 1;
+    loop {
+        let e: serde_json::Value = serde_json::from_str(&next_event_text(&mut b).await).unwrap();
+        assert_eq!(e["id"], next_id, "{e}");
+        next_id += 1;
+        if e["args"]["content"] == "after" {
+            break;
+        }
+    }
     // Nothing else arrives (no duplicate).
     let extra = tokio::time::timeout(Duration::from_millis(300), next_event_text(&mut b)).await;
     assert!(extra.is_err(), "unexpected extra event: {extra:?}");

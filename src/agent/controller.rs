@@ -108,6 +108,8 @@ struct Controller {
     recent: Vec<(String, String)>,
     last_action: Option<(u64, String)>,
     inbox: mpsc::UnboundedReceiver<Appended>,
+    /// Whether the conversation already has a user message (and so its title).
+    titled: bool,
     /// Events taken from the inbox early (to complete the history) and not yet handled.
     backlog: VecDeque<Appended>,
 }
@@ -145,6 +147,7 @@ pub async fn run(
         recent: Vec::new(),
         last_action: None,
         inbox,
+        titled: false,
         backlog: VecDeque::new(),
     };
     c.restore().await;
@@ -199,6 +202,9 @@ impl Controller {
             self.history.push(a.id, a.source, &a.event, max);
             match &a.event.payload {
                 Payload::Action(Action::System(_)) => self.system_sent = true,
+                Payload::Action(Action::Message(_)) if a.source == EventSource::User => {
+                    self.titled = true
+                }
                 Payload::Action(Action::TaskTracking(t)) if t.command == "plan" => {
                     self.tasks = t.task_list.clone()
                 }
@@ -269,8 +275,9 @@ impl Controller {
         let max = self.max_chars();
         self.history.push(a.id, a.source, &a.event, max);
         match &a.event.payload {
-            Payload::Action(Action::Message(_)) if a.source == EventSource::User => {
-                self.on_user_message().await
+            Payload::Action(Action::Message(m)) if a.source == EventSource::User => {
+                let text = m.content.clone();
+                self.on_user_message(&text).await
             }
             Payload::Action(Action::ChangeAgentState(s)) if a.source == EventSource::User => {
                 let state = s.agent_state.clone();
@@ -341,11 +348,15 @@ impl Controller {
         true
     }
 
-    async fn on_user_message(&mut self) {
+    async fn on_user_message(&mut self, text: &str) {
         self.iterations = 0;
         self.recent.clear();
         if !self.load_turn().await {
             return;
+        }
+        if !self.titled {
+            self.titled = true;
+            self.generate_title(text);
         }
         if self.awaiting_confirmation.is_some() {
             // The buttons are still up; the message is in the history for later.
@@ -405,6 +416,48 @@ impl Controller {
             }
             _ => {}
         }
+    }
+
+    /// Asks the model for a short title in the background; it replaces the fallback title
+    /// unless the user renamed the conversation meanwhile.
+    fn generate_title(&self, text: &str) {
+        let Some(turn) = self.turn.as_ref() else {
+            return;
+        };
+        let mut settings = turn.llm.clone();
+        settings.stream = false;
+        settings.timeout = settings.timeout.min(Duration::from_secs(30));
+        let host = self.host.clone();
+        let fallback = super::fallback_title(text);
+        let request = ChatRequest {
+            messages: vec![
+                llm::ChatMessage::System("You write titles for conversations between a user and a coding agent. Answer with the title only: at most six words, no quotes, no final period.".into()),
+                llm::ChatMessage::User(super::truncate_middle(text, 2000)),
+            ],
+            tools: Vec::new(),
+        };
+        tokio::spawn(async move {
+            let Ok(client) = llm::client(&settings) else {
+                return;
+            };
+            let Ok(response) = client.complete(&request).await else {
+                return;
+            };
+            let title: String = response
+                .content
+                .unwrap_or_default()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches(['"', '\'', '.'])
+                .chars()
+                .take(80)
+                .collect();
+            if !title.is_empty() {
+                host.retitle(title, fallback).await;
+            }
+        });
     }
 
     /// Resumes after a pause (or a stop) with the current history.
@@ -624,6 +677,11 @@ impl Controller {
         }
         let response = match result {
             Ok(r) => r,
+            Err(e) if e.is_context_length() && self.condense().await => {
+                self.iterations = self.iterations.saturating_sub(1);
+                self.step().await;
+                return;
+            }
             Err(e) => {
                 self.notify_status("error", e.status_id(), &e.to_string());
                 self.set_state(AgentState::Error, &e.to_string()).await;
@@ -674,6 +732,34 @@ impl Controller {
             self.queue.push_back(item);
         }
         self.advance().await;
+    }
+
+    /// Forgets the older half of the history (recorded as a `condensation` action).
+    async fn condense(&mut self) -> bool {
+        let Some((start, end)) = self.history.condensation_range() else {
+            return false;
+        };
+        self.notify_status(
+            "info",
+            "STATUS$CONDENSING",
+            "The conversation is longer than the model's context: condensing older steps.",
+        );
+        let event = Event::action(Action::Condensation(crate::events::CondensationArgs {
+            forgotten_event_ids: None,
+            forgotten_events_start_id: Some(start),
+            forgotten_events_end_id: Some(end),
+            summary: None,
+            summary_offset: None,
+        }));
+        let copy = event.clone();
+        match self.append(event, EventSource::Agent, false).await {
+            Some(id) => {
+                let max = self.max_chars();
+                self.history.push(id, EventSource::Agent, &copy, max);
+                true
+            }
+            None => false,
+        }
     }
 
     fn account(&mut self, r: &ChatResponse) {

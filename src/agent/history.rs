@@ -24,9 +24,12 @@ enum Item {
 /// What the model has seen and said, rebuilt from the events in id order.
 #[derive(Debug, Default)]
 pub struct History {
-    items: Vec<Item>,
+    /// Items with the id of the event they came from.
+    items: Vec<(u64, Item)>,
     responses: HashSet<String>,
     seen: HashSet<u64>,
+    /// Whether older turns were condensed away.
+    condensed: bool,
 }
 
 /// Cuts `text` to about `max` characters, keeping its head and tail (UTF-8 safe).
@@ -120,23 +123,24 @@ impl History {
                 .unwrap_or_else(|| response.to_string());
             if self.responses.insert(key) {
                 let (content, calls) = calls_of(&response);
-                self.items.push(Item::Assistant { content, calls });
+                self.items.push((id, Item::Assistant { content, calls }));
             }
             if let Payload::Observation(_) = &event.payload {
                 if let Some(content) = observation_text(event, max_chars) {
-                    self.items.push(Item::Tool {
-                        call_id: tcm
-                            .get("tool_call_id")
+                    let text = |key: &str| {
+                        tcm.get(key)
                             .and_then(Value::as_str)
                             .unwrap_or_default()
-                            .to_string(),
-                        name: tcm
-                            .get("function_name")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                        content,
-                    });
+                            .to_string()
+                    };
+                    self.items.push((
+                        id,
+                        Item::Tool {
+                            call_id: text("tool_call_id"),
+                            name: text("function_name"),
+                            content,
+                        },
+                    ));
                 }
             }
             return;
@@ -147,10 +151,39 @@ impl History {
                 text.push_str(&format!("\n\nAttached files: {}", files.join(", ")));
             }
             match source {
-                EventSource::User => self.items.push(Item::User(text)),
-                _ => self.items.push(Item::AssistantText(text)),
+                EventSource::User => self.items.push((id, Item::User(text))),
+                _ => self.items.push((id, Item::AssistantText(text))),
             }
         }
+        if let Payload::Action(Action::Condensation(c)) = &event.payload {
+            let forgotten: HashSet<u64> = match (
+                &c.forgotten_event_ids,
+                c.forgotten_events_start_id,
+                c.forgotten_events_end_id,
+            ) {
+                (Some(ids), _, _) => ids.iter().copied().collect(),
+                (None, Some(a), Some(b)) if a <= b => (a..=b).collect(),
+                _ => HashSet::new(),
+            };
+            self.items.retain(|(i, _)| !forgotten.contains(i));
+            self.condensed = true;
+        }
+    }
+
+    /// Event ids to forget to roughly halve the history: everything after the first
+    /// user message up to the middle. None when there is too little to condense.
+    pub fn condensation_range(&self) -> Option<(u64, u64)> {
+        let first_user = self
+            .items
+            .iter()
+            .position(|(_, i)| matches!(i, Item::User(_)))?;
+        let rest = &self.items[first_user + 1..];
+        if rest.len() < 4 {
+            return None;
+        }
+        let start = rest.first()?.0;
+        let end = rest.get(rest.len() / 2)?.0;
+        Some((start, end))
     }
 
     /// The chat messages for the next completion, after `system`.
@@ -177,7 +210,17 @@ impl History {
             }
             out.append(deferred);
         };
-        for item in &self.items {
+        let first_user = self
+            .items
+            .iter()
+            .position(|(_, i)| matches!(i, Item::User(_)));
+        for (n, (_, item)) in self.items.iter().enumerate() {
+            if self.condensed && Some(n) == first_user.map(|f| f + 1) {
+                close(&mut out, &mut pending, &mut deferred);
+                out.push(ChatMessage::User(
+                    "[Earlier steps of this conversation were condensed to fit the model's context window. Re-check the current state of files before relying on earlier observations.]".into(),
+                ));
+            }
             match item {
                 Item::Assistant { content, calls } => {
                     close(&mut out, &mut pending, &mut deferred);

@@ -38,4 +38,17 @@ pub trait AgentHost: Send + Sync {
     async fn stored_events(&self) -> Vec<Appended>;
     /// Whether the agent is working (a busy conversation is not closed).
     fn set_busy(&self, busy: bool);
+    /// Sets the conversation's title if it is still `if_title`, and tells the clients.
+    async fn retitle(&self, title: String, if_title: String);
+}
+
+/// The title a conversation gets from its first message before (or without) the LLM:
+/// its first 30 characters.
+pub fn fallback_title(text: &str) -> String {
+    let trimmed = text.trim();
+    let mut title: String = trimmed.chars().take(30).collect();
+    if trimmed.chars().count() > 30 {
+        title.push_str("...");
+    }
+    title
 }

@@ -55,6 +55,8 @@ pub struct Conversation {
     pub(super) pending_jobs: AtomicUsize,
     /// Set while the agent works.
     pub(super) agent_busy: std::sync::atomic::AtomicBool,
+    /// Settings for this conversation only (the raw `/ws` `initialize`), over the user's.
+    overrides: Mutex<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Conversation {
@@ -75,6 +77,7 @@ impl Conversation {
             last_active: Mutex::new(Instant::now()),
             pending_jobs: AtomicUsize::new(0),
             agent_busy: std::sync::atomic::AtomicBool::new(false),
+            overrides: Mutex::new(serde_json::Map::new()),
         }
     }
 
@@ -99,6 +102,17 @@ impl Conversation {
             .await
             .map_err(|_| ConversationError::Closed)?;
         rx.await.map_err(|_| ConversationError::Closed)?
+    }
+
+    /// Sets settings for this conversation only (model, key, confirmation mode, …).
+    pub fn set_overrides(&self, settings: serde_json::Map<String, serde_json::Value>) {
+        if let Ok(mut o) = self.overrides.lock() {
+            o.extend(settings);
+        }
+    }
+
+    pub(super) fn overrides(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.overrides.lock().map(|o| o.clone()).unwrap_or_default()
     }
 
     /// Sends a non-stored payload (status update, title change) to every live client.

@@ -41,7 +41,9 @@ impl AgentHost for ConversationHost {
 
     async fn settings(&self) -> Map<String, Value> {
         let stored = self.store.settings().await.ok().flatten();
-        crate::settings::effective(&self.config, stored.as_ref())
+        let mut settings = crate::settings::effective(&self.config, stored.as_ref());
+        settings.extend(self.conversation.overrides());
+        settings
     }
 
     async fn stored_events(&self) -> Vec<Appended> {
@@ -80,5 +82,19 @@ impl AgentHost for ConversationHost {
 
     fn set_busy(&self, busy: bool) {
         self.conversation.agent_busy.store(busy, Ordering::Relaxed);
+    }
+
+    async fn retitle(&self, title: String, if_title: String) {
+        let patch = serde_json::json!({"title": title, "last_updated_at": crate::store::metadata_utc_now()});
+        if let Ok(true) = self
+            .store
+            .patch_conversation(&self.conversation.id, patch, Some(if_title))
+            .await
+        {
+            self.conversation.notify(
+                serde_json::json!({"status_update": true, "type": "info", "message": &*self.conversation.id, "conversation_title": title})
+                    .to_string(),
+            );
+        }
     }
 }

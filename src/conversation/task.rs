@@ -227,14 +227,10 @@ async fn handle(
 /// Gives a conversation still titled `Conversation xxxxx` a title from the user's first
 /// message (its first 30 characters), and tells its clients.
 async fn auto_title(conversation: &Arc<Conversation>, store: &Arc<dyn EventStore>, text: &str) {
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
+    if text.trim().is_empty() {
         return;
     }
-    let mut title: String = trimmed.chars().take(30).collect();
-    if trimmed.chars().count() > 30 {
-        title.push_str("...");
-    }
+    let title = crate::agent::fallback_title(text);
     let patch = serde_json::json!({"title": title, "last_updated_at": metadata_utc_now()});
     // Only while the title is still the default one (a rename wins).
     let changed = store

@@ -100,6 +100,24 @@ impl LlmError {
         )
     }
 
+    /// Whether the provider said the prompt is longer than the model's context window.
+    pub fn is_context_length(&self) -> bool {
+        let LlmError::BadRequest(_, message) = self else {
+            return false;
+        };
+        let m = message.to_ascii_lowercase();
+        [
+            "context length",
+            "context_length",
+            "maximum context",
+            "context window",
+            "too many tokens",
+            "prompt is too long",
+        ]
+        .iter()
+        .any(|k| m.contains(k))
+    }
+
     /// The RuntimeStatus id upstream's UI knows for this error.
     pub fn status_id(&self) -> &'static str {
         match self {

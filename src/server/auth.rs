@@ -12,6 +12,7 @@ use super::AppState;
 fn exempt(path: &str) -> bool {
     matches!(path, "/alive" | "/health" | "/server_info" | "/api/health")
         || path.starts_with("/socket.io")
+        || path == "/ws"
         || !path.starts_with("/api/")
 }
 

@@ -4,6 +4,7 @@ mod auth;
 mod engineio;
 mod error;
 mod frontend;
+mod legacy_ws;
 mod routes;
 mod socket;
 mod socketio;
@@ -57,6 +58,7 @@ pub fn app(state: AppState, engine_config: EngineConfig) -> (Router, Arc<Engine>
         .layer(DefaultBodyLimit::max(engine_config.max_payload))
         .with_state(engine.clone());
     let router = routes::router()
+        .route("/ws", get(legacy_ws::handler))
         .merge(socket_routes)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

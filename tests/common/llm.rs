@@ -28,6 +28,17 @@ pub enum Reply {
 struct Script {
     replies: VecDeque<Reply>,
     requests: Vec<(HeaderMap, Value)>,
+    /// Title requests are answered apart from the script.
+    title_requests: Vec<Value>,
+}
+
+/// Whether a request is the agent's "write a title" side request.
+fn is_title_request(body: &Value) -> bool {
+    let system = body["system"]
+        .as_str()
+        .or_else(|| body["messages"][0]["content"].as_str())
+        .unwrap_or("");
+    body.get("tools").is_none() && system.contains("You write titles")
 }
 
 /// The running scripted LLM.
@@ -40,11 +51,11 @@ impl ScriptedLlm {
     pub async fn start(replies: Vec<Reply>) -> ScriptedLlm {
         let script = Arc::new(Mutex::new(Script {
             replies: replies.into(),
-            requests: Vec::new(),
+            ..Default::default()
         }));
         let app = Router::new()
             .route("/v1/chat/completions", post(complete))
-            .route("/v1/messages", post(complete))
+            .route("/v1/messages", post(complete_anthropic))
             .with_state(script.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -68,9 +79,26 @@ impl ScriptedLlm {
             .collect()
     }
 
+    /// Bodies of the title requests received so far.
+    pub fn title_requests(&self) -> Vec<Value> {
+        self.script.lock().unwrap().title_requests.clone()
+    }
+
     pub fn headers(&self, i: usize) -> HeaderMap {
         self.script.lock().unwrap().requests[i].0.clone()
     }
+}
+
+async fn complete_anthropic(
+    state: State<Arc<Mutex<Script>>>,
+    headers: HeaderMap,
+    body: Json<Value>,
+) -> Response {
+    if is_title_request(&body.0) {
+        state.0.lock().unwrap().title_requests.push(body.0);
+        return Json(json!({"id": "msg_title", "type": "message", "role": "assistant", "content": [{"type": "text", "text": "Scripted title"}], "usage": {"input_tokens": 1, "output_tokens": 1}})).into_response();
+    }
+    complete(state, headers, body).await
 }
 
 async fn complete(
@@ -78,6 +106,10 @@ async fn complete(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
+    if is_title_request(&body) {
+        script.lock().unwrap().title_requests.push(body);
+        return Json(json!({"id": "title", "choices": [{"message": {"role": "assistant", "content": "Scripted title"}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}})).into_response();
+    }
     let reply = {
         let mut s = script.lock().unwrap();
         s.requests.push((headers, body));

@@ -1,0 +1,239 @@
+//! The raw WebSocket endpoint `/ws` of the pre-Socket.IO protocol (seeds 001 and 003):
+//! JSON messages in (`initialize`, `start`, event dicts), serialized events out.
+
+use async_trait::async_trait;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::conversation::{subscribe, Conversation, NewConversation, Subscriber};
+use crate::events::{parse_client_event, Action, Event, MessageArgs};
+use crate::store::StoredEvent;
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    conversation_id: Option<String>,
+    latest_event_id: Option<String>,
+    session_api_key: Option<String>,
+}
+
+/// `GET /ws`: a new conversation, or `?conversation_id=…&latest_event_id=…` to resume one.
+pub async fn handler(
+    State(state): State<AppState>,
+    Query(q): Query<WsQuery>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if let Some(expected) = &state.config.session_api_key {
+        let given = q.session_api_key.clone().or_else(|| {
+            headers
+                .get("x-session-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        });
+        if !given.is_some_and(|g| super::auth::constant_time_eq(g.as_bytes(), expected.as_bytes()))
+        {
+            return ApiError::detail(
+                StatusCode::UNAUTHORIZED,
+                "Missing or invalid session API key",
+            )
+            .into_response();
+        }
+    }
+    let conversation = match &q.conversation_id {
+        Some(id) if super::valid_conversation_id(id) => state.manager.open(id, true).await,
+        Some(_) => return ApiError::bad_request("Invalid conversation_id").into_response(),
+        None => match state.manager.create(NewConversation::default()).await {
+            Ok(id) => state.manager.open(&id, false).await,
+            Err(e) => Err(e),
+        },
+    };
+    let conversation = match conversation {
+        Ok(c) => c,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let after = q
+        .latest_event_id
+        .as_deref()
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|v| *v >= 0)
+        .map(|v| v as u64);
+    upgrade
+        .max_message_size(super::socket::MAX_EVENT_BYTES)
+        .on_upgrade(move |ws| serve(state, conversation, after, ws))
+}
+
+/// Sends frames to the websocket writer.
+struct WsSubscriber {
+    out: mpsc::Sender<String>,
+}
+
+#[async_trait]
+impl Subscriber for WsSubscriber {
+    async fn event(&self, event: &StoredEvent) -> bool {
+        self.out.send(event.json.to_string()).await.is_ok()
+    }
+
+    async fn notice(&self, json: &str) -> bool {
+        self.out.send(json.to_string()).await.is_ok()
+    }
+
+    async fn closed(&self) {
+        let stopped = r#"{"message":"","observation":"agent_state_changed","content":"","extras":{"agent_state":"stopped","reason":""}}"#;
+        let _ = self.out.send(stopped.to_string()).await;
+    }
+}
+
+fn error(message: &str) -> String {
+    json!({"error": true, "message": message}).to_string()
+}
+
+async fn serve(
+    state: AppState,
+    conversation: Arc<Conversation>,
+    after: Option<u64>,
+    ws: WebSocket,
+) {
+    let _attached = conversation.attach();
+    let (mut sink, mut stream) = ws.split();
+    let (out, mut rx) = mpsc::channel::<String>(256);
+    let cancel = CancellationToken::new();
+    let writer = tokio::spawn(async move {
+        while let Some(text) = rx.recv().await {
+            if sink.send(Message::Text(text.into())).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let _ = out
+        .send(json!({"token": &*conversation.id, "status": "ok", "conversation_id": &*conversation.id}).to_string())
+        .await;
+    tokio::spawn(subscribe(
+        conversation.clone(),
+        state.manager.store().clone(),
+        after,
+        Arc::new(WsSubscriber { out: out.clone() }),
+        cancel.clone(),
+    ));
+    while let Some(Ok(msg)) = stream.next().await {
+        let text = match msg {
+            Message::Text(t) => t.to_string(),
+            Message::Binary(_) => {
+                let _ = out
+                    .send(error("Binary messages are not supported: send JSON text"))
+                    .await;
+                continue;
+            }
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        if let Some(reply) = handle(&conversation, text.trim()).await {
+            if out.send(reply).await.is_err() {
+                break;
+            }
+        }
+    }
+    cancel.cancel();
+    drop(out);
+    let _ = writer.await;
+}
+
+/// Handles one client message; returns a direct reply, if any.
+async fn handle(conversation: &Conversation, text: &str) -> Option<String> {
+    if text.is_empty() {
+        return None;
+    }
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
+        return Some(error("Invalid JSON"));
+    };
+    let action = value
+        .get("action")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let event = match action.as_deref() {
+        Some("initialize") => {
+            let args = value
+                .get("args")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            conversation.set_overrides(initialize_settings(&args));
+            return Some(
+                json!({"action": "initialize", "message": "Control loop started."}).to_string(),
+            );
+        }
+        Some("start") => match value.pointer("/args/task").and_then(Value::as_str) {
+            Some(task) if !task.trim().is_empty() => {
+                Event::action(Action::Message(MessageArgs::text(task)))
+            }
+            _ => return Some(error("`start` needs args.task: the task to start")),
+        },
+        Some("chat") => match value.get("message").and_then(Value::as_str) {
+            Some(m) => Event::action(Action::Message(MessageArgs::text(m))),
+            None => return Some(error("`chat` needs a message")),
+        },
+        _ => match parse_client_event(value) {
+            Ok(e) => e,
+            Err(e) => return Some(error(&e.to_string())),
+        },
+    };
+    match conversation.submit(event).await {
+        Ok(()) => None,
+        Err(e) => Some(error(&e.to_string())),
+    }
+}
+
+/// Maps `initialize` args (upstream's upper-case names) to settings keys.
+fn initialize_settings(args: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (from, to) in [
+        ("LLM_MODEL", "llm_model"),
+        ("LLM_API_KEY", "llm_api_key"),
+        ("LLM_BASE_URL", "llm_base_url"),
+        ("AGENT", "agent"),
+        ("LANGUAGE", "language"),
+        ("SECURITY_ANALYZER", "security_analyzer"),
+    ] {
+        if let Some(v) = args
+            .get(from)
+            .or_else(|| args.get(to))
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+        {
+            out.insert(to.into(), json!(v));
+        }
+    }
+    if let Some(v) = args
+        .get("CONFIRMATION_MODE")
+        .or_else(|| args.get("confirmation_mode"))
+    {
+        if let Some(b) = v
+            .as_bool()
+            .or_else(|| v.as_str().map(|s| s.eq_ignore_ascii_case("true")))
+        {
+            out.insert("confirmation_mode".into(), json!(b));
+        }
+    }
+    if let Some(v) = args
+        .get("MAX_ITERATIONS")
+        .or_else(|| args.get("max_iterations"))
+    {
+        if let Some(n) = v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        {
+            out.insert("max_iterations".into(), json!(n));
+        }
+    }
+    out
+}
