@@ -1,29 +1,179 @@
 #!/usr/bin/env bash
-# Builds and starts openhands-server on BACKEND_HOST:BACKEND_PORT (default 0.0.0.0:12000),
-# logging to logs/backend.log. Ctrl-C stops it.
+# Starts OpenHands for development (seed 002): installs the frontend's npm packages if
+# missing, builds the backend (cargo build --release --locked) and the frontend, then runs
+#   - the backend on BACKEND_HOST:BACKEND_PORT (default 0.0.0.0:12000), log in logs/backend.log,
+#     which also serves the built UI at /;
+#   - the Vite dev server on VITE_FRONTEND_PORT (default 12001), log in logs/frontend.log,
+#     proxying /api and /socket.io (WebSocket included) to the backend.
+# Ctrl-C stops both.
+#
+# Backend:  BACKEND_HOST, BACKEND_PORT, DEBUG (default true), CORS_ALLOWED_ORIGINS (default *),
+#           and everything the server reads (LLM_MODEL, LLM_API_KEY, LLM_BASE_URL, config.toml, ...).
+# Frontend: VITE_BACKEND_HOST (default 127.0.0.1:$BACKEND_PORT), VITE_FRONTEND_PORT,
+#           VITE_USE_TLS (default false), VITE_INSECURE_SKIP_VERIFY (default true);
+#           from the environment or frontend/.env (the environment wins).
+#           FRONTEND_HOST: the dev server's bind address (default 0.0.0.0).
+# Shortcuts: BACKEND_BIN=path/to/openhands-server uses that binary instead of building one;
+#            SKIP_BUILD=1 skips both builds (uses what was built before).
 set -euo pipefail
 cd "$(dirname "$0")"
+ROOT="$PWD"
 
 export BACKEND_HOST="${BACKEND_HOST:-0.0.0.0}"
 export BACKEND_PORT="${BACKEND_PORT:-12000}"
 export DEBUG="${DEBUG:-true}"
 export CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS:-*}"
+FRONTEND_HOST="${FRONTEND_HOST:-0.0.0.0}"
 
-echo "Building the backend (cargo build --release)..."
-cargo build --release --locked
+# A KEY=value from frontend/.env (last one wins; quotes stripped), or nothing.
+dotenv_get() {
+  local file="frontend/.env" line
+  [ -f "$file" ] || return 0
+  line="$(grep -E "^[[:space:]]*(export[[:space:]]+)?$1[[:space:]]*=" "$file" | tail -n 1 || true)"
+  [ -n "$line" ] || return 0
+  line="${line#*=}"
+  line="${line%%#*}"
+  line="$(printf '%s' "$line" | sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' -e 's/^"\(.*\)"$/\1/' -e "s/^'\(.*\)'\$/\1/")"
+  printf '%s' "$line"
+}
 
+VITE_FRONTEND_PORT="${VITE_FRONTEND_PORT:-$(dotenv_get VITE_FRONTEND_PORT)}"
+export VITE_FRONTEND_PORT="${VITE_FRONTEND_PORT:-12001}"
+# Only default the proxy target when neither the environment nor frontend/.env sets it
+# (Vite lets the environment override .env).
+if [ -z "${VITE_BACKEND_HOST:-}" ] && [ -z "$(dotenv_get VITE_BACKEND_HOST)" ]; then
+  export VITE_BACKEND_HOST="127.0.0.1:${BACKEND_PORT}"
+fi
+
+need() {
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "error: '$1' is required but not installed. $2" >&2
+    exit 1
+  fi
+}
+
+# 200 from a URL? (curl, else node's fetch)
+http_ok() {
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null
+  else
+    node -e 'fetch(process.argv[1]).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))' "$1" 2>/dev/null
+  fi
+}
+
+local_host() {
+  case "$1" in
+    "" | 0.0.0.0 | "::" | "[::]") echo 127.0.0.1 ;;
+    *) echo "$1" ;;
+  esac
+}
+
+need node "Install Node.js 20.19 or newer (for example: apt-get install nodejs npm)."
+need npm "Install npm (for example: apt-get install npm)."
+
+# --- npm packages ------------------------------------------------------------------
+if [ ! -d frontend/node_modules ] || [ ! -f frontend/node_modules/.package-lock.json ] ||
+  [ frontend/package-lock.json -nt frontend/node_modules/.package-lock.json ]; then
+  echo "Installing the frontend's npm packages (npm ci)..."
+  (cd frontend && npm ci --no-audit --no-fund)
+fi
+
+# --- builds --------------------------------------------------------------------------
+if [ -n "${BACKEND_BIN:-}" ]; then
+  BIN="$(cd "$(dirname "$BACKEND_BIN")" && pwd)/$(basename "$BACKEND_BIN")"
+  [ -x "$BIN" ] || { echo "error: BACKEND_BIN=$BACKEND_BIN is not an executable" >&2; exit 1; }
+else
+  BIN="$ROOT/target/release/openhands-server"
+  if [ "${SKIP_BUILD:-}" != 1 ]; then
+    need cargo "Install a Rust toolchain (rustup) to build the backend."
+    echo "Building the backend (cargo build --release --locked)..."
+    cargo build --release --locked
+  fi
+  [ -x "$BIN" ] || { echo "error: $BIN is missing; build it (cargo build --release) or unset SKIP_BUILD" >&2; exit 1; }
+fi
+if [ "${SKIP_BUILD:-}" != 1 ] || [ ! -f frontend/dist/index.html ]; then
+  echo "Building the frontend (npm run build)..."
+  (cd frontend && npm run build)
+fi
+
+# --- run -----------------------------------------------------------------------------
 mkdir -p logs
-echo "Starting the backend on http://${BACKEND_HOST}:${BACKEND_PORT} (log: logs/backend.log)"
-./target/release/openhands-server --host "$BACKEND_HOST" --port "$BACKEND_PORT" >>logs/backend.log 2>&1 &
-BACKEND_PID=$!
-trap 'echo; echo "Stopping..."; kill "$BACKEND_PID" 2>/dev/null; wait "$BACKEND_PID" 2>/dev/null; exit 0' INT TERM
+BACKEND_PID=""
+FRONTEND_PID=""
 
-for _ in $(seq 1 50); do
-  if curl -fsS "http://127.0.0.1:${BACKEND_PORT}/api/health" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$BACKEND_PID" 2>/dev/null; then echo "The backend failed to start; see logs/backend.log"; tail -n 20 logs/backend.log; exit 1; fi
+stop_all() {
+  trap - INT TERM EXIT
+  local pids=""
+  [ -n "$FRONTEND_PID" ] && kill -0 "$FRONTEND_PID" 2>/dev/null && pids="$pids $FRONTEND_PID"
+  [ -n "$BACKEND_PID" ] && kill -0 "$BACKEND_PID" 2>/dev/null && pids="$pids $BACKEND_PID"
+  if [ -n "$pids" ]; then
+    echo
+    echo "Stopping..."
+    # shellcheck disable=SC2086
+    kill -TERM $pids 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      local alive=""
+      for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+      [ -z "$alive" ] && break
+      sleep 0.1
+    done
+    # shellcheck disable=SC2086
+    kill -KILL $pids 2>/dev/null || true
+    wait 2>/dev/null || true
+  fi
+}
+trap 'stop_all; exit 0' INT TERM
+trap 'stop_all' EXIT
+
+echo "=== $(date '+%Y-%m-%d %H:%M:%S') starting $BIN on ${BACKEND_HOST}:${BACKEND_PORT}" >>logs/backend.log
+OPENHANDS_FRONTEND_DIR="$ROOT/frontend/dist" \
+  "$BIN" --host "$BACKEND_HOST" --port "$BACKEND_PORT" >>logs/backend.log 2>&1 &
+BACKEND_PID=$!
+
+BACKEND_URL="http://$(local_host "$BACKEND_HOST"):${BACKEND_PORT}"
+for _ in $(seq 1 150); do
+  http_ok "$BACKEND_URL/api/health" && break
+  if ! kill -0 "$BACKEND_PID" 2>/dev/null; then
+    echo "The backend failed to start; the end of logs/backend.log:" >&2
+    tail -n 20 logs/backend.log >&2
+    exit 1
+  fi
   sleep 0.2
 done
-echo "Backend:   http://localhost:${BACKEND_PORT}  (health: curl http://localhost:${BACKEND_PORT}/api/health)"
-echo "WebSocket: ws://localhost:${BACKEND_PORT}/socket.io/?EIO=4&transport=websocket&conversation_id=ID&latest_event_id=-1"
-echo "Press Ctrl-C to stop."
-wait "$BACKEND_PID"
+http_ok "$BACKEND_URL/api/health" || { echo "The backend did not answer on $BACKEND_URL/api/health" >&2; exit 1; }
+
+echo "=== $(date '+%Y-%m-%d %H:%M:%S') vite on ${FRONTEND_HOST}:${VITE_FRONTEND_PORT} -> ${VITE_BACKEND_HOST:-$(dotenv_get VITE_BACKEND_HOST)}" >>logs/frontend.log
+(cd frontend && exec node node_modules/vite/bin/vite.js --host "$FRONTEND_HOST" --port "$VITE_FRONTEND_PORT" --strictPort) \
+  >>logs/frontend.log 2>&1 &
+FRONTEND_PID=$!
+
+FRONTEND_URL="http://$(local_host "$FRONTEND_HOST"):${VITE_FRONTEND_PORT}"
+for _ in $(seq 1 300); do
+  http_ok "$FRONTEND_URL/" && break
+  if ! kill -0 "$FRONTEND_PID" 2>/dev/null; then
+    echo "The Vite dev server failed to start; the end of logs/frontend.log:" >&2
+    tail -n 20 logs/frontend.log >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+
+echo
+echo "OpenHands is running:"
+echo "  Frontend (Vite dev server): http://localhost:${VITE_FRONTEND_PORT}"
+echo "  Backend (also serves the built UI): http://localhost:${BACKEND_PORT}   (health: curl http://localhost:${BACKEND_PORT}/api/health)"
+echo "  WebSocket: ws://localhost:${BACKEND_PORT}/socket.io/?EIO=4&transport=websocket&conversation_id=ID&latest_event_id=-1"
+echo "  Logs: logs/backend.log, logs/frontend.log"
+echo "Press Ctrl-C to stop both."
+
+# Exit when either one stops (and stop the other).
+while kill -0 "$BACKEND_PID" 2>/dev/null && kill -0 "$FRONTEND_PID" 2>/dev/null; do
+  sleep 1 &
+  wait $! || true
+done
+if ! kill -0 "$BACKEND_PID" 2>/dev/null; then
+  echo "The backend stopped; see logs/backend.log" >&2
+else
+  echo "The Vite dev server stopped; see logs/frontend.log" >&2
+fi
+exit 1

@@ -18,5 +18,19 @@ echo "== socket.io-client@4 (Node) tests"
 export OPENHANDS_BIN="$PWD/target/debug/openhands-server"
 (cd tests/node && npm test)
 
+# ---- web UI (frontend/ and tests/e2e/) ---------------------------------------------
+echo "== web UI: npm packages, type check, build, Vitest unit tests"
+(cd frontend && npm ci --no-audit --no-fund && npm run build && npm test)
+
+echo "== web UI: browser end-to-end tests (headless Chromium against the real binary)"
+if [ -z "${CHROMIUM_PATH:-}" ] && [ ! -x /usr/bin/chromium ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+(cd tests/e2e && npm ci --no-audit --no-fund && npm test)
+# ---- end of the web UI block --------------------------------------------------------
+
 echo "== python-socketio tests"
 python3 -m pytest -q tests/python

@@ -1,0 +1,269 @@
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { derive, stateLabel } from "../lib/eventlog";
+import { formatCost } from "../lib/format";
+import { navigate } from "../lib/router";
+import { ConversationSession, type ConnState } from "../lib/session";
+import { api } from "../lib/api";
+import { useSubscription } from "../lib/useSession";
+import { Chat } from "./Chat";
+import { Composer } from "./Composer";
+import { TaskListView } from "./EventViews";
+import { Files } from "./Files";
+import { Icon } from "./Icon";
+import { Terminal } from "./Terminal";
+
+const CONN_LABEL: Record<ConnState, string> = {
+  idle: "Not connected",
+  connecting: "Connecting…",
+  connected: "Connected",
+  reconnecting: "Reconnecting…",
+  closed: "Disconnected",
+  error: "Connection failed",
+};
+
+type View = "chat" | "terminal" | "files";
+
+export function ConversationView({ id, onChanged }: { id: string; onChanged: () => void }) {
+  const session = useMemo(() => new ConversationSession(id), [id]);
+  useEffect(() => {
+    void session.open();
+    const save = () => session.saveNow();
+    window.addEventListener("pagehide", save);
+    return () => {
+      window.removeEventListener("pagehide", save);
+      session.close();
+    };
+  }, [session]);
+  useSubscription(session);
+
+  const log = session.log;
+  const d = useMemo(() => derive(log), [log.version, log.agentState]);
+  const [view, setView] = useState<View>("chat");
+  const [side, setSide] = useState<"terminal" | "files">("terminal");
+  const [renaming, setRenaming] = useState(false);
+  const [titleDraft, setTitleDraft] = useState("");
+  const [showTasks, setShowTasks] = useState(true);
+
+  // Title changes (live updates or renames) refresh the list.
+  const lastTitle = useRef(session.title);
+  useEffect(() => {
+    if (session.title && session.title !== lastTitle.current) {
+      lastTitle.current = session.title;
+      onChanged();
+    }
+  }, [session.title]);
+  // The list shows each conversation's status: refresh it when the connection changes.
+  useEffect(() => {
+    if (session.conn === "connected" || session.conn === "closed") onChanged();
+  }, [session.conn]);
+  useEffect(() => {
+    document.title = session.title ? `${session.title} · OpenHands` : "OpenHands";
+  }, [session.title]);
+
+  // Observations that may change files: the files panel refreshes on them.
+  const fileChangeKey = useMemo(
+    () => log.events.filter((e) => e.observation === "run" || e.observation === "edit" || e.observation === "write").length,
+    [log.version],
+  );
+
+  const state = d.agentState;
+  const connected = session.conn === "connected";
+
+  const pickView = (v: View) => {
+    setView(v);
+    if (v !== "chat") setSide(v);
+  };
+
+  const saveTitle = async () => {
+    const t = titleDraft.trim();
+    setRenaming(false);
+    if (!t || t === session.title) return;
+    try {
+      await api.renameConversation(id, t.slice(0, 200));
+      session.setTitle(t.slice(0, 200));
+    } catch (e: any) {
+      session.notify("error", `Rename failed: ${e?.message ?? e}`);
+    }
+  };
+
+  if (session.notFound) {
+    return (
+      <section class="not-found">
+        <h2>Conversation not found</h2>
+        <p class="muted">{session.connDetail}</p>
+        <button type="button" class="btn btn-primary" onClick={() => navigate("/")}>
+          Start a new one
+        </button>
+      </section>
+    );
+  }
+
+  const canStop = d.busy || !!d.runningCommand || state === "paused" || state === "awaiting_user_confirmation";
+  const metrics = d.metrics;
+  const tokens = metrics?.accumulated_token_usage;
+
+  return (
+    <section class="conversation" data-testid="conversation" data-open-conversation={id}>
+      <header class="conv-head">
+        {renaming ? (
+          <form
+            class="title-form"
+            onSubmit={(e) => {
+              e.preventDefault();
+              void saveTitle();
+            }}
+          >
+            <input
+              class="input"
+              value={titleDraft}
+              maxLength={200}
+              aria-label="Conversation title"
+              ref={(el) => el?.focus()}
+              onInput={(e) => setTitleDraft((e.target as HTMLInputElement).value)}
+              onBlur={() => void saveTitle()}
+              onKeyDown={(e) => e.key === "Escape" && setRenaming(false)}
+            />
+          </form>
+        ) : (
+          <h1
+            class="conv-title-h"
+            title="Click to rename"
+            data-testid="conversation-heading"
+            onClick={() => {
+              setTitleDraft(session.title);
+              setRenaming(true);
+            }}
+          >
+            {session.title || "Conversation"}
+          </h1>
+        )}
+        <div class="head-pills">
+          <span class={`pill conn conn-${session.conn}`} data-testid="connection-state" data-state={session.conn} title={session.connDetail}>
+            <span class="dot" aria-hidden="true" /> {CONN_LABEL[session.conn]}
+          </span>
+          {(session.conn === "closed" || session.conn === "error") && (
+            <button type="button" class="btn btn-small" data-testid="reconnect" onClick={() => void session.reconnect()}>
+              Reconnect
+            </button>
+          )}
+        </div>
+      </header>
+
+      <nav class="view-tabs only-narrow" role="tablist">
+        {(["chat", "terminal", "files"] as View[]).map((v) => (
+          <button key={v} type="button" role="tab" aria-selected={view === v} class={`tab ${view === v ? "active" : ""}`} onClick={() => pickView(v)} data-testid={`tab-${v}`}>
+            <Icon name={v === "chat" ? "chat" : v === "terminal" ? "terminal" : "folder"} size={14} /> {v[0].toUpperCase() + v.slice(1)}
+          </button>
+        ))}
+      </nav>
+
+      <div class={`conv-body view-${view}`}>
+        <div class="pane pane-chat">
+          {d.taskList && d.taskList.length > 0 && (
+            <div class="plan">
+              <button type="button" class="plan-head" onClick={() => setShowTasks(!showTasks)} aria-expanded={showTasks}>
+                <Icon name="list" size={14} /> Plan · {d.taskList.filter((t) => t.status === "done").length}/{d.taskList.length} done
+              </button>
+              {showTasks && <TaskListView tasks={d.taskList} />}
+            </div>
+          )}
+          <Chat session={session} pendingId={d.pendingConfirmation?.id ?? null} />
+
+          {session.errorStatus && !(state === "error" && d.reason && d.reason.includes(session.errorStatus)) && (
+            <div class="banner banner-error" role="alert" data-testid="error-status">
+              <Icon name="alert" /> <span>{session.errorStatus}</span>
+              <button type="button" class="icon-btn" aria-label="Dismiss" onClick={() => session.dismissErrorStatus()}>
+                <Icon name="x" size={14} />
+              </button>
+            </div>
+          )}
+          {state === "error" && d.reason && (
+            <div class="banner banner-error" role="alert" data-testid="agent-error">
+              <Icon name="alert" /> <span>The agent stopped with an error: {d.reason}</span>
+            </div>
+          )}
+
+          <div class="agent-bar" data-testid="agent-bar">
+            <span class={`pill agent agent-${state ?? "idle"}`} data-testid="agent-state" data-state={state ?? ""}>
+              {(d.busy || state === "awaiting_user_confirmation") && <span class="spinner" aria-hidden="true" />}
+              Agent: {stateLabel(state)}
+            </span>
+            {metrics && (metrics.accumulated_cost || tokens?.prompt_tokens) ? (
+              <span class="muted small metrics" title="LLM usage in this conversation">
+                {[
+                  metrics.accumulated_cost ? formatCost(metrics.accumulated_cost) : "",
+                  tokens?.prompt_tokens ? `${(tokens.prompt_tokens + (tokens.completion_tokens ?? 0)).toLocaleString()} tokens` : "",
+                ]
+                  .filter(Boolean)
+                  .join(" · ")}
+              </span>
+            ) : null}
+            {session.status && <span class="muted small status-line">{session.status}</span>}
+            <span class="spacer" />
+            {state === "awaiting_user_confirmation" && d.pendingConfirmation && (
+              <>
+                <button type="button" class="btn btn-small btn-primary" disabled={!connected} onClick={() => session.setAgentState("user_confirmed")}>
+                  <Icon name="check" size={13} /> Confirm
+                </button>
+                <button type="button" class="btn btn-small btn-danger" disabled={!connected} onClick={() => session.setAgentState("user_rejected")}>
+                  <Icon name="x" size={13} /> Reject
+                </button>
+              </>
+            )}
+            {d.busy && (
+              <button type="button" class="btn btn-small" data-testid="pause" disabled={!connected} onClick={() => session.setAgentState("paused")}>
+                <Icon name="pause" size={13} /> Pause
+              </button>
+            )}
+            {state === "paused" && (
+              <button type="button" class="btn btn-small" data-testid="resume" disabled={!connected} onClick={() => session.setAgentState("running")}>
+                <Icon name="play" size={13} /> Resume
+              </button>
+            )}
+            {canStop && (
+              <button type="button" class="btn btn-small btn-danger" data-testid="stop" disabled={!connected} onClick={() => session.setAgentState("stopped")}>
+                <Icon name="stop" size={13} /> Stop
+              </button>
+            )}
+          </div>
+
+          <Composer
+            onSubmit={(t) => session.sendMessage(t)}
+            disabled={!connected}
+            placeholder={state === "awaiting_user_input" ? "The agent is waiting for your answer…" : "Message the agent…"}
+            hint={connected ? undefined : "Not connected: messages can be sent once the connection is back."}
+          />
+        </div>
+
+        <div class="pane pane-side">
+          <div class="side-tabs not-narrow" role="tablist">
+            <button type="button" role="tab" aria-selected={side === "terminal"} class={`tab ${side === "terminal" ? "active" : ""}`} onClick={() => setSide("terminal")} data-testid="side-terminal">
+              <Icon name="terminal" size={14} /> Terminal
+            </button>
+            <button type="button" role="tab" aria-selected={side === "files"} class={`tab ${side === "files" ? "active" : ""}`} onClick={() => setSide("files")} data-testid="side-files">
+              <Icon name="folder" size={14} /> Files
+            </button>
+          </div>
+          <div class="side-body">
+            {side === "terminal" ? (
+              <Terminal session={session} running={d.runningCommand} />
+            ) : (
+              <Files conversationId={id} changeKey={fileChangeKey} />
+            )}
+          </div>
+        </div>
+      </div>
+
+      <div class="toasts" aria-live="assertive">
+        {session.notices.map((n) => (
+          <div key={n.id} class={`toast toast-${n.kind}`} role="status" data-testid="toast">
+            <span>{n.text}</span>
+            <button type="button" class="icon-btn" aria-label="Dismiss" onClick={() => session.dismissNotice(n.id)}>
+              <Icon name="x" size={12} />
+            </button>
+          </div>
+        ))}
+      </div>
+    </section>
+  );
+}

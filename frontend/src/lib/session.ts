@@ -1,0 +1,440 @@
+// One open conversation: its REST bootstrap, its Socket.IO connection (with resume from
+// `latest_event_id` on every reconnect), its event log and the notices around it.
+
+import { io as realIo, type Socket } from "socket.io-client";
+import { ApiError, api as realApi } from "./api";
+import { type KV, dropCachedEvents, loadCachedEvents, sameEvent, saveCachedEvents } from "./cache";
+import { EventLog } from "./eventlog";
+import {
+  type ConversationInfo,
+  isErrorNotice,
+  isObject,
+  isStatusUpdate,
+  isStoredEvent,
+} from "./types";
+
+export type ConnState = "idle" | "connecting" | "connected" | "reconnecting" | "closed" | "error";
+
+export interface Notice {
+  id: number;
+  kind: "error" | "info";
+  text: string;
+}
+
+type IoFn = (uri: string, opts: Record<string, unknown>) => Socket;
+
+export interface SessionDeps {
+  api: Pick<typeof realApi, "getConversation" | "startConversation" | "events">;
+  io: IoFn;
+  /** Where the cache lives; null disables it. */
+  kv?: KV | null;
+  /** Server origin; default: the page's. */
+  origin?: string;
+  /** Delay before back-filling ids that never arrived, ms. */
+  backfillDelayMs?: number;
+}
+
+const KNOWN_STATUS: Record<string, string> = {
+  STATUS$READY: "Ready",
+  STATUS$STARTING_RUNTIME: "Starting the runtime…",
+  STATUS$RUNTIME_STARTED: "Runtime started",
+  STATUS$SETTING_UP_WORKSPACE: "Setting up the workspace…",
+  STATUS$LLM_RETRY: "The LLM is busy; retrying…",
+  STATUS$STOPPED: "Stopped",
+  STATUS$ERROR_LLM_AUTHENTICATION: "The LLM provider refused the API key",
+  "AGENT_ERROR$TOO_MANY_CONVERSATIONS": "Too many conversations are running; this one was stopped",
+};
+
+export function statusText(id: string | undefined, message: string | undefined): string {
+  if (message && message !== id) return message;
+  if (id && KNOWN_STATUS[id]) return KNOWN_STATUS[id];
+  return message || id || "";
+}
+
+export class ConversationSession {
+  readonly log = new EventLog();
+  conn: ConnState = "idle";
+  connDetail = "";
+  info: ConversationInfo | null = null;
+  title = "";
+  /** Latest info status (`status_update` with type info). */
+  status = "";
+  /** Latest error status (`status_update` with type error), until dismissed. */
+  errorStatus = "";
+  notices: Notice[] = [];
+  /** Set when the conversation does not exist (404). */
+  notFound = false;
+  /** Bumped on every change. */
+  version = 0;
+  /** Connections made so far (1 = first connect). */
+  connects = 0;
+
+  private socket: Socket | null = null;
+  private listeners = new Set<() => void>();
+  private noticeSeq = 0;
+  private closed = false;
+  private saveTimer: ReturnType<typeof setTimeout> | null = null;
+  private backfillTimer: ReturnType<typeof setTimeout> | null = null;
+  private backfilling = false;
+  private readonly deps: SessionDeps;
+  private readonly kv: KV | null | undefined;
+
+  constructor(
+    readonly conversationId: string,
+    deps: Partial<SessionDeps> = {},
+  ) {
+    this.deps = {
+      api: deps.api ?? realApi,
+      io: deps.io ?? (realIo as unknown as IoFn),
+      kv: deps.kv,
+      origin: deps.origin,
+      backfillDelayMs: deps.backfillDelayMs ?? 400,
+    };
+    this.kv = deps.kv;
+  }
+
+  subscribe(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private changed() {
+    this.version++;
+    for (const fn of [...this.listeners]) fn();
+  }
+
+  notify(kind: Notice["kind"], text: string) {
+    const n = { id: ++this.noticeSeq, kind, text };
+    this.notices = [...this.notices.slice(-4), n];
+    this.changed();
+    return n.id;
+  }
+
+  dismissNotice(id: number) {
+    this.notices = this.notices.filter((n) => n.id !== id);
+    this.changed();
+  }
+
+  setTitle(title: string) {
+    this.title = title;
+    if (this.info) this.info = { ...this.info, title };
+    this.changed();
+  }
+
+  dismissErrorStatus() {
+    this.errorStatus = "";
+    this.changed();
+  }
+
+  /** Loads the conversation (resuming it if stopped) and connects. */
+  async open(): Promise<void> {
+    this.conn = "connecting";
+    this.changed();
+    await this.restoreCache();
+    try {
+      this.info = await this.deps.api.getConversation(this.conversationId);
+      this.title = this.info?.title ?? "";
+    } catch (e: any) {
+      if (e?.status === 404) {
+        this.notFound = true;
+        this.conn = "error";
+        this.connDetail = "This conversation does not exist (it may have been deleted).";
+        dropCachedEvents(this.conversationId, this.kv);
+        this.changed();
+        return;
+      }
+      // The socket connect below still works for a server without this route.
+    }
+    if (this.closed) return;
+    if (this.info && this.info.status === "STOPPED") {
+      try {
+        await this.deps.api.startConversation(this.conversationId);
+      } catch (e: any) {
+        this.notify("error", `Could not resume the conversation: ${e?.message ?? e}`);
+      }
+    }
+    if (this.closed) return;
+    this.connect();
+  }
+
+  /** Takes the cached events if the server still has the last one unchanged. */
+  private async restoreCache() {
+    const cached = loadCachedEvents(this.conversationId, this.kv);
+    if (!cached.length) return;
+    const last = cached[cached.length - 1];
+    try {
+      const res = await this.deps.api.events(this.conversationId, last.id, last.id, 1);
+      if (res.events.length === 1 && sameEvent(res.events[0], last)) {
+        this.log.addMany(cached);
+        this.changed();
+        return;
+      }
+    } catch {
+      /* fall through: replay everything */
+    }
+    dropCachedEvents(this.conversationId, this.kv);
+  }
+
+  private query() {
+    const q: Record<string, string> = {
+      conversation_id: this.conversationId,
+      latest_event_id: String(this.log.latestEventId),
+      providers_set: "",
+    };
+    if (this.info?.session_api_key) q.session_api_key = this.info.session_api_key;
+    return q;
+  }
+
+  /** Makes every (re)connect resume after the last event received. */
+  private refreshQuery() {
+    const s = this.socket;
+    if (s) (s.io as any).opts.query = this.query();
+  }
+
+  private connect() {
+    const origin = this.deps.origin ?? window.location.origin;
+    const socket = this.deps.io(origin, {
+      path: "/socket.io",
+      query: this.query(),
+      transports: ["websocket", "polling"],
+      tryAllTransports: true,
+      reconnectionDelayMax: 5000,
+      forceNew: true,
+    });
+    this.socket = socket;
+    socket.on("connect", () => {
+      this.connects++;
+      this.conn = "connected";
+      this.connDetail = "";
+      this.changed();
+    });
+    socket.on("disconnect", (reason: string) => {
+      this.refreshQuery();
+      if (this.closed) return;
+      if (reason === "io server disconnect") {
+        this.conn = "closed";
+        this.connDetail = "The server closed this conversation.";
+        void this.afterServerClose();
+      } else if (reason === "io client disconnect") {
+        this.conn = "closed";
+        this.connDetail = "";
+      } else {
+        this.conn = "reconnecting";
+        this.connDetail = reason;
+      }
+      this.changed();
+    });
+    socket.on("connect_error", (err: any) => {
+      this.refreshQuery();
+      if (this.closed) return;
+      const msg = typeof err?.message === "string" ? err.message : String(err);
+      if (socket.active) {
+        this.conn = "reconnecting";
+        this.connDetail = msg;
+      } else {
+        this.conn = "error";
+        this.connDetail = `Connection refused: ${msg}`;
+      }
+      this.changed();
+    });
+    socket.io.on("reconnect_attempt", () => {
+      this.refreshQuery();
+      if (this.conn !== "reconnecting") {
+        this.conn = "reconnecting";
+        this.changed();
+      }
+    });
+    socket.on("oh_event", (payload: unknown) => this.receive(payload));
+  }
+
+  /**
+   * The server closed the socket: either this conversation was closed on purpose (stop,
+   * delete, too many conversations: stay closed, the person can reconnect) or the server
+   * is going away (shutdown, restart: wait for it and resume by ourselves).
+   */
+  private closeWatch = 0;
+
+  private async afterServerClose() {
+    const token = ++this.closeWatch;
+    for (let attempt = 0; !this.closed && token === this.closeWatch; attempt++) {
+      try {
+        const info = await this.deps.api.getConversation(this.conversationId);
+        this.info = info;
+        if (attempt > 0) await this.reconnect();
+        else this.changed();
+        return;
+      } catch (e) {
+        if (e instanceof ApiError || (e as any)?.status) {
+          if ((e as any).status === 404) {
+            this.notFound = true;
+            this.connDetail = "This conversation was deleted.";
+            this.changed();
+          }
+          return;
+        }
+        // Unreachable: the server is restarting. Keep trying.
+        this.conn = "reconnecting";
+        this.connDetail = "The server is unreachable; retrying…";
+        this.changed();
+        await new Promise((r) => setTimeout(r, Math.min(500 * 2 ** attempt, 5000)));
+      }
+    }
+  }
+
+  /** One `oh_event` payload. */
+  receive(payload: unknown) {
+    if (isStoredEvent(payload)) {
+      if (this.log.add(payload) === "added") {
+        // A newer agent state than the error replaces an error status.
+        if (payload.observation === "agent_state_changed" && payload.extras?.agent_state !== "error") {
+          this.errorStatus = "";
+        }
+        this.scheduleSave();
+        if (this.log.missingIds(1).length) this.scheduleBackfill();
+        this.changed();
+      }
+      return;
+    }
+    if (isStatusUpdate(payload)) {
+      if (typeof payload.conversation_title === "string") {
+        this.title = payload.conversation_title;
+        if (this.info) this.info = { ...this.info, title: this.title };
+      } else if (payload.type === "error") {
+        this.errorStatus = statusText(payload.id, payload.message);
+        if ((payload.message ?? "").startsWith("Agent reached maximum")) {
+          this.setAgentState("paused");
+        }
+      } else {
+        this.status = statusText(payload.id, payload.message);
+      }
+      this.changed();
+      return;
+    }
+    if (isObject(payload) && payload.observation === "agent_state_changed") {
+      this.log.applyLiveState(payload);
+      if (payload.extras?.agent_state !== "error") this.errorStatus = "";
+      this.changed();
+      return;
+    }
+    if (isErrorNotice(payload)) {
+      const text =
+        payload.error_code === 401
+          ? "Session expired."
+          : typeof payload.message === "string"
+            ? payload.message
+            : String(payload.error);
+      this.notify("error", text);
+    }
+  }
+
+  private scheduleSave() {
+    if (this.kv === null || this.saveTimer) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = null;
+      this.saveNow();
+    }, 300);
+  }
+
+  saveNow() {
+    if (this.kv === null) return;
+    saveCachedEvents(this.conversationId, this.log.events, this.kv);
+  }
+
+  private scheduleBackfill() {
+    if (this.backfillTimer || this.backfilling) return;
+    this.backfillTimer = setTimeout(() => {
+      this.backfillTimer = null;
+      void this.backfill();
+    }, this.deps.backfillDelayMs);
+  }
+
+  /** Fetches, over REST, ids below the newest one that never came over the socket. */
+  async backfill() {
+    const missing = this.log.missingIds(500);
+    if (!missing.length || this.closed) return;
+    this.backfilling = true;
+    try {
+      let i = 0;
+      while (i < missing.length) {
+        // Fetch one contiguous run of missing ids at a time.
+        let j = i;
+        while (j + 1 < missing.length && missing[j + 1] === missing[j] + 1 && j - i < 99) j++;
+        const res = await this.deps.api.events(this.conversationId, missing[i], missing[j], j - i + 1);
+        this.log.addMany(res.events);
+        i = j + 1;
+      }
+      this.scheduleSave();
+      this.changed();
+    } catch {
+      /* the next gap or reconnect tries again */
+    } finally {
+      this.backfilling = false;
+    }
+  }
+
+  get connected() {
+    return this.conn === "connected";
+  }
+
+  /** Sends one client action (`oh_user_action`). */
+  send(action: Record<string, unknown>): boolean {
+    if (!this.socket || !this.socket.connected) {
+      this.notify("error", "Not connected: the action was not sent.");
+      return false;
+    }
+    this.socket.emit("oh_user_action", action);
+    return true;
+  }
+
+  sendMessage(content: string) {
+    return this.send({
+      action: "message",
+      args: { content, image_urls: [], file_urls: [], timestamp: new Date().toISOString() },
+    });
+  }
+
+  runCommand(command: string, isInput = false) {
+    return this.send({ action: "run", args: { command, hidden: false, ...(isInput ? { is_input: true } : {}) } });
+  }
+
+  setAgentState(state: string) {
+    return this.send({ action: "change_agent_state", args: { agent_state: state } });
+  }
+
+  /** After the server closed the conversation (or a refusal): resume it and connect again. */
+  async reconnect() {
+    if (this.closed) return;
+    this.closeWatch++;
+    this.conn = "connecting";
+    this.connDetail = "";
+    this.changed();
+    try {
+      const info = await this.deps.api.getConversation(this.conversationId);
+      this.info = info;
+      if (info.status === "STOPPED") await this.deps.api.startConversation(this.conversationId);
+    } catch {
+      /* try the socket anyway */
+    }
+    if (this.socket) {
+      this.refreshQuery();
+      this.socket.connect();
+    } else {
+      this.connect();
+    }
+  }
+
+  close() {
+    this.closed = true;
+    if (this.saveTimer) {
+      clearTimeout(this.saveTimer);
+      this.saveTimer = null;
+    }
+    if (this.backfillTimer) clearTimeout(this.backfillTimer);
+    this.saveNow();
+    this.socket?.removeAllListeners();
+    this.socket?.io.removeAllListeners();
+    this.socket?.disconnect();
+    this.socket = null;
+    this.listeners.clear();
+  }
+}
