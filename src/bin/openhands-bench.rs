@@ -7,6 +7,7 @@ use futures::{SinkExt, StreamExt};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -51,6 +52,11 @@ fn server_binary() -> PathBuf {
 
 /// Starts the server; returns it and the time until `/alive` answered 200.
 async fn start() -> (Server, Duration) {
+    start_with(&[]).await
+}
+
+/// Starts the server with extra environment.
+async fn start_with(env: &[(&str, &str)]) -> (Server, Duration) {
     let dir = tempfile_dir::Dir::new();
     let t0 = Instant::now();
     let mut child = Command::new(server_binary())
@@ -58,6 +64,7 @@ async fn start() -> (Server, Duration) {
         .current_dir(&dir.0)
         .env("FILE_STORE_PATH", dir.0.join("store"))
         .env("LOG_LEVEL", "warn")
+        .envs(env.iter().copied())
         .env_remove("SESSION_API_KEY")
         .stdout(Stdio::piped())
         .spawn()
@@ -215,6 +222,68 @@ fn median(mut v: Vec<f64>) -> f64 {
     percentile(&v, 0.5)
 }
 
+/// A scripted LLM that answers `steps` times with an `execute_bash true` tool call,
+/// then with `finish`, recording when each answer left.
+async fn scripted_llm(steps: usize) -> (String, Arc<Mutex<Vec<Instant>>>) {
+    use axum::{routing::post, Json};
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let record = sent.clone();
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(move |Json(body): Json<serde_json::Value>| {
+            let record = record.clone();
+            async move {
+                if body.get("tools").is_none() {
+                    return Json(serde_json::json!({"id": "t", "choices": [{"message": {"role": "assistant", "content": "Bench"}}]}));
+                }
+                let mut sent = record.lock().unwrap_or_else(|p| p.into_inner());
+                let n = sent.len();
+                // Distinct commands, so that stuck detection does not stop the run.
+                let (name, args) = if n < steps {
+                    ("execute_bash", format!(r#"{{"command":"true {n}","security_risk":"LOW"}}"#))
+                } else {
+                    ("finish", r#"{"message":"done"}"#.to_string())
+                };
+                sent.push(Instant::now());
+                Json(serde_json::json!({"id": format!("r{n}"), "choices": [{"message": {"role": "assistant", "content": null,
+                    "tool_calls": [{"id": format!("c{n}"), "type": "function", "function": {"name": name, "arguments": args}}]}}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1}}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind llm");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://127.0.0.1:{port}/v1"), sent)
+}
+
+/// Server overhead per agent step: scripted LLM reply sent → its action received stored.
+async fn agent_steps(steps: usize) -> Vec<f64> {
+    let (base, sent) = scripted_llm(steps).await;
+    let (server, _) = start_with(&[("LLM_MODEL", "openai/bench"), ("LLM_API_KEY", "x"), ("LLM_BASE_URL", &base)]).await;
+    let mut ws = connect(server.port, "bench_agent", -1).await;
+    ws.send(message_frame("go")).await.expect("send");
+    let mut received = Vec::new();
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(t) = msg else { continue };
+        if t.as_str() == "2" {
+            let _ = ws.send(Message::Text("3".into())).await;
+        } else if t.contains(r#""source":"agent""#) && t.contains(r#""action":"run""#) {
+            received.push(Instant::now());
+        } else if t.contains(r#""action":"finish""#) || t.contains(r#""agent_state":"error""#) {
+            break;
+        }
+    }
+    let sent = sent.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    received
+        .iter()
+        .zip(sent.iter())
+        .map(|(r, s)| r.saturating_duration_since(*s).as_secs_f64() * 1000.0)
+        .collect()
+}
+
 /// Runs `echo hi` through the runtime `n` times in a row, each after the previous
 /// observation; returns each round trip in milliseconds.
 async fn run_commands(port: u16, cid: &str, n: usize) -> Vec<f64> {
@@ -260,8 +329,15 @@ async fn fan_out(port: u16, cid: &str, clients: usize, events: u64, rate: u64) {
                     if t.as_str() == "2" {
                         let _ = ws.send(Message::Text("3".into())).await;
                     } else if let Some(id) = event_id(t.as_str()) {
-                        got.push((id, epoch.elapsed()));
-                        if id == events - 1 {
+                        // Which of our messages this is ("f<i>"); other events (the
+                        // agent's state) count for the exactly-once check only.
+                        let index = t
+                            .split(r#""content":"f"#)
+                            .nth(1)
+                            .and_then(|r| r.split('"').next())
+                            .and_then(|n| n.parse::<u64>().ok());
+                        got.push((id, index, epoch.elapsed()));
+                        if index == Some(events - 1) {
                             break;
                         }
                     }
@@ -288,14 +364,18 @@ async fn fan_out(port: u16, cid: &str, clients: usize, events: u64, rate: u64) {
     let mut latencies = Vec::with_capacity(clients * events as usize);
     for r in readers {
         let got = r.await.expect("reader");
-        let ids: Vec<u64> = got.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<u64> = got.iter().map(|(id, _, _)| *id).collect();
         assert_eq!(
             ids,
-            (0..events).collect::<Vec<_>>(),
+            (0..ids.len() as u64).collect::<Vec<_>>(),
             "every event exactly once, in order"
         );
-        for (id, at) in got {
-            latencies.push((at.saturating_sub(sent[id as usize])).as_secs_f64() * 1000.0);
+        let messages: Vec<u64> = got.iter().filter_map(|(_, i, _)| *i).collect();
+        assert_eq!(messages, (0..events).collect::<Vec<_>>(), "every message delivered");
+        for (_, index, at) in got {
+            if let Some(i) = index {
+                latencies.push((at.saturating_sub(sent[i as usize])).as_secs_f64() * 1000.0);
+            }
         }
     }
     drain.abort();
@@ -399,7 +479,11 @@ async fn main() {
         t.as_secs_f64() * 1000.0
     );
 
-    // 5. Fan-out: 1,000 events to 200 clients of one conversation, at two event rates.
+    // 5. Agent step overhead with a scripted LLM.
+    let steps = agent_steps(200).await;
+    println!("agent step overhead (LLM reply sent → action stored and delivered): median {:.2} ms ({} steps)", median(steps.clone()), steps.len());
+
+    // 6. Fan-out: 1,000 events to 200 clients of one conversation, at two event rates.
     for (i, rate) in [100u64, 500].into_iter().enumerate() {
         let (cpu0, sys0) = cpu_times(server.child.id());
         fan_out(port, &format!("bench_fanout_{i}"), 200, 1_000, rate).await;
