@@ -251,7 +251,9 @@ async fn scripted_llm(steps: usize) -> (String, Arc<Mutex<Vec<Instant>>>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind llm");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind llm");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -262,7 +264,12 @@ async fn scripted_llm(steps: usize) -> (String, Arc<Mutex<Vec<Instant>>>) {
 /// Server overhead per agent step: scripted LLM reply sent → its action received stored.
 async fn agent_steps(steps: usize) -> Vec<f64> {
     let (base, sent) = scripted_llm(steps).await;
-    let (server, _) = start_with(&[("LLM_MODEL", "openai/bench"), ("LLM_API_KEY", "x"), ("LLM_BASE_URL", &base)]).await;
+    let (server, _) = start_with(&[
+        ("LLM_MODEL", "openai/bench"),
+        ("LLM_API_KEY", "x"),
+        ("LLM_BASE_URL", &base),
+    ])
+    .await;
     let mut ws = connect(server.port, "bench_agent", -1).await;
     ws.send(message_frame("go")).await.expect("send");
     let mut received = Vec::new();
@@ -371,7 +378,11 @@ async fn fan_out(port: u16, cid: &str, clients: usize, events: u64, rate: u64) {
             "every event exactly once, in order"
         );
         let messages: Vec<u64> = got.iter().filter_map(|(_, i, _)| *i).collect();
-        assert_eq!(messages, (0..events).collect::<Vec<_>>(), "every message delivered");
+        assert_eq!(
+            messages,
+            (0..events).collect::<Vec<_>>(),
+            "every message delivered"
+        );
         for (_, index, at) in got {
             if let Some(i) = index {
                 latencies.push((at.saturating_sub(sent[i as usize])).as_secs_f64() * 1000.0);
