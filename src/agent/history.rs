@@ -70,39 +70,15 @@ pub fn observation_text(event: &Event, max_chars: usize) -> Option<String> {
 }
 
 fn calls_of(response: &Value) -> (Option<String>, Vec<ToolCall>) {
-    let message = response.pointer("/choices/0/message");
+    let message = response
+        .pointer("/choices/0/message")
+        .unwrap_or(&Value::Null);
     let content = message
-        .and_then(|m| m.get("content"))
+        .get("content")
         .and_then(Value::as_str)
         .map(str::to_string)
         .filter(|c| !c.is_empty());
-    let calls = message
-        .and_then(|m| m.get("tool_calls"))
-        .and_then(Value::as_array)
-        .map(|calls| {
-            calls
-                .iter()
-                .map(|t| ToolCall {
-                    id: t
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    name: t
-                        .pointer("/function/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    arguments: match t.pointer("/function/arguments") {
-                        Some(Value::String(s)) => s.clone(),
-                        Some(other) => other.to_string(),
-                        None => "{}".into(),
-                    },
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    (content, calls)
+    (content, crate::llm::tool_calls_of(message))
 }
 
 impl History {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use anthropic::AnthropicClient;
-pub use openai::OpenAiClient;
+pub use openai::{tool_calls_of, OpenAiClient};
 pub use retry::{with_retries, RetryEvent, RetryPolicy};
 
 /// A chat message in the provider-neutral form the agent builds.

@@ -87,6 +87,31 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Durati
         .map(std::time::Duration::from_secs_f64)
 }
 
+/// The tool calls of an assistant message in OpenAI's shape.
+pub fn tool_calls_of(message: &Value) -> Vec<ToolCall> {
+    let text = |t: &Value, p: &str| {
+        t.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|t| ToolCall {
+            id: text(t, "/id"),
+            name: text(t, "/function/name"),
+            arguments: match t.pointer("/function/arguments") {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => "{}".into(),
+            },
+        })
+        .collect()
+}
+
 /// Reads a non-streamed response.
 fn parse_response(v: Value) -> Result<ChatResponse, LlmError> {
     let message = v
@@ -97,31 +122,7 @@ fn parse_response(v: Value) -> Result<ChatResponse, LlmError> {
         .and_then(Value::as_str)
         .map(str::to_string)
         .filter(|c| !c.is_empty());
-    let mut tool_calls = Vec::new();
-    for t in message
-        .get("tool_calls")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        tool_calls.push(ToolCall {
-            id: t
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            name: t
-                .pointer("/function/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            arguments: match t.pointer("/function/arguments") {
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => "{}".into(),
-            },
-        });
-    }
+    let tool_calls = tool_calls_of(message);
     Ok(ChatResponse {
         id: v
             .get("id")
