@@ -829,3 +829,28 @@ async fn the_raw_ws_endpoint_starts_a_task_and_streams_events() {
     let run = seen.iter().find(|e| e["observation"] == "run").unwrap();
     assert_eq!(run["content"], "hello\n");
 }
+
+#[tokio::test]
+async fn two_steps_alternating_are_a_stuck_loop_too() {
+    let a = || {
+        call(
+            "execute_bash",
+            json!({"command": "echo ping", "security_risk": "LOW"}),
+        )
+    };
+    let b = || {
+        call(
+            "execute_bash",
+            json!({"command": "echo pong", "security_risk": "LOW"}),
+        )
+    };
+    let llm = ScriptedLlm::start(vec![a(), b(), a(), b(), a(), b(), a(), b()]).await;
+    let server = agent_server(&llm, &[]);
+    let (mut ws, _) = start(&server, "ping pong").await;
+    let events = until_state(&mut ws, &["error"]).await;
+    assert_eq!(
+        events.last().unwrap()["extras"]["reason"],
+        "AgentStuckInLoopError: Agent got stuck in a loop"
+    );
+    assert_eq!(of_kind(&events, "action", "run").len(), 6);
+}

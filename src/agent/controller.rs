@@ -640,12 +640,18 @@ impl Controller {
         prompt::system_prompt(&self.options.workspace, &date)
     }
 
-    /// The same action and observation four times in a row, or the same action failing
-    /// three times.
+    /// The same action and observation four times in a row, the same action failing
+    /// three times, or two steps alternating three times (PROTOCOL §3.4).
     fn stuck(&self) -> bool {
         let n = self.recent.len();
         if n >= 4 && self.recent[n - 4..].windows(2).all(|w| w[0] == w[1]) {
             return true;
+        }
+        if n >= 6 {
+            let r = &self.recent[n - 6..];
+            if r[0] == r[2] && r[2] == r[4] && r[1] == r[3] && r[3] == r[5] && r[0] != r[1] {
+                return true;
+            }
         }
         n >= 3
             && self.recent[n - 3..].windows(2).all(|w| w[0].0 == w[1].0)
@@ -772,9 +778,14 @@ impl Controller {
         m.response_id = r.id.clone();
         if let Some(turn) = &self.turn {
             m.model = turn.llm.model.clone();
-            let (input, output) = turn.costs;
-            m.cost += r.usage.prompt_tokens as f64 * input.unwrap_or(0.0)
-                + r.usage.completion_tokens as f64 * output.unwrap_or(0.0);
+            // Configured prices win; else the list price of a well-known model; else 0.
+            let listed = llm::pricing::price(&turn.llm.model).unwrap_or((0.0, 0.0));
+            let (input, output) = (
+                turn.costs.0.unwrap_or(listed.0),
+                turn.costs.1.unwrap_or(listed.1),
+            );
+            m.cost +=
+                r.usage.prompt_tokens as f64 * input + r.usage.completion_tokens as f64 * output;
         }
     }
 }

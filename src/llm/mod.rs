@@ -3,6 +3,7 @@
 
 mod anthropic;
 mod openai;
+pub mod pricing;
 mod retry;
 
 use async_trait::async_trait;
