@@ -30,6 +30,8 @@ pub struct History {
     seen: HashSet<u64>,
     /// Whether older turns were condensed away.
     condensed: bool,
+    /// Commands the user ran in the terminal, by action id, until their output comes.
+    user_commands: std::collections::HashMap<u64, String>,
 }
 
 /// Cuts `text` to about `max` characters, keeping its head and tail (UTF-8 safe).
@@ -120,6 +122,25 @@ impl History {
                 }
             }
             return;
+        }
+        // What the user did in the terminal is context the model should have.
+        if source == EventSource::User {
+            match &event.payload {
+                Payload::Action(Action::Run(r)) if !r.is_input && !r.command.trim().is_empty() => {
+                    self.user_commands.insert(id, r.command.clone());
+                }
+                Payload::Observation(_) => {
+                    if let Some(command) = event.cause.and_then(|c| self.user_commands.remove(&c)) {
+                        if let Some(output) = observation_text(event, max_chars) {
+                            self.items.push((
+                                id,
+                                Item::User(format!("[I ran a command in the terminal myself: `{command}`]\n{output}")),
+                            ));
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
         if let Payload::Action(Action::Message(m)) = &event.payload {
             let mut text = m.content.clone();
@@ -310,6 +331,41 @@ mod tests {
         );
         assert!(matches!(&m[4], ChatMessage::Tool { tool_call_id, .. } if tool_call_id == "b"));
         assert_eq!(m[5], ChatMessage::User("also this".into()));
+    }
+
+    #[test]
+    fn the_users_own_terminal_commands_are_context_for_the_model() {
+        use crate::events::{CmdOutputExtras, CmdRunArgs, ConfirmationState};
+        let mut h = History::default();
+        let run = Event::action(Action::Run(CmdRunArgs {
+            command: "make test".into(),
+            is_input: false,
+            thought: String::new(),
+            blocking: false,
+            is_static: false,
+            cwd: None,
+            hidden: false,
+            confirmation_state: ConfirmationState::Confirmed,
+            security_risk: -1,
+        }));
+        h.push(0, EventSource::User, &run, 100);
+        let mut extras = CmdOutputExtras::default();
+        extras.metadata.exit_code = 2;
+        extras.metadata.suffix = "\n[The command completed with exit code 2.]".into();
+        let obs = Event::observation(
+            Observation {
+                content: "1 failed".into(),
+                kind: ObservationKind::Run(extras),
+            },
+            Some(0),
+        );
+        h.push(1, EventSource::User, &obs, 100);
+        let m = h.messages("sys");
+        assert_eq!(m.len(), 2);
+        assert!(
+            matches!(&m[1], ChatMessage::User(t) if t.contains("`make test`") && t.contains("1 failed") && t.contains("exit code 2")),
+            "{m:?}"
+        );
     }
 
     #[test]
