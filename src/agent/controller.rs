@@ -107,7 +107,7 @@ struct Controller {
     /// (action, observation) signatures of recent steps, for stuck detection.
     recent: Vec<(String, String)>,
     last_action: Option<(u64, String)>,
-    inbox: mpsc::UnboundedReceiver<Appended>,
+    inbox: tokio::sync::OwnedMutexGuard<mpsc::UnboundedReceiver<Appended>>,
     /// Whether the conversation already has a user message (and so its title).
     titled: bool,
     /// Events taken from the inbox early (to complete the history) and not yet handled.
@@ -125,8 +125,11 @@ fn setting_str(s: &Map<String, Value>, key: &str) -> Option<String> {
 pub async fn run(
     host: Arc<dyn AgentHost>,
     options: AgentOptions,
-    inbox: mpsc::UnboundedReceiver<Appended>,
+    inbox: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Appended>>>,
 ) {
+    // Held for this run only: if the run panics, the guard is released and a restarted
+    // agent reads the same inbox.
+    let inbox = inbox.lock_owned().await;
     let (retries, mut retry_rx) = mpsc::unbounded_channel();
     let mut c = Controller {
         host,

@@ -10,9 +10,13 @@ mod prompt;
 mod tools;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value};
+use futures::FutureExt;
+use serde_json::{json, Map, Value};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use tokio::sync::mpsc;
 
-pub use controller::{run, AgentOptions};
+pub use controller::AgentOptions;
 pub use history::truncate_middle;
 
 use crate::events::{Event, EventSource};
@@ -40,6 +44,33 @@ pub trait AgentHost: Send + Sync {
     fn set_busy(&self, busy: bool);
     /// Sets the conversation's title if it is still `if_title`, and tells the clients.
     async fn retitle(&self, title: String, if_title: String);
+}
+
+/// How often a crashed agent is restarted before it is given up.
+const MAX_RESTARTS: u32 = 5;
+
+/// Runs the agent of one conversation until its inbox closes, restarting it (from the
+/// stored events) if it ever panics, so a bug never leaves a conversation hanging.
+pub async fn run(
+    host: Arc<dyn AgentHost>,
+    options: AgentOptions,
+    inbox: mpsc::UnboundedReceiver<Appended>,
+) {
+    let inbox = Arc::new(tokio::sync::Mutex::new(inbox));
+    for attempt in 0..=MAX_RESTARTS {
+        let run = controller::run(host.clone(), options.clone(), inbox.clone());
+        if AssertUnwindSafe(run).catch_unwind().await.is_ok() {
+            return;
+        }
+        tracing::error!(attempt, "the agent crashed; restarting it");
+        host.set_busy(false);
+        let message = if attempt < MAX_RESTARTS {
+            "The agent hit an internal error and was restarted; send a message to continue."
+        } else {
+            "The agent keeps failing and was stopped for this conversation; reopen the conversation to try again."
+        };
+        host.notify(json!({"status_update": true, "type": "error", "id": "STATUS$ERROR", "message": message}).to_string());
+    }
 }
 
 /// The title a conversation gets from its first message before (or without) the LLM:
