@@ -597,3 +597,64 @@ async fn cors_allows_localhost_by_default_and_configured_origins() {
     );
     assert_eq!(preflight("http://localhost:12001", server.port).await, None);
 }
+
+#[tokio::test]
+async fn opening_the_ui_with_the_key_stores_it_in_a_cookie_for_rest_and_sockets() {
+    let server = Server::with_env(&[("SESSION_API_KEY", "s3cret")]);
+    let r = http()
+        .get(server.url("/?session_api_key=s3cret"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.starts_with("openhands_session_api_key=s3cret;") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let r = http()
+        .get(server.url("/?session_api_key=wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("set-cookie").is_none());
+    let with_cookie = |path: &str| {
+        http()
+            .get(server.url(path))
+            .header("Cookie", "openhands_session_api_key=s3cret")
+    };
+    assert_eq!(
+        with_cookie("/api/conversations")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let r = http()
+        .get(server.url("/api/conversations"))
+        .header("Cookie", "openhands_session_api_key=nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    // The browser sends the cookie with the Socket.IO handshake too.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = server
+        .ws_url(&format!("conversation_id={}", new_id()))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Cookie",
+        "openhands_session_api_key=s3cret".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let _open = next_text(&mut ws).await;
+    futures::SinkExt::send(
+        &mut ws,
+        tokio_tungstenite::tungstenite::Message::Text("40".into()),
+    )
+    .await
+    .unwrap();
+    assert!(next_text(&mut ws).await.starts_with("40{\"sid\""));
+}

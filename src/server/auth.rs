@@ -1,6 +1,7 @@
 //! `X-Session-API-Key` for REST routes.
 
 use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -24,7 +25,38 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Rejects REST requests without the configured session API key.
+/// The cookie a browser keeps the session API key in (set by opening the UI once with
+/// `?session_api_key=…`).
+const COOKIE: &str = "openhands_session_api_key";
+
+/// The session API key from a request's cookies.
+pub fn cookie_key(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+fn query_key(req: &Request) -> Option<String> {
+    req.uri().query().and_then(|q| {
+        q.split('&')
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| *k == "session_api_key")
+            .map(|(_, v)| {
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .to_string()
+            })
+    })
+}
+
+/// Rejects REST requests without the configured session API key (header or cookie).
+/// Opening a page with `?session_api_key=…` stores the key in an HttpOnly cookie, so the
+/// browser UI works when a key is set.
 pub async fn require_session_key(
     State(state): State<AppState>,
     req: Request,
@@ -33,14 +65,28 @@ pub async fn require_session_key(
     let Some(expected) = state.config.session_api_key.as_deref() else {
         return next.run(req).await;
     };
+    let matches = |g: &str| constant_time_eq(g.as_bytes(), expected.as_bytes());
+    let path = req.uri().path();
+    if !path.starts_with("/api/") && !path.starts_with("/socket.io") {
+        if let Some(key) = query_key(&req).filter(|k| matches(k)) {
+            let mut res = next.run(req).await;
+            let cookie = format!("{COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict");
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                res.headers_mut().append(header::SET_COOKIE, v);
+            }
+            return res;
+        }
+    }
     if exempt(req.uri().path()) {
         return next.run(req).await;
     }
     let given = req
         .headers()
         .get("x-session-api-key")
-        .and_then(|v| v.to_str().ok());
-    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| cookie_key(req.headers()));
+    if given.is_some_and(|g| matches(&g)) {
         next.run(req).await
     } else {
         ApiError::new(

@@ -68,6 +68,8 @@ pub struct Session {
     pub sid: String,
     /// The query string of the handshake request (`conversation_id`, …).
     pub query: Vec<(String, String)>,
+    /// The session API key from the handshake's cookie, if any.
+    pub cookie_key: Option<String>,
     control: Mutex<VecDeque<OutPacket>>,
     /// Set when `control` may be non-empty (saves a lock per loop turn).
     has_control: AtomicBool,
@@ -153,6 +155,8 @@ pub struct Engine {
 #[derive(Debug, Default)]
 pub struct EngineRequest {
     pub query: Vec<(String, String)>,
+    /// The session API key cookie of the request, if any.
+    pub cookie_key: Option<String>,
 }
 
 impl EngineRequest {
@@ -207,12 +211,14 @@ impl Engine {
     fn create_session(
         self: &Arc<Self>,
         query: Vec<(String, String)>,
+        cookie_key: Option<String>,
         websocket: bool,
     ) -> Arc<Session> {
         let (data_tx, data_rx) = mpsc::channel(DATA_QUEUE);
         let session = Arc::new(Session {
             sid: new_sid(),
             query,
+            cookie_key,
             control: Mutex::new(VecDeque::new()),
             has_control: AtomicBool::new(false),
             wake: Notify::new(),
@@ -294,7 +300,7 @@ impl Engine {
             return e;
         }
         let Some(sid) = req.get("sid") else {
-            let session = self.create_session(req.query, false);
+            let session = self.create_session(req.query, req.cookie_key, false);
             return text_response(self.open_packet(&session, true));
         };
         let Some(session) = self.session(sid) else {
@@ -390,7 +396,7 @@ impl Engine {
             .on_upgrade(move |ws| async move {
                 match existing {
                     Some(session) => me.upgrade(session, ws).await,
-                    None => me.new_websocket(req.query, ws).await,
+                    None => me.new_websocket(req.query, req.cookie_key, ws).await,
                 }
             })
     }
@@ -408,8 +414,13 @@ impl Engine {
         None
     }
 
-    async fn new_websocket(self: Arc<Self>, query: Vec<(String, String)>, mut ws: WebSocket) {
-        let session = self.create_session(query, true);
+    async fn new_websocket(
+        self: Arc<Self>,
+        query: Vec<(String, String)>,
+        cookie_key: Option<String>,
+        mut ws: WebSocket,
+    ) {
+        let session = self.create_session(query, cookie_key, true);
         if ws
             .send(Message::Text(self.open_packet(&session, false).into()))
             .await

@@ -116,9 +116,13 @@ fn is_localhost_origin(origin: &HeaderValue) -> bool {
 async fn socket_get(
     State(engine): State<Arc<Engine>>,
     Query(query): Query<Vec<(String, String)>>,
+    headers: axum::http::HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let req = EngineRequest { query };
+    let req = EngineRequest {
+        query,
+        cookie_key: auth::cookie_key(&headers),
+    };
     match ws {
         Ok(upgrade) => engine.websocket(req, upgrade),
         Err(_) => engine.poll(req).await,
@@ -128,9 +132,14 @@ async fn socket_get(
 async fn socket_post(
     State(engine): State<Arc<Engine>>,
     Query(query): Query<Vec<(String, String)>>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
-    engine.post(EngineRequest { query }, body).await
+    let req = EngineRequest {
+        query,
+        cookie_key: auth::cookie_key(&headers),
+    };
+    engine.post(req, body).await
 }
 
 /// Binds, serves until SIGINT/SIGTERM, then closes every conversation cleanly.

@@ -105,8 +105,9 @@ impl SocketHandler {
                     .and_then(Value::as_str)
                     .map(str::to_string)
             });
-            let given =
-                from_auth.or_else(|| session.query_param("session_api_key").map(str::to_string));
+            let given = from_auth
+                .or_else(|| session.query_param("session_api_key").map(str::to_string))
+                .or_else(|| session.cookie_key.clone());
             if !given
                 .is_some_and(|g| super::auth::constant_time_eq(g.as_bytes(), expected.as_bytes()))
             {
