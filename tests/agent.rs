@@ -854,3 +854,32 @@ async fn two_steps_alternating_are_a_stuck_loop_too() {
     );
     assert_eq!(of_kind(&events, "action", "run").len(), 6);
 }
+
+#[tokio::test]
+async fn the_same_answer_three_times_is_a_stuck_loop() {
+    let llm = ScriptedLlm::start(vec![
+        text("I cannot."),
+        text("I cannot."),
+        text("I cannot."),
+    ])
+    .await;
+    let server = agent_server(&llm, &[]);
+    let (mut ws, _) = start(&server, "do it").await;
+    until_state(&mut ws, &["awaiting_user_input"]).await;
+    for _ in 0..2 {
+        send_user_action(
+            &mut ws,
+            &json!({"action": "message", "args": {"content": "please"}}),
+        )
+        .await;
+        let events = until_state(&mut ws, &["awaiting_user_input", "error"]).await;
+        if events.last().unwrap()["extras"]["agent_state"] == "error" {
+            assert_eq!(
+                events.last().unwrap()["extras"]["reason"],
+                "AgentStuckInLoopError: Agent got stuck in a loop"
+            );
+            return;
+        }
+    }
+    panic!("three identical answers were not detected");
+}

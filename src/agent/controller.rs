@@ -106,6 +106,8 @@ struct Controller {
     turn: Option<Turn>,
     /// (action, observation) signatures of recent steps, for stuck detection.
     recent: Vec<(String, String)>,
+    /// The agent's plain-text answers since its last tool call (monologue detection).
+    monologue: Vec<String>,
     last_action: Option<(u64, String)>,
     inbox: tokio::sync::OwnedMutexGuard<mpsc::UnboundedReceiver<Appended>>,
     /// Whether the conversation already has a user message (and so its title).
@@ -148,6 +150,7 @@ pub async fn run(
         tasks: Vec::new(),
         turn: None,
         recent: Vec::new(),
+        monologue: Vec::new(),
         last_action: None,
         inbox,
         titled: false,
@@ -702,7 +705,20 @@ impl Controller {
         }
         self.account(&response);
         if response.tool_calls.is_empty() {
-            let mut args = MessageArgs::text(response.content.clone().unwrap_or_default());
+            let text = response.content.clone().unwrap_or_default();
+            self.monologue.push(text.clone());
+            let n = self.monologue.len();
+            if n >= 3 && self.monologue[n - 3..].iter().all(|m| *m == text) {
+                // The same answer three times without doing anything: a loop.
+                self.monologue.clear();
+                self.set_state(
+                    AgentState::Error,
+                    "AgentStuckInLoopError: Agent got stuck in a loop",
+                )
+                .await;
+                return;
+            }
+            let mut args = MessageArgs::text(text);
             args.wait_for_response = true;
             self.append(
                 Event::action(Action::Message(args)),
@@ -713,6 +729,7 @@ impl Controller {
             self.set_state(AgentState::AwaitingUserInput, "").await;
             return;
         }
+        self.monologue.clear();
         let total = response.tool_calls.len();
         for (i, call) in response.tool_calls.iter().enumerate() {
             let tcm = json!({
