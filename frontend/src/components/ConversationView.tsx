@@ -4,7 +4,9 @@ import { formatCost } from "../lib/format";
 import { navigate } from "../lib/router";
 import { ConversationSession, type ConnState } from "../lib/session";
 import { api } from "../lib/api";
+import { isImage, readAsDataUrl } from "../lib/attachments";
 import { useSubscription } from "../lib/useSession";
+import { Changes } from "./Changes";
 import { Chat } from "./Chat";
 import { Composer } from "./Composer";
 import { TaskListView } from "./EventViews";
@@ -21,7 +23,11 @@ const CONN_LABEL: Record<ConnState, string> = {
   error: "Connection failed",
 };
 
-type View = "chat" | "terminal" | "files";
+type View = "chat" | "terminal" | "files" | "changes";
+type Side = Exclude<View, "chat">;
+
+const VIEW_ICON: Record<View, string> = { chat: "chat", terminal: "terminal", files: "folder", changes: "diff" };
+const SIDE_LABEL: Record<Side, string> = { terminal: "Terminal", files: "Files", changes: "Changes" };
 
 export function ConversationView({ id, onChanged }: { id: string; onChanged: () => void }) {
   const session = useMemo(() => new ConversationSession(id), [id]);
@@ -39,7 +45,7 @@ export function ConversationView({ id, onChanged }: { id: string; onChanged: () 
   const log = session.log;
   const d = useMemo(() => derive(log), [log.version, log.agentState]);
   const [view, setView] = useState<View>("chat");
-  const [side, setSide] = useState<"terminal" | "files">("terminal");
+  const [side, setSide] = useState<Side>("terminal");
   const [renaming, setRenaming] = useState(false);
   const [titleDraft, setTitleDraft] = useState("");
   const [showTasks, setShowTasks] = useState(true);
@@ -72,6 +78,29 @@ export function ConversationView({ id, onChanged }: { id: string; onChanged: () 
   const pickView = (v: View) => {
     setView(v);
     if (v !== "chat") setSide(v);
+  };
+
+  /** Sends a message with its attachments: images inline as data URLs, other files uploaded first. */
+  const sendWithAttachments = async (text: string, files: File[]): Promise<boolean> => {
+    if (!files.length) return session.sendMessage(text);
+    try {
+      const images = await Promise.all(files.filter(isImage).map(readAsDataUrl));
+      const others = files.filter((f) => !isImage(f));
+      let fileUrls: string[] = [];
+      if (others.length) {
+        const res = await api.uploadFiles(id, others);
+        const skipped = res.skipped_files ?? [];
+        if (skipped.length) {
+          session.notify("error", `Not attached: ${skipped.map((s) => `${s.name} (${s.reason})`).join(", ")}`);
+          return false;
+        }
+        fileUrls = res.uploaded_files ?? [];
+      }
+      return session.sendMessage(text, images, fileUrls);
+    } catch (e: any) {
+      session.notify("error", `Attaching failed: ${e?.message ?? e}`);
+      return false;
+    }
   };
 
   const saveTitle = async () => {
@@ -150,9 +179,9 @@ export function ConversationView({ id, onChanged }: { id: string; onChanged: () 
       </header>
 
       <nav class="view-tabs only-narrow" role="tablist">
-        {(["chat", "terminal", "files"] as View[]).map((v) => (
+        {(["chat", "terminal", "files", "changes"] as View[]).map((v) => (
           <button key={v} type="button" role="tab" aria-selected={view === v} class={`tab ${view === v ? "active" : ""}`} onClick={() => pickView(v)} data-testid={`tab-${v}`}>
-            <Icon name={v === "chat" ? "chat" : v === "terminal" ? "terminal" : "folder"} size={14} /> {v[0].toUpperCase() + v.slice(1)}
+            <Icon name={VIEW_ICON[v]} size={14} /> {v === "chat" ? "Chat" : SIDE_LABEL[v]}
           </button>
         ))}
       </nav>
@@ -228,7 +257,8 @@ export function ConversationView({ id, onChanged }: { id: string; onChanged: () 
           </div>
 
           <Composer
-            onSubmit={(t) => session.sendMessage(t)}
+            onSubmit={sendWithAttachments}
+            attachments
             disabled={!connected}
             placeholder={state === "awaiting_user_input" ? "The agent is waiting for your answer…" : "Message the agent…"}
             hint={connected ? undefined : "Not connected: messages can be sent once the connection is back."}
@@ -237,18 +267,19 @@ export function ConversationView({ id, onChanged }: { id: string; onChanged: () 
 
         <div class="pane pane-side">
           <div class="side-tabs not-narrow" role="tablist">
-            <button type="button" role="tab" aria-selected={side === "terminal"} class={`tab ${side === "terminal" ? "active" : ""}`} onClick={() => setSide("terminal")} data-testid="side-terminal">
-              <Icon name="terminal" size={14} /> Terminal
-            </button>
-            <button type="button" role="tab" aria-selected={side === "files"} class={`tab ${side === "files" ? "active" : ""}`} onClick={() => setSide("files")} data-testid="side-files">
-              <Icon name="folder" size={14} /> Files
-            </button>
+            {(["terminal", "files", "changes"] as Side[]).map((v) => (
+              <button key={v} type="button" role="tab" aria-selected={side === v} class={`tab ${side === v ? "active" : ""}`} onClick={() => setSide(v)} data-testid={`side-${v}`}>
+                <Icon name={VIEW_ICON[v]} size={14} /> {SIDE_LABEL[v]}
+              </button>
+            ))}
           </div>
           <div class="side-body">
             {side === "terminal" ? (
               <Terminal session={session} running={d.runningCommand} />
-            ) : (
+            ) : side === "files" ? (
               <Files conversationId={id} changeKey={fileChangeKey} />
+            ) : (
+              <Changes conversationId={id} changeKey={fileChangeKey} />
             )}
           </div>
         </div>

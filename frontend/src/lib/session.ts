@@ -5,6 +5,7 @@ import { io as realIo, type Socket } from "socket.io-client";
 import { ApiError, api as realApi } from "./api";
 import { type KV, dropCachedEvents, loadCachedEvents, sameEvent, saveCachedEvents } from "./cache";
 import { EventLog } from "./eventlog";
+import { messageArgs } from "./attachments";
 import {
   type ConversationInfo,
   isErrorNotice,
@@ -386,10 +387,10 @@ export class ConversationSession {
     return true;
   }
 
-  sendMessage(content: string) {
+  sendMessage(content: string, imageUrls: string[] = [], fileUrls: string[] = []) {
     return this.send({
       action: "message",
-      args: { content, image_urls: [], file_urls: [], timestamp: new Date().toISOString() },
+      args: { ...messageArgs(content, imageUrls, fileUrls), timestamp: new Date().toISOString() },
     });
   }
 
