@@ -91,7 +91,8 @@ describe("fan-out, replay and reconnect", () => {
       msgs.map((e) => e.args.content),
       range(0, 9).map((i) => `replay-${i}`),
     );
-    assert.deepEqual(ids(msgs).slice(0, 5), range(0, 4), "the first messages have ids 0..4");
+    // (The agent's state event after the first message may fall anywhere among them.)
+    assert.equal(msgs[0].id, 0, "the first message is event 0");
 
     // Reader from K=4.
     const r = await connect(server.url, { conversation_id: cid, latest_event_id: 4 }, WS);
@@ -102,7 +103,7 @@ describe("fan-out, replay and reconnect", () => {
     assertSameBytes(replayed, live, "replay after K=4");
     assert.deepEqual(
       replayed.filter((e) => isUserMessage(e)).map((e) => e.args.content),
-      range(5, 9).map((i) => `replay-${i}`),
+      msgs.filter((e) => e.id > 4).map((e) => e.args.content),
     );
 
     // Reader from the beginning.
