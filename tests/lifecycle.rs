@@ -46,16 +46,21 @@ async fn idle_conversations_close_and_reopen_transparently() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Everything stored so far: "one" and the agent's "no LLM" state.
+    let before = wait_events(&server, &cid, 2).await;
+    let last = before.last().unwrap()["id"].as_u64().unwrap();
     let mut ws = ws_connect(
         server.port,
-        &format!("conversation_id={cid}&latest_event_id=0"),
+        &format!("conversation_id={cid}&latest_event_id={last}"),
     )
     .await;
     assert_eq!(status(&server, &cid).await, "RUNNING");
     send_user_action(&mut ws, &message("two")).await;
+    let two = next_event(&mut ws).await;
+    assert_eq!(two["args"]["content"], "two");
     assert_eq!(
-        next_event(&mut ws).await["id"],
-        1,
+        two["id"],
+        last + 1,
         "ids continue after reopening"
     );
 }
