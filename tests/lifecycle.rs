@@ -58,11 +58,7 @@ async fn idle_conversations_close_and_reopen_transparently() {
     send_user_action(&mut ws, &message("two")).await;
     let two = next_event(&mut ws).await;
     assert_eq!(two["args"]["content"], "two");
-    assert_eq!(
-        two["id"],
-        last + 1,
-        "ids continue after reopening"
-    );
+    assert_eq!(two["id"], last + 1, "ids continue after reopening");
 }
 
 #[tokio::test]
