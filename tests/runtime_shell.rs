@@ -24,15 +24,7 @@ impl Client {
 
     /// Sends an action and returns its observation (the event whose cause is its id).
     async fn act(&mut self, action: Value) -> Value {
-        send_user_action(&mut self.ws, &action).await;
-        let sent = next_event(&mut self.ws).await;
-        let id = sent["id"].as_u64().expect("action id");
-        loop {
-            let e = next_event(&mut self.ws).await;
-            if e["cause"] == id {
-                return e;
-            }
-        }
+        act(&mut self.ws, &action).await
     }
 
     async fn run(&mut self, command: &str) -> Value {

@@ -85,16 +85,24 @@ impl AgentHost for ConversationHost {
     }
 
     async fn retitle(&self, title: String, if_title: String) {
-        let patch = serde_json::json!({"title": title, "last_updated_at": crate::store::metadata_utc_now()});
-        if let Ok(true) = self
-            .store
-            .patch_conversation(&self.conversation.id, patch, Some(if_title))
-            .await
-        {
-            self.conversation.notify(
-                serde_json::json!({"status_update": true, "type": "info", "message": &*self.conversation.id, "conversation_title": title})
-                    .to_string(),
-            );
-        }
+        set_title_if(&self.conversation, &self.store, &title, if_title).await;
+    }
+}
+
+/// Sets the conversation's title if it is still `if_title` (a rename by the user wins),
+/// and tells its clients.
+pub(super) async fn set_title_if(
+    conversation: &Conversation,
+    store: &Arc<dyn EventStore>,
+    title: &str,
+    if_title: String,
+) {
+    let patch =
+        serde_json::json!({"title": title, "last_updated_at": crate::store::metadata_utc_now()});
+    if let Ok(true) = store
+        .patch_conversation(&conversation.id, patch, Some(if_title))
+        .await
+    {
+        conversation.notify(super::title_update(&conversation.id, title));
     }
 }

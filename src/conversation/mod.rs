@@ -17,6 +17,15 @@ pub use subscription::{subscribe, Subscriber};
 /// The status update sent to a conversation's clients when it is closed to make room.
 pub const TOO_MANY_CONVERSATIONS: &str = "Too many conversations at once. If you are still using this one, try reactivating it by prompting the agent to continue";
 
+/// What clients get when the server closes their conversation (upstream's stopped
+/// agent state, without id: it is not stored).
+pub const STOPPED_NOTICE: &str = r#"{"message":"","observation":"agent_state_changed","content":"","extras":{"agent_state":"stopped","reason":""}}"#;
+
+/// Builds the title-change status update clients refresh the conversation on.
+pub fn title_update(conversation_id: &str, title: &str) -> String {
+    serde_json::json!({"status_update": true, "type": "info", "message": conversation_id, "conversation_title": title}).to_string()
+}
+
 /// Builds `{"status_update":true,"type":…,"id":…,"message":…}`.
 pub fn status_update(kind: &str, id: &str, message: &str) -> String {
     serde_json::json!({"status_update": true, "type": kind, "id": id, "message": message})

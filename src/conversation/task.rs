@@ -231,21 +231,7 @@ async fn auto_title(conversation: &Arc<Conversation>, store: &Arc<dyn EventStore
         return;
     }
     let title = crate::agent::fallback_title(text);
-    let patch = serde_json::json!({"title": title, "last_updated_at": metadata_utc_now()});
-    // Only while the title is still the default one (a rename wins).
-    let changed = store
-        .patch_conversation(
-            &conversation.id,
-            patch,
-            Some(default_title(&conversation.id)),
-        )
-        .await;
-    if let Ok(true) = changed {
-        conversation.notify(
-            serde_json::json!({"status_update": true, "type": "info", "message": &*conversation.id, "conversation_title": title})
-                .to_string(),
-        );
-    }
+    super::host::set_title_if(conversation, store, &title, default_title(&conversation.id)).await;
 }
 
 async fn touch_metadata(store: &Arc<dyn EventStore>, id: &str) {

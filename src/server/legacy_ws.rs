@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::conversation::{subscribe, Conversation, NewConversation, Subscriber};
+use crate::conversation::{subscribe, Conversation, NewConversation, Subscriber, STOPPED_NOTICE};
 use crate::events::{parse_client_event, Action, Event, MessageArgs};
 use crate::store::StoredEvent;
 
@@ -88,8 +88,7 @@ impl Subscriber for WsSubscriber {
     }
 
     async fn closed(&self) {
-        let stopped = r#"{"message":"","observation":"agent_state_changed","content":"","extras":{"agent_state":"stopped","reason":""}}"#;
-        let _ = self.out.send(stopped.to_string()).await;
+        let _ = self.out.send(STOPPED_NOTICE.to_string()).await;
     }
 }
 

@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 use super::engineio::{EngineHandler, OutPacket, Session};
 use super::socketio::{self, Packet};
 use super::AppState;
-use crate::conversation::{subscribe, AttachGuard, Conversation, ConversationError, Subscriber};
+use crate::conversation::{
+    subscribe, AttachGuard, Conversation, ConversationError, Subscriber, STOPPED_NOTICE,
+};
 use crate::events::parse_client_event;
 use crate::store::StoredEvent;
 
@@ -338,12 +340,11 @@ impl Subscriber for SocketSubscriber {
     }
 
     async fn closed(&self) {
-        let stopped = r#"{"message":"","observation":"agent_state_changed","content":"","extras":{"agent_state":"stopped","reason":""}}"#;
         if self.cancel.is_cancelled() {
             return;
         }
         self.session
-            .send_packet(OutPacket::Event(Arc::from(stopped)))
+            .send_packet(OutPacket::Event(Arc::from(STOPPED_NOTICE)))
             .await;
         // Server-side disconnect of the main namespace.
         self.session.send_packet(OutPacket::Text("41".into())).await;

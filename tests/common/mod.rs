@@ -370,3 +370,16 @@ pub fn id_of(json: &str) -> u64 {
         .as_u64()
         .expect("id")
 }
+
+/// Sends an action and returns its observation (the event whose cause is its id).
+pub async fn act(ws: &mut Ws, action: &Value) -> Value {
+    send_user_action(ws, action).await;
+    let sent = next_event(ws).await;
+    let id = sent["id"].as_u64().expect("action id");
+    loop {
+        let e = next_event(ws).await;
+        if e["cause"] == id {
+            return e;
+        }
+    }
+}

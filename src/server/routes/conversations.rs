@@ -218,7 +218,7 @@ async fn rename(
         return Err(ApiError::conversation_not_found());
     }
     if let Some(c) = state.manager.get_open(id).await {
-        c.notify(json!({"status_update": true, "type": "info", "message": id, "conversation_title": title}).to_string());
+        c.notify(crate::conversation::title_update(id, &title));
     }
     Ok(Json(json!(true)))
 }
