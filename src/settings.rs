@@ -114,6 +114,9 @@ pub fn public_view(effective: &Map<String, Value>) -> Value {
         let v = effective.get(*key).cloned().unwrap_or(Value::Null);
         if SECRET_KEYS.contains(key) {
             out.insert((*key).into(), Value::Null);
+        } else if *key == "secrets_store" {
+            // Tokens are never shown; which providers have one is `provider_tokens_set`.
+            out.insert((*key).into(), json!({"provider_tokens": {}}));
         } else {
             out.insert((*key).into(), v);
         }
@@ -172,4 +175,207 @@ pub fn merge(stored: Option<Value>, posted: Value) -> Result<Value, SettingsErro
         out.insert(key, value);
     }
     Ok(Value::Object(out))
+}
+
+/// Where custom secrets live inside the stored settings (never in `FIELDS`, so neither
+/// `GET /api/settings` shows them nor `POST /api/settings` can overwrite them).
+const CUSTOM_SECRETS: &str = "custom_secrets";
+
+/// A user's named secret: given to the agent's shell as an environment variable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomSecret {
+    pub name: String,
+    pub value: String,
+    pub description: String,
+}
+
+/// Why a secret was refused.
+#[derive(Debug, Error)]
+pub enum SecretError {
+    #[error("a secret name must be a valid environment variable name (letters, digits and _, not starting with a digit; at most 100 characters)")]
+    BadName,
+    #[error("a secret value must be at most 64 KiB")]
+    TooLarge,
+    #[error("secret {0} already exists")]
+    Exists(String),
+    #[error("secret {0} not found")]
+    NotFound(String),
+}
+
+/// Whether `name` can be an environment variable name.
+fn valid_secret_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 100
+}
+
+/// The custom secrets in stored settings, sorted by name.
+pub fn custom_secrets(stored: Option<&Value>) -> Vec<CustomSecret> {
+    let Some(Value::Object(map)) = stored.and_then(|s| s.get(CUSTOM_SECRETS)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<CustomSecret> = map
+        .iter()
+        .map(|(name, v)| CustomSecret {
+            name: name.clone(),
+            value: v
+                .get("secret")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .into(),
+            description: v
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .into(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// Runs `f` on the stored secrets map (created when missing).
+fn with_secrets<R>(
+    stored: &mut Map<String, Value>,
+    f: impl FnOnce(&mut Map<String, Value>) -> R,
+) -> R {
+    let mut map = match stored.remove(CUSTOM_SECRETS) {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    let out = f(&mut map);
+    stored.insert(CUSTOM_SECRETS.into(), Value::Object(map));
+    out
+}
+
+fn as_object(stored: Option<Value>) -> Map<String, Value> {
+    match stored {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Adds a secret to the stored settings.
+pub fn add_secret(stored: Option<Value>, secret: CustomSecret) -> Result<Value, SecretError> {
+    if !valid_secret_name(&secret.name) {
+        return Err(SecretError::BadName);
+    }
+    if secret.value.len() > 64 * 1024 {
+        return Err(SecretError::TooLarge);
+    }
+    let mut stored = as_object(stored);
+    with_secrets(&mut stored, |map| {
+        if map.contains_key(&secret.name) {
+            return Err(SecretError::Exists(secret.name));
+        }
+        map.insert(
+            secret.name,
+            json!({"secret": secret.value, "description": secret.description}),
+        );
+        Ok(())
+    })?;
+    Ok(Value::Object(stored))
+}
+
+/// Renames a secret and/or changes its description; its value stays.
+pub fn update_secret(
+    stored: Option<Value>,
+    old_name: &str,
+    new_name: &str,
+    description: Option<String>,
+) -> Result<Value, SecretError> {
+    if !valid_secret_name(new_name) {
+        return Err(SecretError::BadName);
+    }
+    let mut stored = as_object(stored);
+    with_secrets(&mut stored, |map| {
+        if new_name != old_name && map.contains_key(new_name) {
+            return Err(SecretError::Exists(new_name.into()));
+        }
+        let Some(mut entry) = map.remove(old_name) else {
+            return Err(SecretError::NotFound(old_name.into()));
+        };
+        if let (Some(d), Value::Object(e)) = (description, &mut entry) {
+            e.insert("description".into(), Value::String(d));
+        }
+        map.insert(new_name.into(), entry);
+        Ok(())
+    })?;
+    Ok(Value::Object(stored))
+}
+
+/// Removes a secret.
+pub fn delete_secret(stored: Option<Value>, name: &str) -> Result<Value, SecretError> {
+    let mut stored = as_object(stored);
+    with_secrets(&mut stored, |map| map.remove(name))
+        .ok_or_else(|| SecretError::NotFound(name.into()))?;
+    Ok(Value::Object(stored))
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    fn secret(name: &str, value: &str) -> CustomSecret {
+        CustomSecret {
+            name: name.into(),
+            value: value.into(),
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn secrets_are_added_renamed_and_deleted_without_touching_other_settings() {
+        let stored = Some(json!({"llm_model": "m"}));
+        let s = add_secret(stored, secret("GITHUB_TOKEN", "v1")).unwrap();
+        assert!(matches!(
+            add_secret(Some(s.clone()), secret("GITHUB_TOKEN", "v2")),
+            Err(SecretError::Exists(_))
+        ));
+        let s = update_secret(Some(s), "GITHUB_TOKEN", "GH", Some("d".into())).unwrap();
+        let list = custom_secrets(Some(&s));
+        assert_eq!(list.len(), 1);
+        assert_eq!(
+            (
+                list[0].name.as_str(),
+                list[0].value.as_str(),
+                list[0].description.as_str()
+            ),
+            ("GH", "v1", "d")
+        );
+        assert_eq!(s["llm_model"], "m");
+        let s = delete_secret(Some(s), "GH").unwrap();
+        assert!(custom_secrets(Some(&s)).is_empty());
+        assert!(matches!(
+            delete_secret(Some(s), "GH"),
+            Err(SecretError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn secret_names_must_be_environment_variable_names() {
+        for bad in ["", "1A", "A-B", "A B", "A=B", "Ä", &"A".repeat(101)] {
+            assert!(
+                matches!(
+                    add_secret(None, secret(bad, "v")),
+                    Err(SecretError::BadName)
+                ),
+                "{bad}"
+            );
+        }
+        assert!(add_secret(None, secret("_OK_1", "v")).is_ok());
+    }
+
+    #[test]
+    fn posted_settings_cannot_overwrite_secrets_and_the_public_view_hides_them() {
+        let s = add_secret(None, secret("TOKEN", "hunter2")).unwrap();
+        let merged = merge(Some(s), json!({"custom_secrets": {}, "llm_model": "x"})).unwrap();
+        assert_eq!(custom_secrets(Some(&merged)).len(), 1);
+        let view = public_view(merged.as_object().unwrap()).to_string();
+        assert!(
+            !view.contains("hunter2") && !view.contains("TOKEN"),
+            "{view}"
+        );
+    }
 }

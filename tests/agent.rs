@@ -42,6 +42,28 @@ async fn until_state(ws: &mut Ws, until: &[&str]) -> Vec<Value> {
     }
 }
 
+/// Everything until an agent action that waits for confirmation. The state
+/// `awaiting_user_confirmation` comes first: the OpenHands UI shows its Confirm and Reject
+/// buttons only when the awaiting action arrives in that state.
+async fn until_awaiting_action(ws: &mut Ws) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let p = tokio::time::timeout(Duration::from_secs(20), next_payload(ws))
+            .await
+            .expect("no action awaiting confirmation");
+        let done = p["args"]["confirmation_state"] == "awaiting_confirmation";
+        seen.push(p);
+        if done {
+            assert_eq!(
+                states(&seen).last().map(String::as_str),
+                Some("awaiting_user_confirmation"),
+                "{seen:?}"
+            );
+            return seen;
+        }
+    }
+}
+
 fn states(events: &[Value]) -> Vec<String> {
     events
         .iter()
@@ -54,6 +76,8 @@ fn of_kind<'a>(events: &'a [Value], key: &str, kind: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e[key] == kind).collect()
 }
 
+/// Opens a new conversation as the OpenHands UI does: connect, wait until the agent says
+/// it is ready (loading, then awaiting_user_input), then send the first message.
 async fn start(server: &Server, message: &str) -> (Ws, String) {
     let cid = new_id();
     let mut ws = ws_connect(
@@ -61,6 +85,8 @@ async fn start(server: &Server, message: &str) -> (Ws, String) {
         &format!("conversation_id={cid}&latest_event_id=-1"),
     )
     .await;
+    let startup = until_state(&mut ws, &["awaiting_user_input"]).await;
+    assert_eq!(states(&startup), ["loading", "awaiting_user_input"]);
     send_user_action(
         &mut ws,
         &json!({"action": "message", "args": {"content": message}}),
@@ -375,7 +401,7 @@ async fn confirmation_mode_waits_for_confirm_or_reject() {
     let server = agent_server(&llm, &[("SECURITY_CONFIRMATION_MODE", "true")]);
     let (mut ws, cid) = start(&server, "make files").await;
     let ws_dir = server.dir.join("store/workspaces").join(&cid);
-    let events = until_state(&mut ws, &["awaiting_user_confirmation"]).await;
+    let events = until_awaiting_action(&mut ws).await;
     let pending = of_kind(&events, "action", "run")[0];
     assert_eq!(
         pending["args"]["confirmation_state"],
@@ -391,7 +417,7 @@ async fn confirmation_mode_waits_for_confirm_or_reject() {
         &json!({"action": "change_agent_state", "args": {"agent_state": "user_confirmed"}}),
     )
     .await;
-    let events = until_state(&mut ws, &["awaiting_user_confirmation"]).await;
+    let events = until_awaiting_action(&mut ws).await;
     let confirmed = of_kind(&events, "action", "run")[0];
     assert_eq!(confirmed["args"]["confirmation_state"], "confirmed");
     assert_ne!(confirmed["id"], pending["id"]);
@@ -712,13 +738,31 @@ async fn a_restarted_server_continues_the_conversation_with_its_history() {
         &json!({"action": "message", "args": {"content": "second question"}}),
     )
     .await;
-    until_state(&mut ws, &["awaiting_user_input"]).await;
+    // The reopened conversation goes loading -> awaiting_user_input again, then answers.
+    let mut reopened = Vec::new();
     loop {
-        let p = next_payload(&mut ws).await;
-        if p["extras"]["agent_state"] == "awaiting_user_input" && p["id"].as_u64() > Some(3) {
+        let p = tokio::time::timeout(Duration::from_secs(20), next_payload(&mut ws))
+            .await
+            .expect("no second answer");
+        if p["observation"] == "agent_state_changed" {
+            reopened.push(p["extras"]["agent_state"].as_str().unwrap().to_string());
+        }
+        if p["action"] == "message" && p["args"]["content"] == "Second answer." {
             break;
         }
     }
+    assert_eq!(
+        reopened,
+        [
+            "loading",
+            "awaiting_user_input",
+            "running",
+            "awaiting_user_input",
+            "loading",
+            "awaiting_user_input",
+            "running"
+        ]
+    );
     let msgs = llm.requests()[1]["messages"].as_array().unwrap().clone();
     let turns: Vec<(String, String)> = msgs[1..]
         .iter()
@@ -819,8 +863,19 @@ async fn the_raw_ws_endpoint_starts_a_task_and_streams_events() {
             break;
         }
     }
-    assert_eq!(seen[0], json!({"error": true, "message": "Invalid JSON"}));
-    assert_eq!(seen[1]["action"], "initialize");
+    // The conversation's start-up states stream in too; the replies keep their order.
+    let replies: Vec<&Value> = seen
+        .iter()
+        .filter(|v| {
+            v["observation"] != "agent_state_changed" && v["action"] != "change_agent_state"
+        })
+        .collect();
+    assert_eq!(
+        *replies[0],
+        json!({"error": true, "message": "Invalid JSON"})
+    );
+    assert_eq!(replies[1]["action"], "initialize");
+    assert_eq!(states(&seen)[..2], ["loading", "awaiting_user_input"]);
     let task = seen.iter().find(|e| e["action"] == "message").unwrap();
     assert_eq!(
         task["args"]["content"],

@@ -22,8 +22,8 @@ async fn malformed_frames_get_error_events_and_the_conversation_goes_on() {
     let server = Server::start();
     let cid = new_id();
     let q = format!("conversation_id={cid}&latest_event_id=-1");
-    let mut sender = ws_connect(server.port, &q).await;
-    let mut bystander = ws_connect(server.port, &q).await;
+    let mut sender = ws_ready(server.port, &q).await;
+    let mut bystander = ws_ready(server.port, &q).await;
     let frames = [
         r#"42["oh_user_action",{"action":"message""#,
         "42not json at all",
@@ -65,12 +65,12 @@ async fn malformed_frames_get_error_events_and_the_conversation_goes_on() {
         .unwrap();
     let m = expect_error(&mut sender).await;
     assert!(m.contains("too large"), "{m}");
-    // The conversation goes on: the next valid message is event 0.
+    // The conversation goes on: the next valid message is the next event.
     send_user_action(&mut sender, &message("still here")).await;
     let e = next_event(&mut sender).await;
     assert_eq!(
         (e["id"].as_u64(), e["args"]["content"].as_str()),
-        (Some(0), Some("still here"))
+        (Some(STARTUP_EVENTS), Some("still here"))
     );
     // The bystander saw that event (and perhaps the title update), never an error.
     loop {
@@ -79,7 +79,7 @@ async fn malformed_frames_get_error_events_and_the_conversation_goes_on() {
             p.get("error").is_none(),
             "bystander must not see errors: {p}"
         );
-        if p["id"] == 0 {
+        if p["id"] == STARTUP_EVENTS {
             break;
         }
         assert_eq!(p["status_update"], true, "{p}");
@@ -102,8 +102,8 @@ async fn frames_too_big_for_the_transport_close_only_that_socket() {
     let server = Server::start();
     let cid = new_id();
     let q = format!("conversation_id={cid}&latest_event_id=-1");
-    let mut bystander = ws_connect(server.port, &q).await;
-    let mut sender = ws_connect(server.port, &q).await;
+    let mut bystander = ws_ready(server.port, &q).await;
+    let mut sender = ws_ready(server.port, &q).await;
     let _ = sender
         .send(Message::Text("4".repeat(11_000_000).into()))
         .await;
@@ -120,7 +120,7 @@ async fn frames_too_big_for_the_transport_close_only_that_socket() {
     assert!(ended.is_ok());
     // …and everyone else carries on.
     send_user_action(&mut bystander, &message("fine")).await;
-    assert_eq!(next_event(&mut bystander).await["id"], 0);
+    assert_eq!(next_event(&mut bystander).await["id"], STARTUP_EVENTS);
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 async fn user_message_is_stored_with_the_exact_reference_shape() {
     let server = Server::start();
     let cid = new_id();
-    let mut ws = ws_connect(
+    let mut ws = ws_ready(
         server.port,
         &format!("conversation_id={cid}&latest_event_id=-1"),
     )
@@ -23,7 +23,7 @@ async fn user_message_is_stored_with_the_exact_reference_shape() {
     assert_eq!(ts.len(), 26, "naive local time with microseconds: {ts}");
     assert_ne!(ts, "2025-10-10T12:00:00.000Z", "server time wins");
     let expected = format!(
-        r#"{{"id":0,"timestamp":"{ts}","source":"user","message":"Hello, build me a todo app","action":"message","args":{{"content":"Hello, build me a todo app","file_urls":[],"image_urls":[],"wait_for_response":false,"security_risk":-1}}}}"#
+        r#"{{"id":3,"timestamp":"{ts}","source":"user","message":"Hello, build me a todo app","action":"message","args":{{"content":"Hello, build me a todo app","file_urls":[],"image_urls":[],"wait_for_response":false,"security_risk":-1}}}}"#
     );
     assert_eq!(text, expected);
 }
@@ -33,7 +33,7 @@ async fn reconnect_with_latest_event_id_gets_exactly_the_missed_events_then_live
     let server = Server::start();
     let cid = new_id();
     let q = format!("conversation_id={cid}&latest_event_id=-1");
-    let mut a = ws_connect(server.port, &q).await;
+    let mut a = ws_ready(server.port, &q).await;
     let live = send_messages(&mut a, "m", 10).await;
     let last = id_of(live.last().unwrap());
     let mut b = ws_connect(
@@ -53,7 +53,7 @@ async fn reconnect_with_latest_event_id_gets_exactly_the_missed_events_then_live
     // come before or after it).
     let mut next_id = last + 1;
     loop {
-        let e: serde_json::Value = serde_json::from_str(&next_event_text(&mut b).await).unwrap();
+        let e = next_stored_event(&mut b).await;
         assert_eq!(e["id"], next_id, "{e}");
         next_id += 1;
         if e["args"]["content"] == "after" {
@@ -105,13 +105,15 @@ async fn twenty_clients_connecting_during_appends_each_see_a_dense_sequence() {
             let mut ids = Vec::new();
             loop {
                 let e =
-                    match tokio::time::timeout(Duration::from_secs(5), next_event(&mut ws)).await {
+                    match tokio::time::timeout(Duration::from_secs(5), next_stored_event(&mut ws))
+                        .await
+                    {
                         Ok(e) => e,
                         Err(_) => panic!("client K={k} stalled after {:?}", ids.last()),
                     };
                 let id = e["id"].as_u64().unwrap();
                 ids.push(id);
-                if id == total - 1 {
+                if id == total - 1 + STARTUP_EVENTS {
                     break;
                 }
             }
@@ -121,7 +123,7 @@ async fn twenty_clients_connecting_during_appends_each_see_a_dense_sequence() {
     let _writer = writer_task.await.unwrap();
     for r in readers {
         let (k, ids) = r.await.unwrap();
-        let expected: Vec<u64> = ((k + 1) as u64..total).collect();
+        let expected: Vec<u64> = ((k + 1) as u64..total + STARTUP_EVENTS).collect();
         assert_eq!(ids, expected, "client with K={k} saw a gap or a duplicate");
     }
 }
@@ -148,10 +150,11 @@ async fn a_slow_reader_still_gets_every_event_in_order() {
     writer.flush().await.unwrap();
     // The slow client has not read anything yet; the writer's events must all be stored
     // (with the agent's state event after the first message).
-    let stored = wait_events(&server, &cid, total as usize + 1).await;
-    assert_eq!(stored.len(), total as usize + 1);
-    for i in 0..=total {
-        let e = next_event(&mut slow).await;
+    let all = (total + STARTUP_EVENTS) as usize + 1;
+    let stored = wait_events(&server, &cid, all).await;
+    assert_eq!(stored.len(), all);
+    for i in 0..all as u64 {
+        let e = next_stored_event(&mut slow).await;
         assert_eq!(e["id"], i, "slow reader: gap or reorder");
     }
 }

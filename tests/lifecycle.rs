@@ -55,17 +55,21 @@ async fn idle_conversations_close_and_reopen_transparently() {
     )
     .await;
     assert_eq!(status(&server, &cid).await, "RUNNING");
+    // Ids continue after reopening, with the reopened agent's start-up states first.
+    let loading = next_stored_event(&mut ws).await;
+    assert_eq!(loading["id"], last + 1, "ids continue after reopening");
+    assert_eq!(loading["extras"]["agent_state"], "loading");
     send_user_action(&mut ws, &message("two")).await;
     let two = next_event(&mut ws).await;
     assert_eq!(two["args"]["content"], "two");
-    assert_eq!(two["id"], last + 1, "ids continue after reopening");
+    assert!(two["id"].as_u64() > Some(last + 1));
 }
 
 #[tokio::test]
 async fn too_many_conversations_closes_the_oldest_idle_one_with_a_status_update() {
     let server = Server::with_env(&[("MAX_CONCURRENT_CONVERSATIONS", "2")]);
     let (a, b, c) = (new_id(), new_id(), new_id());
-    let mut wa = ws_connect(
+    let mut wa = ws_ready(
         server.port,
         &format!("conversation_id={a}&latest_event_id=-1"),
     )

@@ -74,12 +74,14 @@ async fn conversation_lifecycle_over_rest() {
     assert_eq!(created["status"], "ok");
     let cid = created["conversation_id"].as_str().unwrap().to_string();
     assert_eq!(cid.len(), 32);
-    let events = wait_events(&server, &cid, 1).await;
+    // Stored as upstream does: loading, then the initial message.
+    let events = wait_events(&server, &cid, 2).await;
+    assert_eq!(events[0]["extras"]["agent_state"], "loading");
     assert_eq!(
-        events[0]["args"]["content"],
+        events[1]["args"]["content"],
         "Build a todo app please, with tests and docs"
     );
-    assert_eq!(events[0]["source"], "user");
+    assert_eq!(events[1]["source"], "user");
 
     let (s, info) = get(&server, &format!("/api/conversations/{cid}")).await;
     assert_eq!(s, 200);
@@ -260,6 +262,9 @@ async fn events_route_filters_and_pages() {
     )
     .await;
     let cid = c["conversation_id"].as_str().unwrap();
+    // The agent is ready (loading, change_agent_state, awaiting_user_input) first.
+    let startup = wait_events(&server, cid, 3).await;
+    assert_eq!(startup[2]["extras"]["agent_state"], "awaiting_user_input");
     for i in 0..30 {
         let (s, v) = send(
             &server,
@@ -278,19 +283,20 @@ async fn events_route_filters_and_pages() {
     )
     .await;
     assert_eq!((s, v), (200, json!({"success": true})));
-    // 30 messages, the agent's error state (no LLM) after the first, the pause and its state.
-    let all = wait_events(&server, cid, 33).await;
-    assert_eq!(all.len(), 33);
+    // The start-up states, 30 messages, the agent's error state (no LLM) after the first,
+    // the pause and its state.
+    let all = wait_events(&server, cid, 36).await;
+    assert_eq!(all.len(), 36);
     let (_, page) = get(&server, &format!("/api/conversations/{cid}/events")).await;
     assert_eq!(page["events"].as_array().unwrap().len(), 20);
     assert_eq!(page["has_more"], true);
     let (_, page) = get(
         &server,
-        &format!("/api/conversations/{cid}/events?start_id=25&limit=100"),
+        &format!("/api/conversations/{cid}/events?start_id=28&limit=100"),
     )
     .await;
     let ids = event_ids(&page);
-    assert_eq!(ids, [25, 26, 27, 28, 29, 30, 31, 32]);
+    assert_eq!(ids, [28, 29, 30, 31, 32, 33, 34, 35]);
     assert_eq!(
         page["events"][6]["message"],
         "Agent state changed to paused"
@@ -303,7 +309,7 @@ async fn events_route_filters_and_pages() {
     )
     .await;
     let ids = event_ids(&page);
-    assert_eq!(ids, [32, 31, 30]);
+    assert_eq!(ids, [35, 34, 33]);
     let (_, page) = get(
         &server,
         &format!("/api/conversations/{cid}/events?start_id=2&end_id=4"),
@@ -326,7 +332,7 @@ async fn events_route_filters_and_pages() {
         400
     );
     let (_, t) = get(&server, &format!("/api/conversations/{cid}/trajectory")).await;
-    assert_eq!(t["trajectory"].as_array().unwrap().len(), 33);
+    assert_eq!(t["trajectory"].as_array().unwrap().len(), 36);
     let (s, v) = send(
         &server,
         reqwest::Method::POST,

@@ -65,9 +65,10 @@ async fn one_shot_user_action_without_connect_is_stored() {
             "implicit connect acks: {frames:?}"
         );
     }
-    // Ten messages and, after the first, the agent's "no LLM configured" state.
-    let events = wait_events(&server, &cid, 11).await;
-    assert_eq!(events.len(), 11);
+    // The start-up states, ten messages and, after the first, the agent's "no LLM
+    // configured" state.
+    let events = wait_events(&server, &cid, 3 + 11).await;
+    assert_eq!(events.len(), 3 + 11);
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e["id"], i as u64);
     }
@@ -84,7 +85,7 @@ async fn one_shot_user_action_without_connect_is_stored() {
 async fn one_shot_connect_replays_stored_events_to_a_persistent_client() {
     let server = Server::start();
     let cid = new_id();
-    let mut ws = ws_connect(
+    let mut ws = ws_ready(
         server.port,
         &format!("conversation_id={cid}&latest_event_id=-1"),
     )
@@ -98,5 +99,5 @@ async fn one_shot_connect_replays_stored_events_to_a_persistent_client() {
     .await;
     let e = next_event(&mut ws).await;
     assert_eq!(e["message"], "Can you help me with my project?");
-    assert_eq!(e["id"], 0);
+    assert_eq!(e["id"], STARTUP_EVENTS);
 }

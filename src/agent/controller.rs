@@ -12,8 +12,8 @@ use super::tools::{self, PlannedAction};
 use super::{prompt, AgentHost, Appended};
 use crate::config::LlmConfig;
 use crate::events::{
-    Action, AgentState, ConfirmationState, EmptyExtras, Event, EventSource, MessageArgs,
-    Observation, ObservationKind, Payload, SystemArgs, TaskItem, TaskTrackingExtras,
+    Action, AgentState, ChangeAgentStateArgs, ConfirmationState, EmptyExtras, Event, EventSource,
+    MessageArgs, Observation, ObservationKind, Payload, SystemArgs, TaskItem, TaskTrackingExtras,
 };
 use crate::llm::{self, ChatRequest, ChatResponse, LlmError, LlmSettings, RetryEvent, RetryPolicy};
 
@@ -157,6 +157,7 @@ pub async fn run(
         backlog: VecDeque::new(),
     };
     c.restore().await;
+    c.announce_ready().await;
     loop {
         if let Some(a) = c.backlog.pop_front() {
             c.on_event(a).await;
@@ -223,18 +224,23 @@ impl Controller {
                 _ => {}
             }
         }
-        // A run cut short by a restart does not resume by itself.
-        if matches!(
-            self.state,
-            Some(
-                AgentState::Running
-                    | AgentState::RateLimited
-                    | AgentState::Loading
-                    | AgentState::UserConfirmed
-            )
-        ) {
-            self.set_state(AgentState::AwaitingUserInput, "").await;
-        }
+        // The conversation's task stored `loading` as it opened; a run cut short by a
+        // restart does not resume by itself.
+        self.state = Some(AgentState::Loading);
+        self.reason.clear();
+    }
+
+    /// Announces that the agent is ready, as upstream does at every start: a
+    /// `change_agent_state` action from the environment, then the new state. The UI keeps
+    /// its input disabled until it sees it.
+    async fn announce_ready(&mut self) {
+        let ready = Action::ChangeAgentState(ChangeAgentStateArgs {
+            agent_state: AgentState::AwaitingUserInput.as_str().into(),
+            thought: String::new(),
+        });
+        self.append(Event::action(ready), EventSource::Environment, false)
+            .await;
+        self.set_state(AgentState::AwaitingUserInput, "").await;
     }
 
     async fn append(
@@ -546,12 +552,13 @@ impl Controller {
             }
             action => {
                 if self.needs_confirmation(&action) {
+                    // The state goes first, as upstream: the UI shows the Confirm and
+                    // Reject buttons when the awaiting action arrives in that state.
                     set_confirmation(&mut event, ConfirmationState::AwaitingConfirmation);
-                    let template = event.clone();
-                    self.append(event, EventSource::Agent, true).await;
-                    self.awaiting_confirmation = Some(template);
+                    self.awaiting_confirmation = Some(event.clone());
                     self.set_state(AgentState::AwaitingUserConfirmation, "")
                         .await;
+                    self.append(event, EventSource::Agent, true).await;
                     return;
                 }
                 let sig = signature(&event);

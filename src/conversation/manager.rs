@@ -147,9 +147,16 @@ impl ConversationManager {
         let stream = EventStream::open(id.clone(), self.store.clone(), live.clone()).await?;
         let (tx, rx) = mpsc::channel(256);
         let conversation = Arc::new(Conversation::new(id.clone(), tx, live));
+        let secrets = match self.store.settings().await {
+            Ok(stored) => crate::settings::custom_secrets(stored.as_ref()),
+            Err(e) => {
+                tracing::warn!(conversation = %id, "cannot read the user's secrets: {e}");
+                Vec::new()
+            }
+        };
         let runtime = Arc::new(LocalRuntime::new(
             &self.config.workspace_for(&id),
-            self.runtime_config(),
+            self.runtime_config(secrets),
         ));
         let workspace = self.config.workspace_for(&id).display().to_string();
         tokio::spawn(task::run(
@@ -197,7 +204,8 @@ impl ConversationManager {
         }
     }
 
-    fn runtime_config(&self) -> RuntimeConfig {
+    /// The runtime's settings; the user's custom secrets become environment variables.
+    fn runtime_config(&self, secrets: Vec<crate::settings::CustomSecret>) -> RuntimeConfig {
         let sandbox = &self.config.file.sandbox;
         RuntimeConfig {
             default_timeout: Duration::from_secs(sandbox.timeout),
@@ -207,6 +215,7 @@ impl ConversationManager {
                 .runtime_startup_env_vars
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
+                .chain(secrets.into_iter().map(|s| (s.name, s.value)))
                 .collect(),
         }
     }

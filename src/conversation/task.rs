@@ -104,6 +104,17 @@ pub(super) async fn run(
 ) {
     // Whatever happens (even a panic), the conversation ends up closed and finished.
     let _finished = FinishGuard(conversation.clone());
+    // The first event of every (re)opening, as upstream stores it: the agent is loading.
+    // It goes before any command, so an initial message always follows it; the agent
+    // announces `awaiting_user_input` once it has read the history.
+    stream.append(
+        Event::observation(
+            Observation::agent_state_changed(crate::events::AgentState::Loading, ""),
+            None,
+        ),
+        EventSource::Environment,
+        None,
+    );
     let (jobs, jobs_rx) = mpsc::unbounded_channel();
     let mut executor = tokio::spawn(executor::run(
         runtime.clone(),

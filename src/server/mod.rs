@@ -30,6 +30,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub manager: Arc<ConversationManager>,
     pub started: Instant,
+    /// Serialises read-modify-write changes of the stored settings.
+    pub settings_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Upstream's path rule for conversation ids: ≤100 chars, no `..`, `/`, `\` or control characters.
@@ -154,6 +156,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config: config.clone(),
         manager: manager.clone(),
         started: Instant::now(),
+        settings_lock: Arc::default(),
     };
     let (router, engine) = app(state, EngineConfig::default());
     let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))

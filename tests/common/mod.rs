@@ -254,6 +254,25 @@ pub async fn ws_connect(port: u16, query: &str) -> Ws {
     ws
 }
 
+/// How many events every new conversation stores as it opens: `agent_state_changed`
+/// loading, the environment's `change_agent_state`, `agent_state_changed`
+/// awaiting_user_input. The first event a client sends after that gets this id.
+pub const STARTUP_EVENTS: u64 = 3;
+
+/// [`ws_connect`], then waits until the conversation's agent is ready
+/// (`awaiting_user_input`), as the OpenHands UI does before it enables its input.
+pub async fn ws_ready(port: u16, query: &str) -> Ws {
+    let mut ws = ws_connect(port, query).await;
+    loop {
+        let p = next_payload(&mut ws).await;
+        if p["observation"] == "agent_state_changed"
+            && p["extras"]["agent_state"] == "awaiting_user_input"
+        {
+            return ws;
+        }
+    }
+}
+
 /// The next text frame (answering pings), within 10 s.
 pub async fn next_text(ws: &mut Ws) -> String {
     loop {
@@ -290,13 +309,35 @@ pub async fn next_event(ws: &mut Ws) -> Value {
     serde_json::from_str(&next_event_text(ws).await).expect("json")
 }
 
-/// The raw JSON text of the next stored event, skipping status updates.
-pub async fn next_event_text(ws: &mut Ws) -> String {
+/// The next stored event of any kind (agent state events included), skipping status
+/// updates: for tests of dense id sequences.
+pub async fn next_stored_event(ws: &mut Ws) -> Value {
     loop {
         let t = next_text(ws).await;
         if let Some(rest) = t.strip_prefix("42[\"oh_event\",") {
             let json = &rest[..rest.len() - 1];
             if json.starts_with("{\"id\":") {
+                return serde_json::from_str(json).expect("json");
+            }
+        }
+    }
+}
+
+/// Whether a stored event only records the agent's state (`agent_state_changed`, or the
+/// environment's `change_agent_state`), which every conversation stores as it opens.
+pub fn is_agent_state_event(json: &str) -> bool {
+    json.contains("\"observation\":\"agent_state_changed\"")
+        || json.contains("\"source\":\"environment\",\"message\":\"Agent state changed to")
+}
+
+/// The raw JSON text of the next stored event, skipping status updates and the agent's
+/// state events (agent tests check those).
+pub async fn next_event_text(ws: &mut Ws) -> String {
+    loop {
+        let t = next_text(ws).await;
+        if let Some(rest) = t.strip_prefix("42[\"oh_event\",") {
+            let json = &rest[..rest.len() - 1];
+            if json.starts_with("{\"id\":") && !is_agent_state_event(json) {
                 return json.to_string();
             }
         }

@@ -5,10 +5,12 @@ import {
   closeSockets,
   connect,
   connectError,
+  connectReady,
   http,
   newConversationId,
   sendMessage,
   startServer,
+  STARTUP_EVENTS,
   waitForMessage,
 } from "./harness.mjs";
 
@@ -43,25 +45,25 @@ describe("with SESSION_API_KEY set", () => {
   }
 
   it("socket with session_api_key in the query connects and works", T, async () => {
-    const s = await connect(
+    const s = await connectReady(
       server.url,
       { conversation_id: newConversationId(), latest_event_id: -1, session_api_key: KEY },
       { transports: ["websocket"] },
     );
     sendMessage(s, "authorized by query");
     const ev = await waitForMessage(s, "authorized by query");
-    assert.equal(ev.id, 0);
+    assert.equal(ev.id, STARTUP_EVENTS);
   });
 
   it("socket with the key in the Socket.IO auth payload connects and works", T, async () => {
-    const s = await connect(
+    const s = await connectReady(
       server.url,
       { conversation_id: newConversationId(), latest_event_id: -1 },
       { transports: ["websocket"], auth: { session_api_key: KEY } },
     );
     sendMessage(s, "authorized by auth payload");
     const ev = await waitForMessage(s, "authorized by auth payload");
-    assert.equal(ev.id, 0);
+    assert.equal(ev.id, STARTUP_EVENTS);
   });
 
   it("socket with a wrong key is refused with 'invalid_session_api_key'", T, async () => {

@@ -4,6 +4,7 @@ import { after, afterEach, before, describe, it } from "node:test";
 import {
   closeSockets,
   connect,
+  connectReady,
   ids,
   isUserMessage,
   lastId,
@@ -13,6 +14,7 @@ import {
   settle,
   sleep,
   startServer,
+  STARTUP_EVENTS,
   storedEvents,
   waitFor,
   waitForMessage,
@@ -50,21 +52,21 @@ describe("fan-out, replay and reconnect", () => {
   it("a message reaches every client of its conversation (identical JSON) and no other conversation", T, async () => {
     const A = newConversationId();
     const B = newConversationId();
-    const a1 = await connect(server.url, { conversation_id: A, latest_event_id: -1 }, WS);
-    const a2 = await connect(server.url, { conversation_id: A, latest_event_id: -1 }, WS);
-    const b1 = await connect(server.url, { conversation_id: B, latest_event_id: -1 }, WS);
+    const a1 = await connectReady(server.url, { conversation_id: A, latest_event_id: -1 }, WS);
+    const a2 = await connectReady(server.url, { conversation_id: A, latest_event_id: -1 }, WS);
+    const b1 = await connectReady(server.url, { conversation_id: B, latest_event_id: -1 }, WS);
 
     const markA = `fan-out-A-${newConversationId()}`;
     sendMessage(a1, markA);
     const e1 = await waitForMessage(a1, markA);
     const e2 = await waitForMessage(a2, markA);
     assert.equal(JSON.stringify(e1), JSON.stringify(e2), "both A clients get the same bytes");
-    assert.equal(e1.id, 0);
+    assert.equal(e1.id, STARTUP_EVENTS);
 
     const markB = `fan-out-B-${newConversationId()}`;
     sendMessage(b1, markB);
     const eb = await waitForMessage(b1, markB);
-    assert.equal(eb.id, 0, "conversation B has its own id sequence");
+    assert.equal(eb.id, STARTUP_EVENTS, "conversation B has its own id sequence");
 
     await settle([a1, a2, b1], 300);
     const has = (s, mark) => s.ohEvents.some((e) => JSON.stringify(e).includes(mark));
@@ -79,7 +81,7 @@ describe("fan-out, replay and reconnect", () => {
 
   it("replay: latest_event_id=K gets exactly the events after K, then live ones, none twice", T, async () => {
     const cid = newConversationId();
-    const w = await connect(server.url, { conversation_id: cid, latest_event_id: -1 }, WS);
+    const w = await connectReady(server.url, { conversation_id: cid, latest_event_id: -1 }, WS);
     for (let i = 0; i < 10; i++) sendMessage(w, `replay-${i}`);
     await waitForMessage(w, "replay-9");
     await settle(w);
@@ -92,7 +94,7 @@ describe("fan-out, replay and reconnect", () => {
       range(0, 9).map((i) => `replay-${i}`),
     );
     // (The agent's state event after the first message may fall anywhere among them.)
-    assert.equal(msgs[0].id, 0, "the first message is event 0");
+    assert.equal(msgs[0].id, STARTUP_EVENTS, "the first message follows the start-up states");
 
     // Reader from K=4.
     const r = await connect(server.url, { conversation_id: cid, latest_event_id: 4 }, WS);

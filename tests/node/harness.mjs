@@ -252,6 +252,32 @@ export function connect(url, query = {}, opts = {}) {
 }
 
 /**
+ * How many events every new conversation stores as it opens: agent_state_changed
+ * loading, the environment's change_agent_state, agent_state_changed awaiting_user_input.
+ * A message sent once the agent is ready gets this id.
+ */
+export const STARTUP_EVENTS = 3;
+
+/** An event that only records the agent's state (stored as every conversation opens). */
+export function isAgentStateEvent(e) {
+  return e?.observation === "agent_state_changed" || (e?.action === "change_agent_state" && e?.source === "environment");
+}
+
+/**
+ * Connect, then wait until the agent says it is ready (awaiting_user_input), as the
+ * OpenHands UI does before it enables its input.
+ */
+export async function connectReady(url, query = {}, opts = {}) {
+  const socket = await connect(url, query, opts);
+  await waitFor(
+    socket,
+    (e) => e?.observation === "agent_state_changed" && e.extras?.agent_state === "awaiting_user_input",
+    { label: "the agent ready for input" },
+  );
+  return socket;
+}
+
+/**
  * Expect the connection to be refused: resolve with the connect_error error; reject if
  * the socket connects or nothing happens within `connectTimeout` ms (default 5000).
  */

@@ -4,6 +4,8 @@ import { after, afterEach, describe, it } from "node:test";
 import {
   closeSockets,
   connect,
+  connectReady,
+  ids,
   isUserMessage,
   lastId,
   newConversationId,
@@ -11,6 +13,7 @@ import {
   sendMessage,
   settle,
   startServer,
+  STARTUP_EVENTS,
   storedEvents,
   waitForMessage,
   waitUntil,
@@ -32,7 +35,7 @@ describe("restart persistence", () => {
       const first = await startServer();
       servers.push(first);
       const cid = newConversationId();
-      const s = await connect(first.url, { conversation_id: cid, latest_event_id: -1 }, WS);
+      const s = await connectReady(first.url, { conversation_id: cid, latest_event_id: -1 }, WS);
       for (let i = 0; i < 5; i++) sendMessage(s, `persist-${i}`);
       await waitForMessage(s, "persist-4");
       await settle(s);
@@ -43,7 +46,7 @@ describe("restart persistence", () => {
         range(0, 4).map((i) => `persist-${i}`),
         "the five messages were stored in order",
       );
-      assert.equal(messages[0].id, 0, "the first message is event 0");
+      assert.equal(messages[0].id, STARTUP_EVENTS, "the first message follows the start-up states");
       s.close();
 
       if (how === "SIGKILL") {

@@ -5,6 +5,7 @@ import {
   closeSockets,
   connect,
   http,
+  ids,
   isUserMessage,
   newConversationId,
   settle,
@@ -28,7 +29,7 @@ describe("REST + socket", () => {
     await server?.stop();
   });
 
-  it("POST /api/conversations with initial_user_msg: a socket replays that message as event 0", T, async () => {
+  it("POST /api/conversations with initial_user_msg: a socket replays loading, then that message", T, async () => {
     const res = await http("POST", `${server.url}/api/conversations`, { body: { initial_user_msg: "start here" } });
     assert.equal(res.status, 200, res.text);
     assert.equal(res.json?.status, "ok", res.text);
@@ -36,9 +37,11 @@ describe("REST + socket", () => {
     assert.match(cid, /^[0-9a-f]{32}$/, "conversation ids are uuid4 hex");
 
     const s = await connect(server.url, { conversation_id: cid, latest_event_id: -1 }, WS);
-    const first = await waitFor(s, (e) => e && Number.isInteger(e.id), { label: "the first stored event" });
-    assert.equal(first.id, 0);
-    assert.ok(isUserMessage(first, "start here"), `first event is the user message: ${JSON.stringify(first)}`);
+    const loading = await waitFor(s, (e) => e && Number.isInteger(e.id), { label: "the first stored event" });
+    assert.equal(loading.id, 0);
+    assert.equal(loading.extras?.agent_state, "loading", JSON.stringify(loading));
+    const first = await waitFor(s, (e) => e && Number.isInteger(e.id) && e.id === 1, { label: "the second stored event" });
+    assert.ok(isUserMessage(first, "start here"), `then the user message: ${JSON.stringify(first)}`);
     assert.deepEqual(Object.keys(first), ["id", "timestamp", "source", "message", "action", "args"]);
     assert.equal(first.message, "start here");
   });

@@ -2,11 +2,13 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import {
-  TIMESTAMP_RE,
   closeSockets,
   connect,
   connectError,
+  connectReady,
   http,
+  ids,
+  isAgentStateEvent,
   isUserMessage,
   newConversationId,
   range,
@@ -14,7 +16,9 @@ import {
   settle,
   sleep,
   startServer,
+  STARTUP_EVENTS,
   storedEvents,
+  TIMESTAMP_RE,
   waitFor,
   waitForMessage,
   waitUntil,
@@ -60,7 +64,7 @@ describe("socket.io transports and message shapes", () => {
     await server?.stop();
   });
 
-  it("websocket-only: the seed shape {type,source,message} is stored as a user MessageAction with id 0", T, async () => {
+  it("websocket-only: the seed shape {type,source,message} is stored as a user MessageAction", T, async () => {
     const cid = newConversationId();
     // Exactly the seed's connection example (transports, query incl. providers_set).
     const s = await connect(
@@ -73,9 +77,12 @@ describe("socket.io transports and message shapes", () => {
     s.emit("oh_user_action", { type: "message", source: "user", message: text });
     const ev = await waitFor(s, (e) => e && e.action === "message", { label: "the stored message" });
     assertUserMessage(ev, text, { fileUrls: [], imageUrls: [] });
-    assert.equal(ev.id, 0, "first event of a fresh conversation has id 0");
-    // Nothing before it: it is the first stored event the client sees.
-    assert.deepEqual(storedEvents(s)[0], ev);
+    // Nothing before it but the agent's start-up states (sent at once, it may come
+    // before the agent says it is ready).
+    const before = storedEvents(s).filter((e) => e.id < ev.id);
+    assert.equal(before[0]?.extras?.agent_state, "loading");
+    assert.ok(before.every(isAgentStateEvent), JSON.stringify(before));
+    assert.deepEqual(ids(before), range(0, ev.id - 1));
   });
 
   it("the REST events route returns byte-identical JSON to what was delivered live", T, async () => {
@@ -104,7 +111,7 @@ describe("socket.io transports and message shapes", () => {
     s.emit("oh_user_action", { action: "message", args: { content: "hi" } });
     const ev = await waitForMessage(s, "hi");
     assertUserMessage(ev, "hi", { fileUrls: null, imageUrls: null });
-    assert.equal(ev.id, 0);
+    assert.ok(storedEvents(s).filter((e) => e.id < ev.id).every(isAgentStateEvent));
 
     const deadline = Date.now() + 3000;
     while (s.io.engine.transport.name !== "websocket" && Date.now() < deadline) await sleep(25);
@@ -120,12 +127,12 @@ describe("socket.io transports and message shapes", () => {
 
   it("polling only: send/receive, and 50 messages in a row are all delivered in id order", T, async () => {
     const cid = newConversationId();
-    const s = await connect(server.url, { conversation_id: cid, latest_event_id: -1 }, { transports: ["polling"] });
+    const s = await connectReady(server.url, { conversation_id: cid, latest_event_id: -1 }, { transports: ["polling"] });
     assert.equal(s.io.engine.transport.name, "polling");
     sendMessage(s, "first over polling");
     const first = await waitForMessage(s, "first over polling");
     assertUserMessage(first, "first over polling", { fileUrls: null, imageUrls: null });
-    assert.equal(first.id, 0);
+    assert.equal(first.id, STARTUP_EVENTS);
 
     for (let i = 0; i < 50; i++) sendMessage(s, `poll-${i}`);
     await waitForMessage(s, "poll-49", 15000);
@@ -145,14 +152,14 @@ describe("socket.io transports and message shapes", () => {
 
   it("legacy oh_action alias stores a message just like oh_user_action", T, async () => {
     const cid = newConversationId();
-    const s = await connect(server.url, { conversation_id: cid, latest_event_id: -1 }, { transports: ["websocket"] });
+    const s = await connectReady(server.url, { conversation_id: cid, latest_event_id: -1 }, { transports: ["websocket"] });
     s.emit("oh_action", { action: "message", args: { content: "via legacy alias" } });
     const a = await waitForMessage(s, "via legacy alias");
     s.emit("oh_user_action", { action: "message", args: { content: "via new name" } });
     const b = await waitForMessage(s, "via new name");
     assertUserMessage(a, "via legacy alias", { fileUrls: null, imageUrls: null });
     assertUserMessage(b, "via new name", { fileUrls: null, imageUrls: null });
-    assert.equal(a.id, 0);
+    assert.equal(a.id, STARTUP_EVENTS);
     assert.ok(b.id > a.id);
     // The seed shape works on the alias too.
     s.emit("oh_action", { type: "message", source: "user", message: "seed via alias" });

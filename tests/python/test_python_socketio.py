@@ -54,6 +54,19 @@ def next_stored(events):
             return e
 
 
+# Every new conversation stores three events as it opens: agent_state_changed loading,
+# the environment's change_agent_state and agent_state_changed awaiting_user_input.
+STARTUP_EVENTS = 3
+
+
+def wait_ready(events):
+    """Waits until the agent is ready for input, as the OpenHands UI does."""
+    while True:
+        e = next_stored(events)
+        if e.get("observation") == "agent_state_changed" and e["extras"]["agent_state"] == "awaiting_user_input":
+            return e
+
+
 def next_user_message(events):
     """The next stored user message (the agent's state events are skipped)."""
     while True:
@@ -66,10 +79,11 @@ def next_user_message(events):
 def test_python_socketio_sends_and_receives(server, transports):
     cid = uuid.uuid4().hex
     sio, events = client(server, cid, -1, transports)
+    wait_ready(events)
     sio.emit("oh_user_action", {"action": "message", "args": {"content": "from python"}})
     sio.emit("oh_action", {"type": "message", "source": "user", "message": "legacy alias"})
     first, second = next_user_message(events), next_user_message(events)
-    assert (first["id"], first["args"]["content"]) == (0, "from python")
+    assert (first["id"], first["args"]["content"]) == (STARTUP_EVENTS, "from python")
     assert second["args"]["content"] == "legacy alias"
     assert list(first.keys()) == ["id", "timestamp", "source", "message", "action", "args"]
     sio.disconnect()

@@ -34,6 +34,15 @@ pub fn router() -> Router<AppState> {
             &format!("{base}/microagents"),
             get(|| async { Json(json!({"microagents": []})) }),
         )
+        .route(
+            &format!("{base}/submit-feedback"),
+            post(|| async {
+                ApiError::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    json!({"error": "Sharing feedback is not available on this server: nothing leaves your machine. Use Export to save the trajectory instead."}),
+                )
+            }),
+        )
 }
 
 async fn exists(state: &AppState, id: &str) -> Result<(), ApiError> {

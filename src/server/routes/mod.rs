@@ -5,6 +5,7 @@ mod conversations;
 mod files;
 mod health;
 mod options;
+mod secrets;
 mod settings;
 
 use axum::http::StatusCode;
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .merge(health::router())
         .merge(options::router())
         .merge(settings::router())
+        .merge(secrets::router())
         .merge(conversations::router())
         .merge(conversation::router())
         .merge(files::router())

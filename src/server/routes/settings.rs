@@ -34,6 +34,7 @@ async fn post_settings(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
+    let _guard = state.settings_lock.lock().await;
     let store = state.manager.store();
     let stored = store.settings().await?;
     let merged = settings::merge(stored, body)
