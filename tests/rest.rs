@@ -13,38 +13,6 @@ fn event_ids(page: &Value) -> Vec<u64> {
         .collect()
 }
 
-async fn get(server: &Server, path: &str) -> (u16, Value) {
-    let r = http().get(server.url(path)).send().await.unwrap();
-    let status = r.status().as_u16();
-    let ct = r
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    assert!(
-        ct.starts_with("application/json"),
-        "{path}: content-type {ct:?}"
-    );
-    (status, r.json().await.unwrap())
-}
-
-async fn send(
-    server: &Server,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = http().request(method, server.url(path));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    let v = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text:?}"));
-    (status, v)
-}
-
 #[tokio::test]
 async fn health_routes_answer_with_json() {
     let server = Server::start();

@@ -424,3 +424,37 @@ pub async fn act(ws: &mut Ws, action: &Value) -> Value {
         }
     }
 }
+
+/// `GET path`: status and JSON body (the response must say it is JSON).
+pub async fn get(server: &Server, path: &str) -> (u16, Value) {
+    let r = http().get(server.url(path)).send().await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert!(
+        ct.starts_with("application/json"),
+        "{path}: content-type {ct:?}"
+    );
+    (status, r.json().await.unwrap())
+}
+
+/// A request with an optional JSON body: status and JSON body.
+pub async fn send(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = http().request(method, server.url(path));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let v = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text:?}"));
+    (status, v)
+}
