@@ -270,8 +270,14 @@ pub struct Config {
     pub host: String,
     pub port: u16,
     pub session_api_key: Option<String>,
-    /// Allowed CORS origins; empty means localhost origins only, `*` means any.
+    /// Browser origins trusted besides the server's own (CORS and the Origin check);
+    /// `*` means any.
     pub cors_origins: Vec<String>,
+    /// Host names accepted in the `Host` header besides loopback names and the bound
+    /// address (against DNS rebinding); `*` means any (`ALLOWED_HOSTS`).
+    pub allowed_hosts: Vec<String>,
+    /// The session key was generated at start (a network bind without a configured key).
+    pub generated_key: bool,
     pub file: FileConfig,
     /// Warnings collected while loading (unknown keys), logged at start.
     pub warnings: Vec<String>,
@@ -285,6 +291,25 @@ pub struct CliOverrides {
     pub port: Option<u16>,
     pub file_store_path: Option<String>,
     pub workspace_base: Option<String>,
+    /// Serve a network address without a session key (the deployment authenticates).
+    pub no_auth: bool,
+}
+
+/// Whether a bind address or host name only reaches this machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.to_ascii_lowercase().ends_with(".localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A fresh random session key (two v4 UUIDs: 244 random bits, URL-safe).
+fn random_key() -> String {
+    use base64::Engine as _;
+    let mut bytes = uuid::Uuid::new_v4().as_bytes().to_vec();
+    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// How an environment variable's text becomes a TOML value.
@@ -524,6 +549,12 @@ impl Config {
         Self::load_with(cli, &|k| std::env::var(k).ok())
     }
 
+    /// The defaults (and this directory's `config.toml`), for unit tests.
+    #[cfg(test)]
+    pub fn for_tests() -> Config {
+        Self::load_with(&CliOverrides::default(), &|_| None).expect("default config")
+    }
+
     /// Loads the configuration with an explicit environment lookup (for tests).
     pub fn load_with(
         cli: &CliOverrides,
@@ -583,11 +614,33 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
+        let list = |name: &str| -> Vec<String> {
+            env(name)
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let allowed_hosts = list("ALLOWED_HOSTS");
+        let mut session_api_key = env("SESSION_API_KEY").filter(|v| !v.is_empty());
+        // Anyone on the network could run commands: a network bind needs a key, made up
+        // here unless the deployment says it authenticates users itself.
+        let no_auth =
+            cli.no_auth || env("OPENHANDS_NO_AUTH").is_some_and(|v| v == "1" || v == "true");
+        let generated_key = session_api_key.is_none() && !no_auth && !is_loopback_host(&host);
+        if generated_key {
+            session_api_key = Some(random_key());
+        }
         let config = Config {
             host,
             port,
-            session_api_key: env("SESSION_API_KEY").filter(|v| !v.is_empty()),
+            session_api_key,
             cors_origins,
+            allowed_hosts,
+            generated_key,
             file,
             warnings,
         };
@@ -697,6 +750,37 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::load_with(&cli, &|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn a_network_bind_without_a_key_gets_a_random_one_unless_told_otherwise() {
+        let local = load(None, &[], CliOverrides::default()).unwrap();
+        assert_eq!(
+            (local.session_api_key.as_deref(), local.generated_key),
+            (None, false)
+        );
+        let lan = CliOverrides {
+            host: Some("0.0.0.0".into()),
+            ..Default::default()
+        };
+        let a = load(None, &[], lan.clone()).unwrap();
+        let b = load(None, &[], lan.clone()).unwrap();
+        let key = a.session_api_key.clone().unwrap();
+        assert!(a.generated_key && key.len() >= 40, "{key}");
+        assert_ne!(a.session_api_key, b.session_api_key);
+        let given = load(None, &[("SESSION_API_KEY", "mine")], lan.clone()).unwrap();
+        assert_eq!(
+            (given.session_api_key.as_deref(), given.generated_key),
+            (Some("mine"), false)
+        );
+        let open = load(None, &[("OPENHANDS_NO_AUTH", "1")], lan).unwrap();
+        assert_eq!(open.session_api_key, None);
+        for host in ["localhost", "127.0.0.2", "::1", "[::1]"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["0.0.0.0", "192.168.1.5", "::", "example.com"] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 
     #[test]

@@ -22,6 +22,11 @@ struct Cli {
     /// The workspace shared by conversations (env WORKSPACE_BASE).
     #[arg(long)]
     workspace_base: Option<String>,
+    /// Serve a non-loopback address without a session key, for deployments that
+    /// authenticate users themselves (env OPENHANDS_NO_AUTH=1). Without it, a network
+    /// bind with no SESSION_API_KEY gets a random key, printed with the URL to open.
+    #[arg(long)]
+    no_auth: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         port: cli.port,
         file_store_path: cli.file_store_path,
         workspace_base: cli.workspace_base,
+        no_auth: cli.no_auth,
     };
     let config = match Config::load(&overrides) {
         Ok(c) => c,

@@ -16,6 +16,68 @@ pub enum SettingsError {
     BadType(String, &'static str),
     #[error("`condenser_max_size` must be at least 20")]
     CondenserTooSmall,
+    #[error("The LLM base URL changed but no API key was given: enter the API key again for the new base URL (a saved key is only ever sent to the base URL it was saved with).")]
+    KeyNeedsReentry,
+}
+
+/// Where the effective API key may be sent: the base URL it was saved with (the
+/// configuration's key goes with the configuration's base URL). Not a `FIELDS` key:
+/// clients neither see nor set it.
+pub const KEY_BASE_URL: &str = "llm_api_key_base_url";
+
+fn base_url_of(m: &Map<String, Value>, key: &str) -> Option<String> {
+    m.get(key)
+        .and_then(Value::as_str)
+        .map(|s| s.trim().trim_end_matches('/').to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Why the effective API key may not be used with the effective base URL, if so.
+pub fn key_mismatch(effective: &Map<String, Value>) -> Option<String> {
+    let has_key = effective
+        .get("llm_api_key")
+        .and_then(Value::as_str)
+        .is_some_and(|k| !k.is_empty());
+    let base = base_url_of(effective, "llm_base_url");
+    let bound = base_url_of(effective, KEY_BASE_URL);
+    (has_key && base != bound).then(|| {
+        format!(
+            "The API key was saved for {} but the LLM base URL is now {}: enter the API key again in Settings (a key is only ever sent to the base URL it was saved with).",
+            bound.as_deref().unwrap_or("the provider's default URL"),
+            base.as_deref().unwrap_or("the provider's default URL"),
+        )
+    })
+}
+
+/// `POST /api/settings`: merges `posted` into `stored`. A new API key is bound to the
+/// base URL it is saved with; changing the base URL without a new key is refused while
+/// a key is set, so that no key is ever sent to a host it was not meant for.
+pub fn update(
+    config: &Config,
+    stored: Option<Value>,
+    posted: Value,
+) -> Result<Value, SettingsError> {
+    let before = effective(config, stored.as_ref());
+    let new_key = posted
+        .get("llm_api_key")
+        .and_then(Value::as_str)
+        .is_some_and(|k| !k.is_empty());
+    let mut merged = merge(stored, posted)?;
+    let after = effective(config, Some(&merged));
+    if new_key {
+        if let Value::Object(m) = &mut merged {
+            let bound = base_url_of(&after, "llm_base_url");
+            m.insert(
+                KEY_BASE_URL.into(),
+                bound.map_or(Value::Null, Value::String),
+            );
+        }
+    } else if key_mismatch(&after).is_some()
+        && base_url_of(&before, "llm_base_url") != base_url_of(&after, "llm_base_url")
+    {
+        return Err(SettingsError::KeyNeedsReentry);
+    }
+    Ok(merged)
 }
 
 #[derive(Clone, Copy)]
@@ -89,6 +151,7 @@ pub fn defaults(config: &Config) -> Map<String, Value> {
         "email_verified": null,
         "git_user_name": f.core.git_user_name,
         "git_user_email": f.core.git_user_email,
+        (KEY_BASE_URL): f.llm.base_url,
     });
     match v {
         Value::Object(m) => m,
@@ -114,6 +177,8 @@ pub fn public_view(effective: &Map<String, Value>) -> Value {
         let v = effective.get(*key).cloned().unwrap_or(Value::Null);
         if SECRET_KEYS.contains(key) {
             out.insert((*key).into(), Value::Null);
+        } else if *key == "mcp_config" {
+            out.insert((*key).into(), mask_mcp(&v));
         } else if *key == "secrets_store" {
             // Tokens are never shown; which providers have one is `provider_tokens_set`.
             out.insert((*key).into(), json!({"provider_tokens": {}}));
@@ -131,6 +196,75 @@ pub fn public_view(effective: &Map<String, Value>) -> Value {
     out.insert("llm_api_key_set".into(), set("llm_api_key").into());
     out.insert("search_api_key_set".into(), set("search_api_key").into());
     Value::Object(out)
+}
+
+/// What `GET /api/settings` shows instead of a secret inside `mcp_config`.
+pub const MASK: &str = "<hidden>";
+
+/// `mcp_config` with every server's `api_key` and every environment value masked.
+fn mask_mcp(config: &Value) -> Value {
+    let mut out = config.clone();
+    for_each_secret(&mut out, |_, _, v| *v = Value::String(MASK.into()));
+    out
+}
+
+/// Calls `f(server identity, field, value)` for every secret of an `mcp_config`: the
+/// `api_key` of SSE and streamable-HTTP servers (by url), the `env` values of stdio
+/// servers (by name and variable).
+fn for_each_secret(config: &mut Value, mut f: impl FnMut(&str, &str, &mut Value)) {
+    for list in ["sse_servers", "shttp_servers"] {
+        for server in config
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let url = server
+                .get("url")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if let Some(key) = server.get_mut("api_key").filter(|k| k.is_string()) {
+                f(&format!("{list}:{url}"), "api_key", key);
+            }
+        }
+    }
+    for server in config
+        .get_mut("stdio_servers")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        let name = server
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if let Some(Value::Object(env)) = server.get_mut("env") {
+            for (var, value) in env.iter_mut().filter(|(_, v)| v.is_string()) {
+                f(&format!("stdio:{name}"), var, value);
+            }
+        }
+    }
+}
+
+/// A posted `mcp_config` that still holds masked secrets gets the stored ones back.
+fn unmask_mcp(posted: &mut Value, stored: Option<&Value>) {
+    let mut known = std::collections::HashMap::new();
+    if let Some(stored) = stored {
+        let mut stored = stored.clone();
+        for_each_secret(&mut stored, |server, field, v| {
+            known.insert((server.to_string(), field.to_string()), v.clone());
+        });
+    }
+    for_each_secret(posted, |server, field, v| {
+        if v.as_str() == Some(MASK) {
+            *v = known
+                .get(&(server.to_string(), field.to_string()))
+                .cloned()
+                .unwrap_or(Value::Null);
+        }
+    });
 }
 
 /// Merges a posted subset into the stored settings, checking types.
@@ -171,6 +305,10 @@ pub fn merge(stored: Option<Value>, posted: Value) -> Result<Value, SettingsErro
         // An empty or absent secret keeps the stored one (the UI never sees it back).
         if SECRET_KEYS.contains(&key.as_str()) && value.as_str().is_some_and(str::is_empty) {
             continue;
+        }
+        let mut value = value;
+        if key == "mcp_config" {
+            unmask_mcp(&mut value, out.get("mcp_config"));
         }
         out.insert(key, value);
     }
@@ -316,6 +454,86 @@ pub fn delete_secret(stored: Option<Value>, name: &str) -> Result<Value, SecretE
 #[cfg(test)]
 mod secret_tests {
     use super::*;
+
+    #[test]
+    fn mcp_secrets_are_masked_and_kept_when_the_masked_config_comes_back() {
+        let mcp = json!({
+            "sse_servers": [{"url": "https://a.example/sse", "api_key": "sk-sse"}, "https://plain.example"],
+            "shttp_servers": [{"url": "https://b.example/mcp", "api_key": "sk-http"}],
+            "stdio_servers": [{"name": "gh", "command": "npx", "args": [], "env": {"GITHUB_TOKEN": "ghp_x"}}],
+        });
+        let stored = merge(None, json!({"mcp_config": mcp})).unwrap();
+        let view = public_view(stored.as_object().unwrap());
+        let shown = view["mcp_config"].to_string();
+        for secret in ["sk-sse", "sk-http", "ghp_x"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert_eq!(
+            view["mcp_config"]["sse_servers"][1],
+            "https://plain.example"
+        );
+        // The MCP page posts what it was shown, plus a new server.
+        let mut edited = view["mcp_config"].clone();
+        edited["shttp_servers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"url": "https://c.example", "api_key": "new"}));
+        let saved = merge(Some(stored), json!({"mcp_config": edited})).unwrap();
+        assert_eq!(saved["mcp_config"]["sse_servers"][0]["api_key"], "sk-sse");
+        assert_eq!(
+            saved["mcp_config"]["shttp_servers"][0]["api_key"],
+            "sk-http"
+        );
+        assert_eq!(saved["mcp_config"]["shttp_servers"][1]["api_key"], "new");
+        assert_eq!(
+            saved["mcp_config"]["stdio_servers"][0]["env"]["GITHUB_TOKEN"],
+            "ghp_x"
+        );
+    }
+
+    #[test]
+    fn a_saved_key_only_goes_to_the_base_url_it_was_saved_with() {
+        let config = Config::for_tests();
+        let s = update(
+            &config,
+            None,
+            json!({"llm_api_key": "k", "llm_base_url": "https://llm.example/v1"}),
+        )
+        .unwrap();
+        assert!(key_mismatch(&effective(&config, Some(&s))).is_none());
+        // A new base URL without the key is refused, with the key it is fine.
+        let moved = json!({"llm_base_url": "http://attacker.example/v1"});
+        assert!(matches!(
+            update(&config, Some(s.clone()), moved.clone()),
+            Err(SettingsError::KeyNeedsReentry)
+        ));
+        let mut with_key = moved;
+        with_key["llm_api_key"] = json!("k2");
+        assert!(update(&config, Some(s.clone()), with_key).is_ok());
+        // Other changes (and an empty key, which keeps the stored one) are fine.
+        let s2 = update(
+            &config,
+            Some(s.clone()),
+            json!({"llm_model": "m", "llm_api_key": "", "llm_base_url": "https://llm.example/v1/"}),
+        )
+        .unwrap();
+        assert!(key_mismatch(&effective(&config, Some(&s2))).is_none());
+        // Stored settings that point the key elsewhere (say, written before binding) are
+        // caught when the key would be used.
+        let mut forged = s;
+        forged["llm_base_url"] = json!("http://attacker.example/v1");
+        assert!(key_mismatch(&effective(&config, Some(&forged)))
+            .unwrap()
+            .contains("attacker.example"));
+        // Clients cannot set the binding themselves.
+        let s3 = update(
+            &config,
+            Some(forged),
+            json!({(KEY_BASE_URL): "http://attacker.example/v1"}),
+        )
+        .unwrap();
+        assert_ne!(s3[KEY_BASE_URL], "http://attacker.example/v1");
+    }
 
     fn secret(name: &str, value: &str) -> CustomSecret {
         CustomSecret {

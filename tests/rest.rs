@@ -537,55 +537,90 @@ async fn session_api_key_guards_rest_but_not_health() {
     );
 }
 
-#[tokio::test]
-async fn cors_allows_localhost_by_default_and_configured_origins() {
-    let server = Server::start();
-    let preflight = |origin: &'static str, port: u16| async move {
-        http()
-            .request(
-                reqwest::Method::OPTIONS,
-                format!("http://127.0.0.1:{port}/api/conversations"),
-            )
-            .header("Origin", origin)
-            .header("Access-Control-Request-Method", "POST")
-            .send()
-            .await
-            .unwrap()
-            .headers()
-            .get("access-control-allow-origin")
+/// A CORS preflight for `POST /api/conversations` from `origin`: status and the
+/// allow-origin and allow-credentials headers.
+async fn preflight(port: u16, origin: &str) -> (u16, Option<String>, Option<String>) {
+    let r = http()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("http://127.0.0.1:{port}/api/conversations"),
+        )
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
             .map(|v| v.to_str().unwrap().to_string())
     };
-    assert_eq!(
-        preflight("http://localhost:12001", server.port)
-            .await
-            .as_deref(),
-        Some("http://localhost:12001")
-    );
-    assert_eq!(preflight("https://evil.example", server.port).await, None);
+    (
+        r.status().as_u16(),
+        header("access-control-allow-origin"),
+        header("access-control-allow-credentials"),
+    )
+}
+
+#[tokio::test]
+async fn cors_trusts_only_configured_origins_and_never_pairs_a_wildcard_with_credentials() {
+    // By default only the server's own pages (same origin, no CORS needed) are trusted.
+    let server = Server::start();
+    for origin in ["http://localhost:12001", "https://evil.example"] {
+        let (status, allow, _) = preflight(server.port, origin).await;
+        assert_eq!((status, allow), (403, None), "{origin}");
+    }
     let server = Server::with_env(&[("CORS_ALLOWED_ORIGINS", "https://app.example")]);
     assert_eq!(
-        preflight("https://app.example", server.port)
-            .await
-            .as_deref(),
-        Some("https://app.example")
+        preflight(server.port, "https://app.example").await,
+        (200, Some("https://app.example".into()), Some("true".into()))
     );
-    assert_eq!(preflight("http://localhost:12001", server.port).await, None);
+    assert_eq!(
+        preflight(server.port, "http://localhost:12001").await.1,
+        None
+    );
+    let server = Server::with_env(&[("CORS_ALLOWED_ORIGINS", "*")]);
+    assert_eq!(
+        preflight(server.port, "https://any.example").await,
+        (200, Some("*".into()), None)
+    );
 }
 
 #[tokio::test]
 async fn opening_the_ui_with_the_key_stores_it_in_a_cookie_for_rest_and_sockets() {
     let server = Server::with_env(&[("SESSION_API_KEY", "s3cret")]);
-    let r = http()
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirects
         .get(server.url("/?session_api_key=s3cret"))
         .send()
         .await
         .unwrap();
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(
-        cookie.starts_with("openhands_session_api_key=s3cret;") && cookie.contains("HttpOnly"),
+        cookie.starts_with("openhands_session_api_key=s3cret;")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && !cookie.contains("Secure"),
         "{cookie}"
     );
-    let r = http()
+    // The key leaves the address bar (and the history) through a redirect.
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/");
+    let r = no_redirects
+        .get(server.url("/conversations/abc?x=1&session_api_key=s3cret"))
+        .header("X-Forwarded-Proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/conversations/abc?x=1");
+    assert!(r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("; Secure"));
+    let r = no_redirects
         .get(server.url("/?session_api_key=wrong"))
         .send()
         .await

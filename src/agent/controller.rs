@@ -315,6 +315,11 @@ impl Controller {
     /// Reads the user's settings for this turn; None (and an error state) without an LLM.
     async fn load_turn(&mut self) -> bool {
         let s = self.host.settings().await;
+        if let Some(why) = crate::settings::key_mismatch(&s) {
+            self.notify_status("error", "STATUS$ERROR_LLM_AUTHENTICATION", &why);
+            self.set_state(AgentState::Error, &why).await;
+            return false;
+        }
         let llm = &self.options.llm;
         let Some(model) = setting_str(&s, "llm_model")
             .or_else(|| llm.model.clone())

@@ -23,6 +23,8 @@ use crate::store::{ConversationMetadata, EventStore, StoreError};
 pub enum ManagerError {
     #[error("conversation {0} not found")]
     NotFound(String),
+    #[error("invalid conversation id (1 to 100 letters, digits, _ or -)")]
+    InvalidId,
     #[error("too many conversations are busy ({0} open); try again when one finishes")]
     TooMany(usize),
     #[error("the server is shutting down")]
@@ -82,6 +84,9 @@ impl ConversationManager {
     /// Returns the open conversation `id`, reopening it from the store if needed; with
     /// `create`, an unknown id becomes a new conversation.
     pub async fn open(&self, id: &str, create: bool) -> Result<Arc<Conversation>, ManagerError> {
+        if !super::valid_id(id) {
+            return Err(ManagerError::InvalidId);
+        }
         loop {
             if self.shutdown.is_cancelled() {
                 return Err(ManagerError::ShuttingDown);
@@ -229,6 +234,9 @@ impl ConversationManager {
 
     /// Creates conversation `id` (which must not exist yet) and opens it.
     pub async fn create_with_id(&self, id: &str, new: NewConversation) -> Result<(), ManagerError> {
+        if !super::valid_id(id) {
+            return Err(ManagerError::InvalidId);
+        }
         let mut meta = ConversationMetadata::new(id, new.trigger.as_deref().or(Some("gui")));
         meta.selected_repository = new.selected_repository;
         meta.selected_branch = new.selected_branch;
@@ -261,6 +269,9 @@ impl ConversationManager {
 
     /// Closes and deletes conversation `id`; false if it did not exist.
     pub async fn delete(&self, id: &str) -> Result<bool, ManagerError> {
+        if !super::valid_id(id) {
+            return Err(ManagerError::InvalidId);
+        }
         if let Ok(mut d) = self.deleting.lock() {
             d.insert(id.to_string());
         }

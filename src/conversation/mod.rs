@@ -22,6 +22,14 @@ pub const TOO_MANY_CONVERSATIONS: &str = "Too many conversations at once. If you
 pub const STOPPED_NOTICE: &str = r#"{"message":"","observation":"agent_state_changed","content":"","extras":{"agent_state":"stopped","reason":""}}"#;
 
 /// Builds the title-change status update clients refresh the conversation on.
+/// Whether `id` can name a conversation: 1 to 100 of `A-Z a-z 0-9 _ -`.
+pub fn valid_id(id: &str) -> bool {
+    (1..=100).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 pub fn title_update(conversation_id: &str, title: &str) -> String {
     serde_json::json!({"status_update": true, "type": "info", "message": conversation_id, "conversation_title": title}).to_string()
 }

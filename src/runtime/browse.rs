@@ -246,12 +246,12 @@ async fn fetch(client: &reqwest::Client, given: &str, target: Url, limits: Brows
     let text = decode(&bytes, charset.as_deref(), truncated);
 
     let (title, body) = if kind == Kind::Html {
-        match tokio::task::spawn_blocking(move || html_to_markdown(&text)).await {
+        match convert_guarded(text).await {
             Ok(converted) => converted,
-            Err(e) => {
+            Err(message) => {
                 return Page::failure(
                     final_url,
-                    format!("Could not convert the page at {given} to text: {e}."),
+                    format!("Could not convert the page at {given} to text: {message}"),
                 )
             }
         }
@@ -344,6 +344,105 @@ fn decode(bytes: &[u8], charset: Option<&str>, truncated: bool) -> String {
 }
 
 /// HTML → (title, markdown), skipping scripts, styles and the head.
+/// Elements nested deeper than this are refused before parsing: the parser and the
+/// converter recurse per level.
+pub const MAX_HTML_DEPTH: usize = 512;
+
+/// How long one page's conversion may take.
+const CONVERT_BUDGET: Duration = Duration::from_secs(10);
+
+/// The stack of the conversion thread: generous, so that [`MAX_HTML_DEPTH`] levels
+/// are far from its end (only the pages it touches are ever allocated).
+const CONVERT_STACK: usize = 256 * 1024 * 1024;
+
+/// Converts `html` on a thread of its own with a large stack, after a depth check, within
+/// [`CONVERT_BUDGET`]: a hostile page becomes an error, never a crash or a stuck worker.
+async fn convert_guarded(html: String) -> Result<(Option<String>, String), String> {
+    let depth = nesting_depth(&html, MAX_HTML_DEPTH + 1);
+    if depth > MAX_HTML_DEPTH {
+        return Err(format!(
+            "its elements are nested more than {MAX_HTML_DEPTH} levels deep, which this browser does not render. Fetch the raw HTML with a shell command (curl) if you need it."
+        ));
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("html-to-markdown".into())
+        .stack_size(CONVERT_STACK)
+        .spawn(move || {
+            let _ = tx.send(html_to_markdown(&html));
+        })
+        .map_err(|e| format!("no thread to convert it ({e})."))?;
+    match tokio::time::timeout(CONVERT_BUDGET, rx).await {
+        Ok(Ok(converted)) => Ok(converted),
+        Ok(Err(_)) => Err("the converter failed.".into()),
+        Err(_) => Err(format!(
+            "converting it took longer than {} s. Fetch the raw HTML with a shell command (curl) if you need it.",
+            CONVERT_BUDGET.as_secs()
+        )),
+    }
+}
+
+/// Elements that never hold others, or that the HTML parser closes by itself when the
+/// next one starts: they do not deepen the tree.
+const FLAT_ELEMENTS: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+    "track", "wbr", "p", "li", "td", "th", "tr", "option", "dt", "dd", "!doctype",
+];
+
+/// An upper estimate of how deeply `html`'s elements nest (open tags minus close tags,
+/// skipping comments, raw text and elements that do not nest), stopping at `stop`.
+pub fn nesting_depth(html: &str, stop: usize) -> usize {
+    let bytes = html.as_bytes();
+    let (mut i, mut depth, mut max) = (0usize, 0usize, 0usize);
+    while let Some(off) = bytes[i..].iter().position(|b| *b == b'<') {
+        i += off + 1;
+        if bytes[i..].starts_with(b"!--") {
+            i = html[i..].find("-->").map_or(bytes.len(), |e| i + e + 3);
+            continue;
+        }
+        let closing = bytes.get(i) == Some(&b'/');
+        let start = if closing { i + 1 } else { i };
+        let name_len = bytes[start..]
+            .iter()
+            .position(|b| b.is_ascii_whitespace() || *b == b'>' || *b == b'/')
+            .unwrap_or(bytes.len() - start);
+        let name = html[start..start + name_len].to_ascii_lowercase();
+        if name.is_empty() || !(name.as_bytes()[0].is_ascii_alphabetic() || name == "!doctype") {
+            continue;
+        }
+        let end = bytes[start..]
+            .iter()
+            .position(|b| *b == b'>')
+            .map_or(bytes.len(), |e| start + e);
+        let self_closing = end > 0 && bytes.get(end - 1) == Some(&b'/');
+        i = (end + 1).min(bytes.len());
+        if FLAT_ELEMENTS.contains(&name.as_str()) || self_closing {
+            continue;
+        }
+        if closing {
+            depth = depth.saturating_sub(1);
+            continue;
+        }
+        depth += 1;
+        max = max.max(depth);
+        if max >= stop {
+            return max;
+        }
+        // Raw text: nothing inside is markup.
+        if matches!(
+            name.as_str(),
+            "script" | "style" | "textarea" | "title" | "xmp"
+        ) {
+            let close = format!("</{name}");
+            i = bytes[i..]
+                .windows(close.len())
+                .position(|w| w.eq_ignore_ascii_case(close.as_bytes()))
+                .map_or(bytes.len(), |e| i + e);
+        }
+    }
+    max
+}
+
 fn html_to_markdown(html: &str) -> (Option<String>, String) {
     let title: Arc<Mutex<Option<String>>> = Arc::default();
     let slot = Arc::clone(&title);
@@ -551,6 +650,44 @@ fn describe_error(e: &reqwest::Error, url: &str, host: &str, timeout: Duration) 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nesting_depth_counts_what_nests_and_skips_what_does_not() {
+        assert_eq!(
+            nesting_depth(
+                "<html><body><div><p>a<p>b<br><img src=x></div></body></html>",
+                99
+            ),
+            3
+        );
+        assert_eq!(nesting_depth("<!-- <div><div><div> --><div></div>", 99), 1);
+        assert_eq!(
+            nesting_depth(
+                "<script>if (a<b) { '<div><div>' }</script><span></span>",
+                99
+            ),
+            1
+        );
+        assert_eq!(nesting_depth("<ul><li>a<li>b</ul><div/><x-y></x-y>", 99), 1);
+        assert_eq!(nesting_depth("a < b and <3 <", 99), 0);
+        let deep = "<div>".repeat(100_000);
+        assert_eq!(nesting_depth(&deep, MAX_HTML_DEPTH + 1), MAX_HTML_DEPTH + 1);
+        let unicode = "<div>é</div><p>ü<b>ß</b>".repeat(10);
+        assert_eq!(nesting_depth(&unicode, 99), 1);
+    }
+
+    #[tokio::test]
+    async fn deep_pages_are_refused_and_deep_but_allowed_ones_convert() {
+        let refused = convert_guarded("<div>".repeat(5_000) + "x").await;
+        assert!(refused.unwrap_err().contains("nested more than"));
+        let html = format!(
+            "{}deep text{}",
+            "<div>".repeat(MAX_HTML_DEPTH - 5),
+            "</div>".repeat(MAX_HTML_DEPTH - 5)
+        );
+        let (_, text) = convert_guarded(html).await.unwrap();
+        assert!(text.contains("deep text"), "{text}");
+    }
+
     use super::*;
     use axum::http::{header, StatusCode};
     use axum::response::{Html, IntoResponse, Redirect};

@@ -2,6 +2,7 @@
 //! does: a persistent shell, files and the editor, and web pages.
 
 pub mod browse;
+mod child_env;
 pub mod editor;
 mod process;
 pub mod shell;
@@ -66,6 +67,8 @@ impl HostInfo {
 
 /// Runs a conversation's actions in its workspace.
 pub struct LocalRuntime {
+    /// Marks every process this runtime starts (see [`child_env::MARKER`]).
+    id: String,
     workspace: PathBuf,
     config: RuntimeConfig,
     shell: OnceCell<Arc<Shell>>,
@@ -83,7 +86,11 @@ impl LocalRuntime {
             .timeout(config.browse.timeout)
             .build()
             .unwrap_or_default();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut config = config;
+        config.env.push((child_env::MARKER.into(), id.clone()));
         LocalRuntime {
+            id,
             workspace: workspace.to_path_buf(),
             config,
             shell: OnceCell::new(),
@@ -128,6 +135,14 @@ impl LocalRuntime {
     pub fn close(&self) {
         if let Some(shell) = self.shell.get() {
             shell.kill_all();
+        }
+        // Daemons that left the shell's session carry the runtime's marker.
+        let strays = process::kill_marked(child_env::MARKER, &self.id);
+        if strays > 0 {
+            tracing::info!(
+                killed = strays,
+                "killed processes that had left the shell's session"
+            );
         }
     }
 

@@ -68,6 +68,36 @@ pub fn kill_session_except(sid: i32, keep: &HashSet<i32>, leader_too: bool) -> u
     killed
 }
 
+/// Kills (SIGKILL) every process of this user whose initial environment has
+/// `name=value`: what a runtime started, even through `setsid`, `nohup` or a double
+/// fork. Returns how many were killed.
+pub fn kill_marked(name: &str, value: &str) -> usize {
+    let needle = format!("{name}={value}");
+    let me = std::process::id() as i32;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut killed = 0;
+    for pid in dir
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+    {
+        // Unreadable (another user's) processes are not ours to kill.
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if environ
+            .split(|b| *b == 0)
+            .any(|var| var == needle.as_bytes())
+            && kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok()
+        {
+            killed += 1;
+        }
+    }
+    killed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

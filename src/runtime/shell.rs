@@ -129,6 +129,8 @@ impl Shell {
         let mut cmd = tokio::process::Command::new("bash");
         cmd.args(["--noprofile", "--norc", "--noediting", "+H", "-i"])
             .current_dir(cwd)
+            .env_clear()
+            .envs(super::child_env::from_server())
             .env("PS1", PS1)
             .env("PS2", "")
             .env("PROMPT_COMMAND", "")

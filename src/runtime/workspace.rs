@@ -420,6 +420,19 @@ impl Workspace {
         if loc.real == self.root || loc.real.is_dir() {
             return Err(WorkspaceError::NotAFile(name.to_string()));
         }
+        // A repository's `.git` holds configuration that runs programs (hooks, filters):
+        // nothing from outside the conversation may land there.
+        let inside = loc.real.strip_prefix(&self.root).unwrap_or(&loc.real);
+        if inside.components().any(|c| {
+            c.as_os_str()
+                .to_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(".git"))
+        }) {
+            return Err(WorkspaceError::InvalidPath {
+                path: name.to_string(),
+                reason: "uploads cannot write into a .git folder",
+            });
+        }
         if let Some(parent) = loc.real.parent() {
             fs::create_dir_all(parent)
                 .map_err(|e| WorkspaceError::io(name, "create the folder for", e))?;
@@ -698,14 +711,32 @@ fn zip_time(time: SystemTime) -> Option<DateTime> {
     .ok()
 }
 
-/// Runs `git -C dir args…` without prompts, optional locks, fsmonitor hooks or inherited
-/// repository overrides.
-fn git<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<Output, WorkspaceError> {
-    Command::new("git")
-        .arg("-C")
+/// The filter drivers a repository's configuration defines (`filter.<name>.*`).
+fn filter_drivers(dir: &Path) -> Vec<String> {
+    let Ok(out) = git_command(dir)
+        .args(["config", "--name-only", "--get-regexp", r"^filter\."])
+        .output()
+    else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|key| key.strip_prefix("filter.")?.rsplit_once('.'))
+        .map(|(name, _)| name.to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// `git -C dir` without prompts, optional locks or inherited repository overrides, and
+/// with nothing the repository configures that runs a program: no fsmonitor, no hooks.
+fn git_command(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C")
         .arg(dir)
         .args(["-c", "core.fsmonitor=false", "-c", "core.quotepath=off"])
-        .args(args)
+        .args(["-c", "core.hooksPath=/dev/null", "-c", "diff.external="])
         .env("GIT_OPTIONAL_LOCKS", "0")
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("LC_ALL", "C")
@@ -714,15 +745,33 @@ fn git<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<Output, WorkspaceError
         .env_remove("GIT_INDEX_FILE")
         .env_remove("GIT_OBJECT_DIRECTORY")
         .env_remove("GIT_COMMON_DIR")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                WorkspaceError::Git("the git program is not installed".to_string())
-            } else {
-                WorkspaceError::Git(format!("unable to run git: {e}"))
-            }
-        })
+        .env_remove("GIT_CONFIG_PARAMETERS")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `git -C dir args…` for the REST routes. A repository may configure filter
+/// drivers (run on checkout, status and diff, picked by `.gitattributes`): each one is
+/// replaced by `cat`, so opening an untrusted repository's changes runs nothing of it.
+fn git<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<Output, WorkspaceError> {
+    let mut cmd = git_command(dir);
+    for name in filter_drivers(dir) {
+        for (key, value) in [
+            ("clean", "cat"),
+            ("smudge", "cat"),
+            ("process", ""),
+            ("required", "false"),
+        ] {
+            cmd.arg("-c").arg(format!("filter.{name}.{key}={value}"));
+        }
+    }
+    cmd.args(args).output().map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            WorkspaceError::Git("the git program is not installed".to_string())
+        } else {
+            WorkspaceError::Git(format!("unable to run git: {e}"))
+        }
+    })
 }
 
 /// [`WorkspaceError::NotGit`] for "not a git repository", else the git error message.
@@ -751,6 +800,7 @@ fn repo_changes(dir: &Path) -> Result<Vec<GitChange>, WorkspaceError> {
             "--porcelain=v1",
             "-z",
             "--untracked-files=all",
+            "--ignore-submodules=all",
             "--",
             ".",
         ],
@@ -1157,6 +1207,27 @@ mod tests {
     }
 
     #[test]
+    fn uploads_cannot_write_into_a_git_folder() {
+        let (_tmp, ws) = setup_links();
+        for name in [
+            ".git/config",
+            "sub/.git/hooks/pre-commit",
+            ".GIT/info/attributes",
+            "/workspace/.git/x",
+        ] {
+            assert!(
+                matches!(
+                    ws.write_upload(name, b"x"),
+                    Err(WorkspaceError::InvalidPath { .. })
+                ),
+                "{name}"
+            );
+        }
+        assert!(!ws.root().join(".git/config").exists());
+        ws.write_upload("notgit/.gitignore", b"ok").unwrap();
+    }
+
+    #[test]
     fn write_upload_creates_dirs_and_stays_inside() {
         let (tmp, ws) = setup_links();
         let written = ws.write_upload("a.txt", b"one").unwrap();
@@ -1309,6 +1380,59 @@ mod tests {
             status: status.into(),
             path: path.into(),
         }
+    }
+
+    #[test]
+    fn git_routes_run_no_program_the_repository_configures() {
+        let (tmp, ws) = git_repo();
+        let root = ws.root().to_path_buf();
+        let marker = |what: &str| tmp.path().join(format!("ran-{what}"));
+        for (key, what) in [
+            ("filter.evil.clean", "clean"),
+            ("filter.evil.smudge", "smudge"),
+            ("filter.evil.process", "process"),
+            ("filter.x.y.clean", "dotted"),
+            ("diff.evil.textconv", "textconv"),
+            ("core.fsmonitor", "fsmonitor"),
+        ] {
+            let cmd = format!("touch {}; cat", marker(what).display());
+            run_git(&root, &["config", key, &cmd]);
+        }
+        fs::create_dir_all(root.join(".git/info")).unwrap();
+        fs::write(
+            root.join(".git/info/attributes"),
+            "* filter=evil diff=evil\n",
+        )
+        .unwrap();
+        fs::write(root.join(".gitattributes"), "*.txt filter=x.y\n").unwrap();
+        fs::write(root.join("modify.txt"), "new\n").unwrap();
+        let changes = ws.git_changes().unwrap();
+        assert!(changes.contains(&change("M", "modify.txt")), "{changes:?}");
+        let diff = ws.git_diff("modify.txt").unwrap();
+        assert_eq!(
+            (diff.original.as_str(), diff.modified.as_str()),
+            ("old\n", "new\n")
+        );
+        for what in [
+            "clean",
+            "smudge",
+            "process",
+            "dotted",
+            "textconv",
+            "fsmonitor",
+        ] {
+            assert!(
+                !marker(what).exists(),
+                "git ran the repository's {what} program"
+            );
+        }
+        // The same repository does run them with plain git: the test can fail.
+        let _ = Command::new("git")
+            .arg("-C")
+            .arg(&root)
+            .args(["diff", "--stat"])
+            .output();
+        assert!(marker("process").exists() || marker("clean").exists());
     }
 
     #[test]

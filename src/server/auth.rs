@@ -41,6 +41,21 @@ pub fn cookie_key(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_string())
 }
 
+/// The request's path and query without `session_api_key`.
+fn without_key(uri: &axum::http::Uri) -> String {
+    let rest: Vec<&str> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty() && p.split('=').next() != Some("session_api_key"))
+        .collect();
+    if rest.is_empty() {
+        uri.path().to_string()
+    } else {
+        format!("{}?{}", uri.path(), rest.join("&"))
+    }
+}
+
 fn query_key(req: &Request) -> Option<String> {
     req.uri().query().and_then(|q| {
         q.split('&')
@@ -67,13 +82,27 @@ pub async fn require_session_key(
     };
     let matches = |g: &str| constant_time_eq(g.as_bytes(), expected.as_bytes());
     let path = req.uri().path();
-    if !path.starts_with("/api/") && !path.starts_with("/socket.io") {
+    if !path.starts_with("/api/") && !path.starts_with("/socket.io") && path != "/ws" {
         if let Some(key) = query_key(&req).filter(|k| matches(k)) {
-            let mut res = next.run(req).await;
-            let cookie = format!("{COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict");
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                res.headers_mut().append(header::SET_COOKIE, v);
+            // Keep the key in a cookie and take it out of the address bar (and so out of
+            // the browser's history) with a redirect to the same page without it.
+            let secure = req
+                .headers()
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+            let cookie = format!(
+                "{COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict{}",
+                if secure { "; Secure" } else { "" }
+            );
+            let location = without_key(req.uri());
+            let mut res = axum::http::StatusCode::SEE_OTHER.into_response();
+            for (name, value) in [(header::SET_COOKIE, cookie), (header::LOCATION, location)] {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    res.headers_mut().insert(name, v);
+                }
             }
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             return res;
         }
     }

@@ -29,9 +29,15 @@ impl ApiError {
         Self::detail(StatusCode::BAD_REQUEST, message)
     }
 
+    /// A 500 whose body names an error id to look up in the log, never the cause itself
+    /// (which may hold paths or database messages).
     pub fn internal(message: impl std::fmt::Display) -> Self {
-        tracing::error!("internal error: {message}");
-        Self::detail(StatusCode::INTERNAL_SERVER_ERROR, message.to_string())
+        let error_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        tracing::error!(error_id, "internal error: {message}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"detail": format!("Internal server error (error id {error_id} in the server log)"), "error_id": error_id}),
+        )
     }
 
     /// Upstream's "conversation not found" body.
@@ -60,6 +66,7 @@ impl From<crate::conversation::ManagerError> for ApiError {
         use crate::conversation::ManagerError as M;
         match e {
             M::NotFound(_) => ApiError::conversation_not_found(),
+            M::InvalidId => ApiError::bad_request(e.to_string()),
             M::Deleting(_) => ApiError::detail(StatusCode::CONFLICT, e.to_string()),
             M::TooMany(_) | M::ShuttingDown => {
                 ApiError::detail(StatusCode::SERVICE_UNAVAILABLE, e.to_string())

@@ -39,6 +39,7 @@ pub async fn handler(
                 .get("x-session-api-key")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
+                .or_else(|| super::auth::cookie_key(&headers))
         });
         if !given.is_some_and(|g| super::auth::constant_time_eq(g.as_bytes(), expected.as_bytes()))
         {
@@ -136,7 +137,7 @@ async fn serve(
             Message::Close(_) => break,
             _ => continue,
         };
-        if let Some(reply) = handle(&conversation, text.trim()).await {
+        if let Some(reply) = handle(&state, &conversation, text.trim()).await {
             if out.send(reply).await.is_err() {
                 break;
             }
@@ -148,7 +149,15 @@ async fn serve(
 }
 
 /// Handles one client message; returns a direct reply, if any.
-async fn handle(conversation: &Conversation, text: &str) -> Option<String> {
+/// The LLM base URL in force (stored settings over the configuration).
+async fn current_base_url(state: &AppState) -> Option<Value> {
+    let stored = state.manager.store().settings().await.ok().flatten();
+    crate::settings::effective(&state.config, stored.as_ref())
+        .get("llm_base_url")
+        .cloned()
+}
+
+async fn handle(state: &AppState, conversation: &Conversation, text: &str) -> Option<String> {
     if text.is_empty() {
         return None;
     }
@@ -166,7 +175,20 @@ async fn handle(conversation: &Conversation, text: &str) -> Option<String> {
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default();
-            conversation.set_overrides(initialize_settings(&args));
+            let mut overrides = initialize_settings(&args);
+            if overrides.contains_key("llm_api_key") {
+                // A key given here goes to the base URL given with it, or else to the
+                // one in force now.
+                let base = match overrides.get("llm_base_url") {
+                    Some(b) => Some(b.clone()),
+                    None => current_base_url(state).await,
+                };
+                overrides.insert(
+                    crate::settings::KEY_BASE_URL.into(),
+                    base.unwrap_or(Value::Null),
+                );
+            }
+            conversation.set_overrides(overrides);
             return Some(
                 json!({"action": "initialize", "message": "Control loop started."}).to_string(),
             );

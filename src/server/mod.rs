@@ -4,6 +4,7 @@ mod auth;
 mod engineio;
 mod error;
 mod frontend;
+mod guard;
 mod legacy_ws;
 mod routes;
 mod socket;
@@ -32,15 +33,14 @@ pub struct AppState {
     pub started: Instant,
     /// Serialises read-modify-write changes of the stored settings.
     pub settings_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Which browser pages and host names may use the server.
+    pub browser: Arc<guard::BrowserPolicy>,
 }
 
-/// Upstream's path rule for conversation ids: ≤100 chars, no `..`, `/`, `\` or control characters.
+/// Conversation ids are `[A-Za-z0-9_-]{1,100}` everywhere (REST paths, socket and `/ws`
+/// queries), so an id is always one directory name of its own.
 pub fn valid_conversation_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 100
-        && !id.contains("..")
-        && !id.contains(['/', '\\'])
-        && !id.chars().any(char::is_control)
+    crate::conversation::valid_id(id)
 }
 
 /// A random Socket.IO socket id.
@@ -66,12 +66,18 @@ pub fn app(state: AppState, engine_config: EngineConfig) -> (Router, Arc<Engine>
             state.clone(),
             auth::require_session_key,
         ))
-        .layer(cors(&state.config))
+        .layer(cors(state.browser.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check_browser,
+        ))
         .with_state(state);
     (router, engine)
 }
 
-fn cors(config: &Config) -> CorsLayer {
+/// CORS for the trusted origins of [`guard::BrowserPolicy`]; `*` answers any origin but
+/// never with credentials (the session cookie then stays with the server's own pages).
+fn cors(policy: Arc<guard::BrowserPolicy>) -> CorsLayer {
     let base = CorsLayer::new()
         .allow_methods([
             Method::GET,
@@ -82,37 +88,13 @@ fn cors(config: &Config) -> CorsLayer {
             Method::OPTIONS,
         ])
         .allow_headers(tower_http::cors::AllowHeaders::mirror_request());
-    if config.cors_origins.iter().any(|o| o == "*") {
-        return base
-            .allow_origin(AllowOrigin::mirror_request())
-            .allow_credentials(true);
+    if policy.any_origin() {
+        return base.allow_origin(AllowOrigin::any());
     }
-    let listed: Vec<HeaderValue> = config
-        .cors_origins
-        .iter()
-        .filter_map(|o| o.parse().ok())
-        .collect();
     base.allow_credentials(true)
         .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
-            if listed.iter().any(|o| o == origin) {
-                return true;
-            }
-            // Without a list, any localhost origin (any port) is allowed, as upstream.
-            listed.is_empty() && is_localhost_origin(origin)
+            origin.to_str().is_ok_and(|o| policy.cors_allowed(o))
         }))
-}
-
-fn is_localhost_origin(origin: &HeaderValue) -> bool {
-    let Ok(o) = origin.to_str() else { return false };
-    let host = o.split("://").nth(1).unwrap_or("");
-    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
-        if p.chars().all(|c| c.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
-    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
 }
 
 async fn socket_get(
@@ -157,6 +139,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         manager: manager.clone(),
         started: Instant::now(),
         settings_lock: Arc::default(),
+        browser: Arc::new(guard::BrowserPolicy::new(&config)),
     };
     let (router, engine) = app(state, EngineConfig::default());
     let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
@@ -170,6 +153,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
     println!("openhands-server listening on http://{addr}");
+    if config.generated_key {
+        // As Jupyter prints its token URL: the key is needed from every client.
+        let key = config.session_api_key.as_deref().unwrap_or_default();
+        let port = addr.port();
+        let name = hostname().unwrap_or_else(|| "<this machine>".into());
+        println!(
+            "This server is reachable from the network, so it requires a session key (set SESSION_API_KEY to choose one, or --no-auth behind your own authentication).\nOpen the UI with:\n    http://{name}:{port}/?session_api_key={key}\n    http://127.0.0.1:{port}/?session_api_key={key}\nAPI clients send the header X-Session-API-Key: {key}"
+        );
+    } else if config.session_api_key.is_none() && !crate::config::is_loopback_host(&config.host) {
+        tracing::warn!("serving {addr} without a session key (--no-auth): anyone who reaches it can run commands");
+    }
     tracing::info!(store = %store_dir.display(), "listening on http://{addr}");
     let shutdown_engine = engine.clone();
     axum::serve(listener, router)
@@ -208,4 +202,12 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// This machine's host name, for the URL printed at start.
+fn hostname() -> Option<String> {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
 }

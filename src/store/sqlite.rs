@@ -76,6 +76,7 @@ impl SqliteStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("openhands.db");
+        make_private(dir, &path)?;
         let conn = open(&path)?;
         conn.execute_batch(SCHEMA)?;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -434,4 +435,33 @@ impl EventStore for SqliteStore {
         self.send(WriteOp::Settings(settings.to_string(), tx))?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
+}
+
+/// The store holds the LLM key and every conversation: its folder is the user's alone
+/// (0700) and its database file too (0600; SQLite gives its -wal and -shm files the
+/// database file's mode).
+fn make_private(dir: &Path, db: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |what: &Path, e: std::io::Error| {
+        StoreError::Database(format!("cannot make {} private: {e}", what.display()))
+    };
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| fail(dir, e))?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(db)
+        .map_err(|e| fail(db, e))?;
+    for file in [
+        db.to_path_buf(),
+        db.with_extension("db-wal"),
+        db.with_extension("db-shm"),
+    ] {
+        if file.exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| fail(&file, e))?;
+        }
+    }
+    Ok(())
 }

@@ -36,6 +36,14 @@ impl From<WorkspaceError> for ApiError {
     fn from(e: WorkspaceError) -> Self {
         let status =
             StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            // git's and the OS's words stay in the log; the client gets an error id.
+            let internal = ApiError::internal(&e);
+            return ApiError::new(
+                status,
+                json!({"error": internal.body["detail"], "error_id": internal.body["error_id"]}),
+            );
+        }
         ApiError::new(status, json!({ "error": e.to_string() }))
     }
 }

@@ -37,8 +37,12 @@ async fn post_settings(
     let _guard = state.settings_lock.lock().await;
     let store = state.manager.store();
     let stored = store.settings().await?;
-    let merged = settings::merge(stored, body)
-        .map_err(|e| ApiError::detail(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let merged = settings::update(&state.config, stored, body).map_err(|e| match e {
+        settings::SettingsError::KeyNeedsReentry => {
+            ApiError::new(StatusCode::BAD_REQUEST, json!({"error": e.to_string()}))
+        }
+        e => ApiError::detail(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    })?;
     store.put_settings(merged).await?;
     Ok(Json(json!({"message": "Settings stored"})))
 }
