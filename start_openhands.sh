@@ -7,7 +7,10 @@
 #     proxying /api and /socket.io (WebSocket included) to the backend.
 # Ctrl-C stops both.
 #
-# Backend:  BACKEND_HOST, BACKEND_PORT, DEBUG (default true), CORS_ALLOWED_ORIGINS (default *),
+# Backend:  BACKEND_HOST, BACKEND_PORT, DEBUG (default true), CORS_ALLOWED_ORIGINS (default: the
+#           dev server's own origins; `*` trusts any page, without credentials),
+#           SESSION_API_KEY (default: a random key when the backend listens beyond this machine,
+#           printed in the URLs to open; OPENHANDS_NO_AUTH=1 serves without one),
 #           and everything the server reads (LLM_MODEL, LLM_API_KEY, LLM_BASE_URL, config.toml, ...).
 # Frontend: VITE_BACKEND_HOST (default 127.0.0.1:$BACKEND_PORT), VITE_FRONTEND_PORT,
 #           VITE_USE_TLS (default false), VITE_INSECURE_SKIP_VERIFY (default true);
@@ -22,7 +25,6 @@ ROOT="$PWD"
 export BACKEND_HOST="${BACKEND_HOST:-0.0.0.0}"
 export BACKEND_PORT="${BACKEND_PORT:-12000}"
 export DEBUG="${DEBUG:-true}"
-export CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS:-*}"
 FRONTEND_HOST="${FRONTEND_HOST:-0.0.0.0}"
 
 # A KEY=value from frontend/.env (last one wins; quotes stripped), or nothing.
@@ -39,6 +41,25 @@ dotenv_get() {
 
 VITE_FRONTEND_PORT="${VITE_FRONTEND_PORT:-$(dotenv_get VITE_FRONTEND_PORT)}"
 export VITE_FRONTEND_PORT="${VITE_FRONTEND_PORT:-12001}"
+# Browser pages trusted by the backend: the dev server's (which keeps the browser's Host
+# and Origin when it proxies, so pages it serves are same-origin to the backend anyway).
+export CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS:-http://localhost:${VITE_FRONTEND_PORT},http://127.0.0.1:${VITE_FRONTEND_PORT}}"
+
+is_loopback() {
+  case "$1" in
+    localhost | 127.* | ::1 | "[::1]") return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+# Anyone on the network could run commands on this machine: when the backend listens
+# beyond it, every client needs a key (the server would make one up itself; making it
+# here lets this script print the URLs with it).
+if [ -z "${SESSION_API_KEY:-}" ] && ! is_loopback "$BACKEND_HOST" &&
+  [ "${OPENHANDS_NO_AUTH:-}" != 1 ] && [ "${OPENHANDS_NO_AUTH:-}" != true ]; then
+  SESSION_API_KEY="$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')"
+  export SESSION_API_KEY
+fi
 # Only default the proxy target when neither the environment nor frontend/.env sets it
 # (Vite lets the environment override .env).
 if [ -z "${VITE_BACKEND_HOST:-}" ] && [ -z "$(dotenv_get VITE_BACKEND_HOST)" ]; then
@@ -158,11 +179,20 @@ for _ in $(seq 1 300); do
   sleep 0.2
 done
 
+KEY_QUERY=""
+[ -n "${SESSION_API_KEY:-}" ] && KEY_QUERY="/?session_api_key=${SESSION_API_KEY}"
 echo
 echo "OpenHands is running:"
-echo "  Frontend (Vite dev server): http://localhost:${VITE_FRONTEND_PORT}"
-echo "  Backend (also serves the built UI): http://localhost:${BACKEND_PORT}   (health: curl http://localhost:${BACKEND_PORT}/api/health)"
+echo "  Frontend (Vite dev server): http://localhost:${VITE_FRONTEND_PORT}${KEY_QUERY}"
+echo "  Backend (also serves the built UI): http://localhost:${BACKEND_PORT}${KEY_QUERY}   (health: curl http://localhost:${BACKEND_PORT}/api/health)"
+if ! is_loopback "$FRONTEND_HOST" && [ "$FRONTEND_HOST" != "" ]; then
+  NAME="$(hostname 2>/dev/null || echo this-machine)"
+  echo "  From other machines: http://${NAME}:${VITE_FRONTEND_PORT}${KEY_QUERY}"
+fi
 echo "  WebSocket: ws://localhost:${BACKEND_PORT}/socket.io/?EIO=4&transport=websocket&conversation_id=ID&latest_event_id=-1"
+if [ -n "${SESSION_API_KEY:-}" ]; then
+  echo "  Session key (required from every client: X-Session-API-Key header, session_api_key query): ${SESSION_API_KEY}"
+fi
 echo "  Logs: logs/backend.log, logs/frontend.log"
 echo "Press Ctrl-C to stop both."
 

@@ -33,9 +33,14 @@ export default defineConfig(({ mode }) => {
     server: {
       port,
       strictPort: true,
+      // changeOrigin stays off: the backend sees the browser's own Host and Origin, so
+      // pages of this dev server are same-origin to it and foreign pages are refused.
+      // A page opened with ?session_api_key= goes to the backend, which keeps the key in
+      // a cookie and redirects to the same page without it.
       proxy: {
-        "/api": { target: http, changeOrigin: true, secure: !insecure },
-        "/socket.io": { target: ws, ws: true, changeOrigin: true, secure: !insecure },
+        "^/[^?]*\\?(.*&)?session_api_key=": { target: http, changeOrigin: false, secure: !insecure },
+        "/api": { target: http, changeOrigin: false, secure: !insecure },
+        "/socket.io": { target: ws, ws: true, changeOrigin: false, secure: !insecure },
       },
     },
     preview: { port, strictPort: true },

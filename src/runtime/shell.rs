@@ -198,7 +198,18 @@ impl Shell {
             .wait(None, Some(Instant::now() + Duration::from_secs(10)))
             .await
         {
-            Some((_, Ended::Exited(_), _)) => Ok(shell),
+            Some((_, Ended::Exited(_), _)) => {
+                // The prompt stays this shell's own: exported, `env` in a command would
+                // print the marker and cut that command's output short.
+                shell
+                    .run(
+                        Input::Command("export -n PS1 PS2 PROMPT_COMMAND".into()),
+                        Duration::from_secs(10),
+                        false,
+                    )
+                    .await?;
+                Ok(shell)
+            }
             _ => Err(ShellError::Spawn("bash did not show its prompt".into())),
         }
     }

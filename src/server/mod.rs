@@ -152,15 +152,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
     });
-    println!("openhands-server listening on http://{addr}");
+    say(&format!("openhands-server listening on http://{addr}"));
     if config.generated_key {
         // As Jupyter prints its token URL: the key is needed from every client.
         let key = config.session_api_key.as_deref().unwrap_or_default();
         let port = addr.port();
         let name = hostname().unwrap_or_else(|| "<this machine>".into());
-        println!(
+        say(&format!(
             "This server is reachable from the network, so it requires a session key (set SESSION_API_KEY to choose one, or --no-auth behind your own authentication).\nOpen the UI with:\n    http://{name}:{port}/?session_api_key={key}\n    http://127.0.0.1:{port}/?session_api_key={key}\nAPI clients send the header X-Session-API-Key: {key}"
-        );
+        ));
     } else if config.session_api_key.is_none() && !crate::config::is_loopback_host(&config.host) {
         tracing::warn!("serving {addr} without a session key (--no-auth): anyone who reaches it can run commands");
     }
@@ -210,4 +210,12 @@ fn hostname() -> Option<String> {
         .ok()
         .and_then(|h| h.into_string().ok())
         .filter(|h| !h.is_empty())
+}
+
+/// Prints a line on stdout; a closed stdout is no reason to stop serving.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }

@@ -16,6 +16,8 @@ pub struct Server {
     pub child: Child,
     pub port: u16,
     pub dir: PathBuf,
+    /// Everything the server printed on stdout so far.
+    pub stdout: std::sync::Arc<std::sync::Mutex<String>>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -24,6 +26,10 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     pub config: Option<String>,
     pub dir: Option<PathBuf>,
+    /// The address to bind (default 127.0.0.1).
+    pub host: Option<String>,
+    /// More command-line arguments.
+    pub args: Vec<String>,
 }
 
 impl Server {
@@ -54,7 +60,9 @@ impl Server {
             std::fs::write(dir.join("config.toml"), c).expect("write config");
         }
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_openhands-server"));
-        cmd.args(["--host", "127.0.0.1", "--port", "0"])
+        let host = opts.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+        cmd.args(["--host", host.as_str(), "--port", "0"])
+            .args(&opts.args)
             .current_dir(&dir)
             .env("FILE_STORE_PATH", dir.join("store"))
             .env_remove("SESSION_API_KEY")
@@ -73,9 +81,18 @@ impl Server {
         let mut child = cmd.spawn().expect("spawn server");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read listening line");
+        let mut reader = BufReader::new(stdout);
+        reader.read_line(&mut line).expect("read listening line");
+        // The rest of stdout is kept (and the pipe stays open) for as long as it runs.
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(line.clone()));
+        let sink = printed.clone();
+        std::thread::spawn(move || {
+            let mut more = String::new();
+            while reader.read_line(&mut more).unwrap_or(0) > 0 {
+                sink.lock().unwrap().push_str(&more);
+                more.clear();
+            }
+        });
         let port = line
             .trim()
             .rsplit(':')
@@ -86,6 +103,7 @@ impl Server {
             child,
             port,
             dir,
+            stdout: printed,
             _tmp: tmp,
         }
     }

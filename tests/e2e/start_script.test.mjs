@@ -1,6 +1,8 @@
-// start_openhands.sh (seed 002): the backend and the Vite dev server come up, the seed's
-// curl checks pass, the UI works through the dev server's /api and /socket.io (WebSocket)
-// proxy, and Ctrl-C stops both. The test hands the script the already-built debug binary
+// start_openhands.sh (seed 002): the backend and the Vite dev server come up on the seed's
+// addresses (0.0.0.0), so a session key is made up and printed in the URLs; the seed's curl
+// checks pass, nobody gets in without the key (directly or through the dev server's
+// proxy), the UI opened with the printed URL works through the dev server's /api and
+// /socket.io (WebSocket) proxy, and Ctrl-C stops both. The test hands the script the already-built debug binary
 // (BACKEND_BIN) instead of letting it run `cargo build --release`.
 
 import assert from "node:assert/strict";
@@ -29,19 +31,17 @@ function portOpen(port) {
   });
 }
 
-test("start_openhands.sh serves the backend and the Vite dev server, proxies the socket, and stops on Ctrl-C", async () => {
+test("start_openhands.sh serves the backend and the Vite dev server behind a key, proxies the socket, and stops on Ctrl-C", async () => {
   ensureFrontendBuilt();
   const backendPort = await freePort();
   const frontendPort = await freePort();
   const store = tempDir();
   const env = { ...process.env };
-  for (const k of ["LLM_MODEL", "LLM_API_KEY", "LLM_BASE_URL", "SESSION_API_KEY", "VITE_BACKEND_HOST"]) delete env[k];
+  for (const k of ["LLM_MODEL", "LLM_API_KEY", "LLM_BASE_URL", "SESSION_API_KEY", "VITE_BACKEND_HOST", "BACKEND_HOST", "FRONTEND_HOST", "CORS_ALLOWED_ORIGINS", "OPENHANDS_NO_AUTH"]) delete env[k];
   Object.assign(env, {
     BACKEND_BIN: BIN,
     SKIP_BUILD: "1",
-    BACKEND_HOST: "127.0.0.1",
     BACKEND_PORT: String(backendPort),
-    FRONTEND_HOST: "127.0.0.1",
     VITE_FRONTEND_PORT: String(frontendPort),
     FILE_STORE_PATH: path.join(store, "store"),
   });
@@ -59,8 +59,9 @@ test("start_openhands.sh serves the backend and the Vite dev server, proxies the
     if (Date.now() > deadline) assert.fail(`the script did not come up in 90 s:\n${out}`);
     await sleep(100);
   }
-  assert.match(out, new RegExp(`http://localhost:${frontendPort}`));
-  assert.match(out, new RegExp(`http://localhost:${backendPort}`));
+  const key = out.match(new RegExp(`http://localhost:${frontendPort}/\\?session_api_key=([0-9a-f]{40,})`))?.[1];
+  assert.ok(key, `the printed frontend URL carries a session key:\n${out}`);
+  assert.match(out, new RegExp(`http://localhost:${backendPort}/\\?session_api_key=${key}`));
 
   // The seed's checks.
   const health = await fetch(`http://127.0.0.1:${backendPort}/api/health`);
@@ -70,8 +71,17 @@ test("start_openhands.sh serves the backend and the Vite dev server, proxies the
   const html = await page0.text();
   assert.match(html, /<div id="app">/);
   assert.match(html, /@vite\/client/, "served by the Vite dev server");
-  // REST through the dev server's proxy.
-  const settings = await fetch(`http://127.0.0.1:${frontendPort}/api/settings`);
+  // Without the key nobody gets in, through the backend or the dev server's proxy.
+  for (const port of [backendPort, frontendPort]) {
+    assert.equal((await fetch(`http://127.0.0.1:${port}/api/settings`)).status, 401, `no key on :${port}`);
+  }
+  // A foreign page is refused even with the key.
+  const foreign = await fetch(`http://127.0.0.1:${frontendPort}/api/settings`, {
+    headers: { "X-Session-API-Key": key, Origin: "http://evil.example" },
+  });
+  assert.equal(foreign.status, 403);
+  // REST through the dev server's proxy, with the key.
+  const settings = await fetch(`http://127.0.0.1:${frontendPort}/api/settings`, { headers: { "X-Session-API-Key": key } });
   assert.equal(settings.status, 200);
   assert.ok("llm_api_key_set" in (await settings.json()));
 
@@ -80,7 +90,9 @@ test("start_openhands.sh serves the backend and the Vite dev server, proxies the
   const page = await browser.context.newPage();
   const sockets = [];
   page.on("websocket", (ws) => sockets.push(ws.url()));
-  await page.goto(`http://127.0.0.1:${frontendPort}/`);
+  // The printed URL: the key goes into a cookie and out of the address bar.
+  await page.goto(`http://127.0.0.1:${frontendPort}/?session_api_key=${key}`);
+  assert.equal(new URL(page.url()).search, "", `the key left the address bar: ${page.url()}`);
   await page.fill("[data-testid=new-message]", "via the vite proxy");
   await page.keyboard.press("Enter");
   await page.waitForURL(/\/conversations\//, { timeout: 30_000 });
