@@ -253,6 +253,45 @@ pub struct SecurityConfig {
     pub enable_security_analyzer: bool,
 }
 
+/// `[limits]` (ours): what one client or the whole server may take. Environment:
+/// `LIMITS_<KEY>` (for example `LIMITS_MAX_CONVERSATIONS`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    /// Socket.IO (Engine.IO) sessions open at once, in all.
+    pub max_engineio_sessions: usize,
+    /// Socket.IO sessions open at once from one client address.
+    pub max_engineio_sessions_per_client: usize,
+    /// Largest packet of a socket that has not shown the session key yet, in bytes.
+    pub unauthenticated_payload_bytes: usize,
+    /// Seconds a socket may stay without showing the session key (when one is set).
+    pub auth_deadline_seconds: u64,
+    /// Seconds a client has to send a request's headers (also closes idle keep-alive
+    /// connections).
+    pub header_read_timeout_seconds: u64,
+    /// TCP connections served at once.
+    pub max_connections: usize,
+    /// Largest `GET …/events` or `…/trajectory` answer, in bytes (the rest is paged).
+    pub max_response_bytes: usize,
+    /// Conversations the server keeps; creating one more is refused.
+    pub max_conversations: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_engineio_sessions: 4096,
+            max_engineio_sessions_per_client: 512,
+            unauthenticated_payload_bytes: 64 * 1024,
+            auth_deadline_seconds: 20,
+            header_read_timeout_seconds: 30,
+            max_connections: 8192,
+            max_response_bytes: 8 * 1024 * 1024,
+            max_conversations: 10_000,
+        }
+    }
+}
+
 /// The sections of `config.toml`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -262,6 +301,7 @@ pub struct FileConfig {
     pub agent: AgentConfig,
     pub sandbox: SandboxConfig,
     pub security: SecurityConfig,
+    pub limits: LimitsConfig,
 }
 
 /// Everything the server runs with.
@@ -422,12 +462,24 @@ const SECURITY_KEYS: &[(&str, Kind)] = &[
 /// The keys of one section and how their environment values parse.
 type KeyKinds = &'static [(&'static str, Kind)];
 
+const LIMITS_KEYS: &[(&str, Kind)] = &[
+    ("max_engineio_sessions", Kind::Int),
+    ("max_engineio_sessions_per_client", Kind::Int),
+    ("unauthenticated_payload_bytes", Kind::Int),
+    ("auth_deadline_seconds", Kind::Int),
+    ("header_read_timeout_seconds", Kind::Int),
+    ("max_connections", Kind::Int),
+    ("max_response_bytes", Kind::Int),
+    ("max_conversations", Kind::Int),
+];
+
 const SECTIONS: &[(&str, &str, KeyKinds)] = &[
     ("core", "", CORE_KEYS),
     ("llm", "LLM_", LLM_KEYS),
     ("agent", "AGENT_", AGENT_KEYS),
     ("sandbox", "SANDBOX_", SANDBOX_KEYS),
     ("security", "SECURITY_", SECURITY_KEYS),
+    ("limits", "LIMITS_", LIMITS_KEYS),
 ];
 
 fn env_value(var: &str, raw: &str, kind: Kind) -> Result<toml::Value, ConfigError> {

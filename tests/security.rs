@@ -541,3 +541,147 @@ async fn responses_carry_security_headers_and_the_store_is_private() {
     assert_eq!(mode(&store), 0o700);
     assert_eq!(mode(&store.join("openhands.db")), 0o600);
 }
+
+#[tokio::test]
+async fn socket_sessions_are_bounded_and_unauthenticated_ones_are_small_and_short() {
+    let server = Server::with_env(&[
+        ("SESSION_API_KEY", "k3y"),
+        ("LIMITS_MAX_ENGINEIO_SESSIONS_PER_CLIENT", "3"),
+        ("LIMITS_AUTH_DEADLINE_SECONDS", "1"),
+    ]);
+    let handshake = |extra: &str| {
+        http()
+            .get(server.url(&format!(
+                "/socket.io/?EIO=4&transport=polling&conversation_id=c{extra}"
+            )))
+            .send()
+    };
+    let mut sids = Vec::new();
+    for _ in 0..3 {
+        let r = handshake("").await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let text = r.text().await.unwrap();
+        let open: Value = serde_json::from_str(&text[1..]).unwrap();
+        sids.push(open["sid"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        handshake("").await.unwrap().status().as_u16(),
+        503,
+        "a 4th session from one client"
+    );
+    // Without the key, a session takes only small packets…
+    let big = format!("40{{\"pad\":\"{}\"}}", "x".repeat(100_000));
+    let r = http()
+        .post(server.url(&format!(
+            "/socket.io/?EIO=4&transport=polling&sid={}",
+            sids[0]
+        )))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    // …and closes when it does not authenticate in time, freeing its place.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(handshake("").await.unwrap().status().as_u16(), 200);
+    // Huge query strings are refused outright.
+    let r = handshake(&"y".repeat(60_000)).await.unwrap();
+    assert_eq!(r.status().as_u16(), 414);
+}
+
+#[tokio::test]
+async fn slow_clients_cannot_hold_connections() {
+    let server = Server::with_env(&[("LIMITS_HEADER_READ_TIMEOUT_SECONDS", "1")]);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /api/settings HTTP/1.1\r\nHost: localhost\r\nX-Slow: "
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the connection stayed open {:?}",
+        started.elapsed()
+    );
+    // The server still serves others.
+    assert_eq!(
+        http()
+            .get(server.url("/alive"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn big_histories_come_back_in_bounded_pages() {
+    let server = Server::with_env(&[("LIMITS_MAX_RESPONSE_BYTES", "3000")]);
+    let cid = new_id();
+    let mut ws = ws_ready(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
+    for i in 0..10 {
+        send_user_action(&mut ws, &message(&format!("{i}{}", "z".repeat(1000)))).await;
+    }
+    let all = wait_events(&server, &cid, 14).await;
+    let (_, page) = get(
+        &server,
+        &format!("/api/conversations/{cid}/events?limit=100"),
+    )
+    .await;
+    let n = page["events"].as_array().unwrap().len();
+    assert!(n < all.len() && n >= 1, "{n}");
+    assert_eq!(page["has_more"], true);
+    // The trajectory pages through everything, once.
+    let mut seen = 0;
+    let mut start = 0;
+    for _ in 0..20 {
+        let (s, t) = get(
+            &server,
+            &format!("/api/conversations/{cid}/trajectory?start_id={start}"),
+        )
+        .await;
+        assert_eq!(s, 200);
+        let got = t["trajectory"].as_array().unwrap();
+        assert!(!got.is_empty());
+        assert!(got.iter().map(|e| e.to_string().len()).sum::<usize>() < 3000 + 2500);
+        seen += got.len();
+        if t["has_more"] != true {
+            break;
+        }
+        start = t["next_start_id"].as_u64().unwrap();
+    }
+    assert_eq!(seen, wait_events(&server, &cid, all.len()).await.len());
+}
+
+#[tokio::test]
+async fn the_number_of_conversations_is_bounded() {
+    let server = Server::with_env(&[("LIMITS_MAX_CONVERSATIONS", "2")]);
+    let create = || {
+        send(
+            &server,
+            reqwest::Method::POST,
+            "/api/conversations",
+            Some(json!({})),
+        )
+    };
+    assert_eq!(create().await.0, 200);
+    assert_eq!(create().await.0, 200);
+    let (status, body) = create().await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("at most 2"));
+    let frames = websocat_oneshot(server.port, "conversation_id=third", "40").await;
+    assert!(
+        frames.iter().flatten().any(|t| t.starts_with("44")),
+        "{frames:?}"
+    );
+}

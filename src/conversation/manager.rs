@@ -25,6 +25,8 @@ pub enum ManagerError {
     NotFound(String),
     #[error("invalid conversation id (1 to 100 letters, digits, _ or -)")]
     InvalidId,
+    #[error("this server keeps at most {0} conversations; delete some to start new ones (`[limits] max_conversations`)")]
+    TooManyStored(usize),
     #[error("too many conversations are busy ({0} open); try again when one finishes")]
     TooMany(usize),
     #[error("the server is shutting down")]
@@ -143,6 +145,7 @@ impl ConversationManager {
             if !create {
                 return Err(ManagerError::NotFound(id.to_string()));
             }
+            self.ensure_room().await?;
             self.store
                 .put_conversation(ConversationMetadata::new(id, Some("gui")))
                 .await?;
@@ -237,6 +240,7 @@ impl ConversationManager {
         if !super::valid_id(id) {
             return Err(ManagerError::InvalidId);
         }
+        self.ensure_room().await?;
         let mut meta = ConversationMetadata::new(id, new.trigger.as_deref().or(Some("gui")));
         meta.selected_repository = new.selected_repository;
         meta.selected_branch = new.selected_branch;
@@ -250,6 +254,18 @@ impl ConversationManager {
             conversation
                 .submit_and_wait(Event::action(Action::Message(args)))
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a new conversation once `[limits] max_conversations` are stored.
+    async fn ensure_room(&self) -> Result<(), ManagerError> {
+        let max = self.config.file.limits.max_conversations;
+        if max == 0 {
+            return Err(ManagerError::TooManyStored(0));
+        }
+        if !self.store.conversations(max - 1, 1).await?.is_empty() {
+            return Err(ManagerError::TooManyStored(max));
         }
         Ok(())
     }

@@ -445,14 +445,20 @@ impl Workspace {
     /// left out at any depth; symlinks to files inside the root are stored as the file's
     /// content, other symlinks, special files and unreadable files are skipped.
     pub fn zip(&self) -> Result<Vec<u8>, WorkspaceError> {
-        let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
-        self.zip_dir(&mut writer, &self.root, "")?;
-        Ok(writer.finish()?.into_inner())
+        Ok(self.zip_to(Cursor::new(Vec::new()))?.into_inner())
     }
 
-    fn zip_dir(
+    /// The same archive written to `out` (a file, so that a big workspace is never held
+    /// in memory).
+    pub fn zip_to<W: io::Write + io::Seek>(&self, out: W) -> Result<W, WorkspaceError> {
+        let mut writer = ZipWriter::new(out);
+        self.zip_dir(&mut writer, &self.root, "")?;
+        Ok(writer.finish()?)
+    }
+
+    fn zip_dir<W: io::Write + io::Seek>(
         &self,
-        writer: &mut ZipWriter<Cursor<Vec<u8>>>,
+        writer: &mut ZipWriter<W>,
         dir: &Path,
         prefix: &str,
     ) -> Result<(), WorkspaceError> {
@@ -666,8 +672,8 @@ fn zip_options(meta: &fs::Metadata) -> SimpleFileOptions {
 }
 
 /// Adds the regular file at `path` under the entry name `rel`; unreadable files are skipped.
-fn zip_file(
-    writer: &mut ZipWriter<Cursor<Vec<u8>>>,
+fn zip_file<W: io::Write + io::Seek>(
+    writer: &mut ZipWriter<W>,
     path: &Path,
     rel: &str,
     meta: &fs::Metadata,

@@ -69,18 +69,41 @@ fn query_key(req: &Request) -> Option<String> {
     })
 }
 
+/// Who is calling, as far as the transport and its credentials tell; put in every
+/// request's extensions by [`require_session_key`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Caller {
+    /// The client's address, when known.
+    pub peer: Option<std::net::IpAddr>,
+    /// The request carries the session key (header, cookie or query), or none is needed.
+    pub key_ok: bool,
+}
+
 /// Rejects REST requests without the configured session API key (header or cookie).
 /// Opening a page with `?session_api_key=…` stores the key in an HttpOnly cookie, so the
 /// browser UI works when a key is set.
 pub async fn require_session_key(
     State(state): State<AppState>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
     let Some(expected) = state.config.session_api_key.as_deref() else {
+        req.extensions_mut().insert(Caller { peer, key_ok: true });
         return next.run(req).await;
     };
     let matches = |g: &str| constant_time_eq(g.as_bytes(), expected.as_bytes());
+    let key_ok = req
+        .headers()
+        .get("x-session-api-key")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(matches)
+        || cookie_key(req.headers()).is_some_and(|k| matches(&k))
+        || query_key(&req).is_some_and(|k| matches(&k));
+    req.extensions_mut().insert(Caller { peer, key_ok });
     let path = req.uri().path();
     if !path.starts_with("/api/") && !path.starts_with("/socket.io") && path != "/ws" {
         if let Some(key) = query_key(&req).filter(|k| matches(k)) {

@@ -25,6 +25,14 @@ pub struct EngineConfig {
     pub ping_timeout: Duration,
     /// Largest packet (and polling body) accepted, in bytes.
     pub max_payload: usize,
+    /// Sessions open at once, in all.
+    pub max_sessions: usize,
+    /// Sessions open at once from one client address.
+    pub max_sessions_per_peer: usize,
+    /// Largest packet of a session that has not authenticated yet.
+    pub unauthenticated_payload: usize,
+    /// How long a session may stay unauthenticated before it is closed.
+    pub auth_deadline: Duration,
 }
 
 impl Default for EngineConfig {
@@ -33,6 +41,10 @@ impl Default for EngineConfig {
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             max_payload: 10_000_000,
+            max_sessions: 4096,
+            max_sessions_per_peer: 512,
+            unauthenticated_payload: 64 * 1024,
+            auth_deadline: Duration::from_secs(20),
         }
     }
 }
@@ -79,9 +91,27 @@ pub struct Session {
     pub closed: CancellationToken,
     upgraded: AtomicBool,
     pong: AtomicBool,
+    /// The client's address, when known.
+    peer: Option<std::net::IpAddr>,
+    /// Whether the client proved who it is (at the handshake, or later through the
+    /// application's own check); until then its packets are small and its time short.
+    authenticated: AtomicBool,
 }
 
 impl Session {
+    /// Marks the session as belonging to an authenticated client.
+    pub fn authenticate(&self) {
+        self.authenticated.store(true, Ordering::Release);
+    }
+
+    fn payload_limit(&self, config: &EngineConfig) -> usize {
+        if self.authenticated.load(Ordering::Acquire) {
+            config.max_payload
+        } else {
+            config.unauthenticated_payload.min(config.max_payload)
+        }
+    }
+
     /// First value of query parameter `key`.
     pub fn query_param(&self, key: &str) -> Option<&str> {
         self.query
@@ -157,6 +187,10 @@ pub struct EngineRequest {
     pub query: Vec<(String, String)>,
     /// The session API key cookie of the request, if any.
     pub cookie_key: Option<String>,
+    /// The client's address, when known.
+    pub peer: Option<std::net::IpAddr>,
+    /// The request carried valid credentials (or none are needed).
+    pub authenticated: bool,
 }
 
 impl EngineRequest {
@@ -208,17 +242,45 @@ impl Engine {
         self.sessions.lock().ok().and_then(|s| s.get(sid).cloned())
     }
 
-    fn create_session(
-        self: &Arc<Self>,
-        query: Vec<(String, String)>,
-        cookie_key: Option<String>,
-        websocket: bool,
-    ) -> Arc<Session> {
+    /// Refuses a new session past the limits (in all, and per client address).
+    fn admit(&self, req: &EngineRequest) -> Option<Response> {
+        let sessions = self.sessions.lock().ok()?;
+        let from_peer = || {
+            sessions
+                .values()
+                .filter(|s| s.peer.is_some() && s.peer == req.peer)
+                .count()
+        };
+        if sessions.len() >= self.config.max_sessions
+            || (req.peer.is_some() && from_peer() >= self.config.max_sessions_per_peer)
+        {
+            tracing::warn!(peer = ?req.peer, open = sessions.len(), "refused an Engine.IO session: too many");
+            return Some(
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    serde_json::json!({"code": 3, "message": "Too many sessions"}).to_string(),
+                )
+                    .into_response(),
+            );
+        }
+        None
+    }
+
+    fn create_session(self: &Arc<Self>, req: EngineRequest, websocket: bool) -> Arc<Session> {
         let (data_tx, data_rx) = mpsc::channel(DATA_QUEUE);
+        let EngineRequest {
+            query,
+            cookie_key,
+            peer,
+            authenticated,
+        } = req;
         let session = Arc::new(Session {
             sid: new_sid(),
             query,
             cookie_key,
+            peer,
+            authenticated: AtomicBool::new(authenticated),
             control: Mutex::new(VecDeque::new()),
             has_control: AtomicBool::new(false),
             wake: Notify::new(),
@@ -233,6 +295,20 @@ impl Engine {
         }
         tokio::spawn(self.clone().heartbeat(session.clone()));
         tokio::spawn(self.clone().on_closed(session.clone()));
+        if !authenticated {
+            let (s, deadline) = (session.clone(), self.config.auth_deadline);
+            tokio::spawn(async move {
+                // The client has until the deadline to authenticate, unless it leaves first.
+                tokio::select! {
+                    _ = tokio::time::sleep(deadline) => {}
+                    _ = s.closed.cancelled() => return,
+                }
+                if !s.authenticated.load(Ordering::Acquire) {
+                    tracing::debug!(sid = %s.sid, "closing a session that never authenticated");
+                    s.closed.cancel();
+                }
+            });
+        }
         session
     }
 
@@ -299,9 +375,15 @@ impl Engine {
         if let Some(e) = self.check(&req, "polling") {
             return e;
         }
-        let Some(sid) = req.get("sid") else {
-            let session = self.create_session(req.query, req.cookie_key, false);
+        if req.get("sid").is_none() {
+            if let Some(refused) = self.admit(&req) {
+                return refused;
+            }
+            let session = self.create_session(req, false);
             return text_response(self.open_packet(&session, true));
+        }
+        let Some(sid) = req.get("sid") else {
+            return engine_error(1, "Session ID unknown");
         };
         let Some(session) = self.session(sid) else {
             return engine_error(1, "Session ID unknown");
@@ -349,7 +431,7 @@ impl Engine {
         let Some(session) = req.get("sid").and_then(|sid| self.session(sid)) else {
             return engine_error(1, "Session ID unknown");
         };
-        if body.len() > self.config.max_payload {
+        if body.len() > session.payload_limit(&self.config) {
             session.closed.cancel();
             return (StatusCode::PAYLOAD_TOO_LARGE, "payload too large").into_response();
         }
@@ -384,7 +466,12 @@ impl Engine {
                 Some(_) => return engine_error(3, "Bad request"),
                 None => return engine_error(1, "Session ID unknown"),
             },
-            None => None,
+            None => {
+                if let Some(refused) = self.admit(&req) {
+                    return refused;
+                }
+                None
+            }
         };
         let me = self.clone();
         upgrade
@@ -396,7 +483,7 @@ impl Engine {
             .on_upgrade(move |ws| async move {
                 match existing {
                     Some(session) => me.upgrade(session, ws).await,
-                    None => me.new_websocket(req.query, req.cookie_key, ws).await,
+                    None => me.new_websocket(req, ws).await,
                 }
             })
     }
@@ -414,13 +501,8 @@ impl Engine {
         None
     }
 
-    async fn new_websocket(
-        self: Arc<Self>,
-        query: Vec<(String, String)>,
-        cookie_key: Option<String>,
-        mut ws: WebSocket,
-    ) {
-        let session = self.create_session(query, cookie_key, true);
+    async fn new_websocket(self: Arc<Self>, req: EngineRequest, mut ws: WebSocket) {
+        let session = self.create_session(req, true);
         if ws
             .send(Message::Text(self.open_packet(&session, false).into()))
             .await
@@ -484,6 +566,13 @@ impl Engine {
                 }
                 _ = &mut wake => wake.set(session.wake.notified()),
                 msg = ws.recv() => match msg {
+                    Some(Ok(Message::Text(t))) if t.len() > session.payload_limit(&self.config) => {
+                        tracing::debug!(sid = %session.sid, len = t.len(), "packet too large; closing");
+                        session.closed.cancel();
+                    }
+                    Some(Ok(Message::Binary(b))) if b.len() > session.payload_limit(&self.config) => {
+                        session.closed.cancel();
+                    }
                     Some(Ok(Message::Text(t))) => self.on_text(&session, t.as_str()).await,
                     Some(Ok(Message::Binary(b))) => self.handler.on_binary(&session, b).await,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}

@@ -13,6 +13,9 @@ use super::error::ApiError;
 use super::AppState;
 use crate::config::{is_loopback_host, Config};
 
+/// Longest URL (path and query) accepted.
+const MAX_URI_BYTES: usize = 8 * 1024;
+
 /// The browser-facing policy, decided once from the configuration.
 #[derive(Debug, Clone)]
 pub struct BrowserPolicy {
@@ -98,6 +101,13 @@ fn refuse(message: String) -> Response {
 /// Refuses requests for a foreign `Host` and browser requests from a foreign `Origin`,
 /// before anything else (a refused websocket upgrade never gets a session).
 pub async fn check_browser(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.uri().to_string().len() > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            json!({"detail": format!("The request's URL is longer than {MAX_URI_BYTES} bytes")}),
+        )
+        .into_response();
+    }
     let policy = &state.browser;
     let host = req
         .headers()

@@ -6,6 +6,7 @@ mod error;
 mod frontend;
 mod guard;
 mod legacy_ws;
+mod listener;
 mod routes;
 mod socket;
 mod socketio;
@@ -17,7 +18,7 @@ use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::Config;
@@ -100,12 +101,16 @@ fn cors(policy: Arc<guard::BrowserPolicy>) -> CorsLayer {
 async fn socket_get(
     State(engine): State<Arc<Engine>>,
     Query(query): Query<Vec<(String, String)>>,
+    caller: Option<axum::Extension<auth::Caller>>,
     headers: axum::http::HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    let caller = caller.map(|c| c.0).unwrap_or_default();
     let req = EngineRequest {
         query,
         cookie_key: auth::cookie_key(&headers),
+        peer: caller.peer,
+        authenticated: caller.key_ok,
     };
     match ws {
         Ok(upgrade) => engine.websocket(req, upgrade),
@@ -116,12 +121,16 @@ async fn socket_get(
 async fn socket_post(
     State(engine): State<Arc<Engine>>,
     Query(query): Query<Vec<(String, String)>>,
+    caller: Option<axum::Extension<auth::Caller>>,
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
+    let caller = caller.map(|c| c.0).unwrap_or_default();
     let req = EngineRequest {
         query,
         cookie_key: auth::cookie_key(&headers),
+        peer: caller.peer,
+        authenticated: caller.key_ok,
     };
     engine.post(req, body).await
 }
@@ -141,17 +150,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         settings_lock: Arc::default(),
         browser: Arc::new(guard::BrowserPolicy::new(&config)),
     };
-    let (router, engine) = app(state, EngineConfig::default());
+    let limits = &config.file.limits;
+    let engine_config = EngineConfig {
+        max_sessions: limits.max_engineio_sessions,
+        max_sessions_per_peer: limits.max_engineio_sessions_per_client,
+        unauthenticated_payload: limits.unauthenticated_payload_bytes,
+        auth_deadline: Duration::from_secs(limits.auth_deadline_seconds),
+        ..EngineConfig::default()
+    };
+    let (router, engine) = app(state, engine_config);
     let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", config.host, config.port))?;
     let addr = listener.local_addr()?;
-    // Small frames (events, acks) must not wait for Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
-    });
     say(&format!("openhands-server listening on http://{addr}"));
     if config.generated_key {
         // As Jupyter prints its token URL: the key is needed from every client.
@@ -166,14 +177,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(store = %store_dir.display(), "listening on http://{addr}");
     let shutdown_engine = engine.clone();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down");
-            // Long-lived sockets would hold graceful shutdown open: close them first.
-            shutdown_engine.shutdown();
-        })
-        .await?;
+    let listener_limits = listener::ListenerLimits {
+        header_read_timeout: Duration::from_secs(limits.header_read_timeout_seconds.max(1)),
+        max_connections: limits.max_connections,
+    };
+    listener::serve(listener, router, listener_limits, async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        // Long-lived sockets would hold graceful shutdown open: close them first.
+        shutdown_engine.shutdown();
+    })
+    .await;
     manager.shutdown().await;
     reaper.abort();
     tracing::info!("stopped");

@@ -116,6 +116,7 @@ impl SocketHandler {
                 return Err(Refusal("invalid_session_api_key".into()));
             }
         }
+        session.authenticate();
         let after = session
             .query_param("latest_event_id")
             .and_then(|v| v.trim().parse::<i64>().ok())

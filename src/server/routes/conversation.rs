@@ -104,6 +104,7 @@ async fn events(
         Some("true") | Some("1") => true,
         Some(_) => return Err(ApiError::bad_request("reverse must be true or false")),
     };
+    let max_bytes = state.config.file.limits.max_response_bytes;
     let mut page = state
         .manager
         .store()
@@ -114,11 +115,13 @@ async fn events(
                 end,
                 limit: limit + 1,
                 reverse,
-                max_bytes: usize::MAX,
+                max_bytes,
             },
         )
         .await?;
-    let has_more = page.len() > limit;
+    // A page cut short by its size says there is more, like one cut by its count.
+    let cut_by_size = page.iter().map(|e| e.json.len()).sum::<usize>() >= max_bytes;
+    let has_more = page.len() > limit || cut_by_size;
     page.truncate(limit);
     // The stored JSON is sent as is: the same bytes as on the socket.
     let mut body = String::with_capacity(page.iter().map(|e| e.json.len() + 1).sum::<usize>() + 32);
@@ -171,15 +174,26 @@ async fn submit(state: &AppState, id: &str, event: Event) -> Result<Json<Value>,
     Ok(Json(json!({"success": true})))
 }
 
+#[derive(Deserialize)]
+struct TrajectoryQuery {
+    start_id: Option<String>,
+}
+
+/// `GET …/trajectory`: the conversation's events for export, as upstream. One answer
+/// holds at most `[limits] max_response_bytes`; past that it ends with `"has_more": true`
+/// and `"next_start_id"`, to ask for with `?start_id=`.
 async fn trajectory(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    QueryParams(q): QueryParams<TrajectoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let id = checked_id(&id)?;
     exists(&state, id).await?;
     let store = state.manager.store();
+    let max_bytes = state.config.file.limits.max_response_bytes;
     let mut out = Vec::new();
-    let mut start = 0;
+    let mut start = parse_u64(q.start_id.as_deref(), "start_id")?.unwrap_or(0);
+    let mut bytes = 0usize;
     loop {
         let page = store
             .events(
@@ -195,6 +209,12 @@ async fn trajectory(
             .await?;
         let full = page.len() == 1000;
         for e in &page {
+            if bytes >= max_bytes && !out.is_empty() {
+                return Ok(Json(
+                    json!({"trajectory": out, "has_more": true, "next_start_id": e.id}),
+                ));
+            }
+            bytes += e.json.len();
             start = e.id + 1;
             let Ok(v) = serde_json::from_str::<Value>(&e.json) else {
                 continue;

@@ -154,16 +154,27 @@ async fn zip_directory(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let ws = workspace(&state, &id).await?;
-    let bytes = blocking(move || ws.zip()).await?;
+    // Built in an unnamed temporary file and streamed from disk.
+    let file = blocking(move || {
+        let file = private_temp_file()
+            .map_err(|e| WorkspaceError::Zip(format!("no temporary file: {e}")))?;
+        let mut file = ws.zip_to(file)?;
+        std::io::Seek::rewind(&mut file).map_err(|e| WorkspaceError::Zip(e.to_string()))?;
+        Ok(file)
+    })
+    .await?;
+    let length = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
     Ok((
         [
-            (header::CONTENT_TYPE, "application/zip"),
+            (header::CONTENT_TYPE, "application/zip".to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                "attachment; filename=\"workspace.zip\"",
+                "attachment; filename=\"workspace.zip\"".to_string(),
             ),
+            (header::CONTENT_LENGTH, length.to_string()),
         ],
-        bytes,
+        axum::body::Body::from_stream(stream),
     )
         .into_response())
 }
@@ -190,4 +201,20 @@ async fn git_diff(
     let ws = workspace(&state, &id).await?;
     let diff = blocking(move || ws.git_diff(&q.path)).await?;
     Ok(Json(json!(diff)))
+}
+
+/// A new file only this process can reach: created private (0600) in the temporary
+/// directory and unlinked at once, so nothing is left behind whatever happens.
+fn private_temp_file() -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path =
+        std::env::temp_dir().join(format!("openhands-zip-{}", uuid::Uuid::new_v4().simple()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
 }
