@@ -685,3 +685,41 @@ async fn the_number_of_conversations_is_bounded() {
         "{frames:?}"
     );
 }
+
+#[tokio::test]
+async fn a_long_message_is_stored_once_and_replayed_byte_for_byte() {
+    let server = Server::start();
+    let cid = new_id();
+    let mut ws = ws_ready(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
+    let store_bytes = || {
+        ["openhands.db", "openhands.db-wal"]
+            .iter()
+            .map(|f| {
+                std::fs::metadata(server.dir.join("store").join(f))
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+            })
+            .sum::<u64>()
+    };
+    let before = store_bytes();
+    let text = "0123456789abcdef".repeat(200_000); // 3.2 MB
+    send_user_action(&mut ws, &message(&text)).await;
+    let live = next_event_text(&mut ws).await;
+    assert!(live.len() > 2 * text.len(), "the wire has the text twice");
+    let grown = store_bytes() - before;
+    assert!(
+        grown < text.len() as u64 * 3 / 2,
+        "stored {grown} bytes for a {} byte text",
+        text.len()
+    );
+    let mut again = ws_connect(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=2"),
+    )
+    .await;
+    assert_eq!(next_event_text(&mut again).await, live);
+}

@@ -3,6 +3,7 @@
 //! The embedded default is SQLite ([`SqliteStore`]); another backend (PostgreSQL) is
 //! another implementation of the same trait.
 
+mod compact;
 mod metadata;
 mod sqlite;
 

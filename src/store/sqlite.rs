@@ -222,7 +222,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Done {
                     s.execute(params![
                         &*a.conversation_id,
                         a.event.id as i64,
-                        &*a.event.json
+                        &*super::compact::pack(&a.event.json)
                     ])
                 })
                 .map(|_| ())
@@ -322,7 +322,7 @@ impl EventStore for SqliteStore {
             let rows = stmt.query_map(params![cid, start, end, limit], |r| {
                 Ok(StoredEvent {
                     id: r.get::<_, i64>(0)? as u64,
-                    json: Arc::from(r.get::<_, String>(1)?),
+                    json: Arc::from(super::compact::unpack(r.get::<_, String>(1)?)),
                 })
             })?;
             let mut page = Vec::new();
