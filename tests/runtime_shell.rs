@@ -105,6 +105,30 @@ async fn cwd_env_and_functions_persist_and_exit_codes_are_reported() {
 }
 
 #[tokio::test]
+async fn a_shell_that_exits_is_restarted_on_the_next_command_with_a_notice() {
+    let server = shell_server();
+    let (mut c, _) = Client::new(&server).await;
+    c.run("export GONE=1; cd /").await;
+    let ended = c.run("exit").await;
+    assert!(
+        ended["observation"] == "error" || ended["observation"] == "run",
+        "{ended}"
+    );
+    let next = c.run("echo \"again:$GONE:$PWD\"").await;
+    let out = next["content"].as_str().unwrap();
+    assert!(out.contains("previous shell had exited"), "{out}");
+    let line = out.lines().find(|l| l.starts_with("again:")).unwrap();
+    assert!(
+        line.starts_with("again::/") && line.contains("workspaces"),
+        "a fresh shell in the workspace: {out}"
+    );
+    assert_eq!(exit_code(&next), 0);
+    // And it goes on as a normal shell.
+    let after = c.run("echo fine").await;
+    assert_eq!(after["content"].as_str().unwrap().trim(), "fine");
+}
+
+#[tokio::test]
 async fn hard_timeout_kills_every_process_of_the_command() {
     let server = shell_server();
     let (mut c, _) = Client::new(&server).await;

@@ -11,7 +11,7 @@ pub mod workspace;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::Mutex;
 
 use crate::events::{
     Action, BrowseExtras, CmdOutputExtras, CmdOutputMetadata, CmdRunArgs, FileEditArgs,
@@ -71,7 +71,10 @@ pub struct LocalRuntime {
     id: String,
     workspace: PathBuf,
     config: RuntimeConfig,
-    shell: OnceCell<Arc<Shell>>,
+    /// The current shell, started on first use and again after it exits.
+    shell: std::sync::Mutex<Option<Arc<Shell>>>,
+    /// Held while a shell is looked up or started, so only one starts at a time.
+    starting: Mutex<()>,
     editor: Mutex<Editor>,
     http: reqwest::Client,
     host: HostInfo,
@@ -93,7 +96,8 @@ impl LocalRuntime {
             id,
             workspace: workspace.to_path_buf(),
             config,
-            shell: OnceCell::new(),
+            shell: std::sync::Mutex::new(None),
+            starting: Mutex::new(()),
             editor: Mutex::new(Editor::default()),
             http,
             host: HostInfo::probe(),
@@ -105,35 +109,51 @@ impl LocalRuntime {
         &self.workspace
     }
 
-    async fn shell(&self) -> Result<&Arc<Shell>, shell::ShellError> {
-        self.shell
-            .get_or_try_init(|| {
-                Shell::start(
-                    &self.workspace,
-                    self.config.no_change_timeout,
-                    &self.config.env,
-                )
-            })
-            .await
+    fn current_shell(&self) -> Option<Arc<Shell>> {
+        self.shell.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// The live shell, started if there is none or the last one exited; true when it
+    /// replaced one that had exited.
+    async fn shell(&self) -> Result<(Arc<Shell>, bool), shell::ShellError> {
+        let _one_at_a_time = self.starting.lock().await;
+        let old = self.current_shell();
+        if let Some(s) = old.as_ref().filter(|s| !s.has_exited()) {
+            return Ok((s.clone(), false));
+        }
+        if let Some(dead) = &old {
+            // Whatever the old shell left running goes with it.
+            dead.kill_all();
+        }
+        let fresh = Shell::start(
+            &self.workspace,
+            self.config.no_change_timeout,
+            &self.config.env,
+        )
+        .await?;
+        if let Ok(mut slot) = self.shell.lock() {
+            *slot = Some(fresh.clone());
+        }
+        Ok((fresh, old.is_some()))
     }
 
     /// Sends a control key (`C-c`, `C-d`, `C-z`) to the running command right away.
     pub async fn send_key(&self, key: &str) {
-        if let Some(shell) = self.shell.get() {
+        if let Some(shell) = self.current_shell() {
             let _ = shell.send_key(key).await;
         }
     }
 
     /// Kills the running command and everything it started (Stop).
     pub fn interrupt(&self) {
-        if let Some(shell) = self.shell.get() {
+        if let Some(shell) = self.current_shell() {
             shell.interrupt();
         }
     }
 
     /// Kills the shell and every process of its session (close, delete, shutdown).
     pub fn close(&self) {
-        if let Some(shell) = self.shell.get() {
+        if let Some(shell) = self.current_shell() {
             shell.kill_all();
         }
         // Daemons that left the shell's session carry the runtime's marker.
@@ -224,7 +244,7 @@ impl LocalRuntime {
     }
 
     async fn run(&self, args: &CmdRunArgs, timeout: Option<f64>) -> Observation {
-        let shell = match self.shell().await {
+        let (shell, restarted) = match self.shell().await {
             Ok(s) => s,
             Err(e) => return Observation::error(format!("The shell is not available: {e}"), ""),
         };
@@ -263,8 +283,13 @@ impl LocalRuntime {
         } else {
             String::new()
         };
+        let content = if restarted {
+            format!("[The previous shell had exited, so this command ran in a new one, started in the workspace: variables, functions and the working directory of the old shell are gone.]\n{}", result.output)
+        } else {
+            result.output
+        };
         Observation {
-            content: result.output,
+            content,
             kind: ObservationKind::Run(CmdOutputExtras {
                 command: args.command.clone(),
                 metadata: CmdOutputMetadata {

@@ -93,7 +93,7 @@ pub struct Shell {
     seq: Arc<AtomicU64>,
     cwd: Mutex<String>,
     soft_timeout: Duration,
-    _child: Mutex<tokio::process::Child>,
+    child: Mutex<tokio::process::Child>,
 }
 
 fn configure_terminal(fd: &OwnedFd) -> Result<(), ShellError> {
@@ -191,7 +191,7 @@ impl Shell {
             seq: Arc::new(AtomicU64::new(0)),
             cwd: Mutex::new(cwd.display().to_string()),
             soft_timeout,
-            _child: Mutex::new(child),
+            child: Mutex::new(child),
         });
         // The first prompt says the shell is ready.
         match shell
@@ -212,6 +212,14 @@ impl Shell {
             }
             _ => Err(ShellError::Spawn("bash did not show its prompt".into())),
         }
+    }
+
+    /// Whether bash itself has ended (the model ran `exit`, or it was killed).
+    pub fn has_exited(&self) -> bool {
+        self.child
+            .lock()
+            .map(|mut c| !matches!(c.try_wait(), Ok(None)))
+            .unwrap_or(true)
     }
 
     /// The shell's process id (and session id).
