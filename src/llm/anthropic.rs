@@ -179,6 +179,7 @@ impl LlmClient for AnthropicClient {
         let mut req = self
             .http
             .post(&self.url)
+            .timeout(self.settings.timeout)
             .header("anthropic-version", VERSION)
             .json(&self.body(request));
         if let Some(key) = self.settings.api_key.as_deref().filter(|k| !k.is_empty()) {
@@ -190,13 +191,7 @@ impl LlmClient for AnthropicClient {
             .map_err(|e| LlmError::from_reqwest(&self.url, &e))?;
         let status = res.status();
         if !status.is_success() {
-            let after = res
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(std::time::Duration::from_secs_f64);
+            let after = super::retry_after(res.headers());
             let body = res.text().await.unwrap_or_default();
             return Err(LlmError::from_status(status.as_u16(), &body, after));
         }

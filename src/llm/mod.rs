@@ -241,6 +241,53 @@ pub fn default_base_url(model: &str) -> &'static str {
     }
 }
 
+/// The one HTTP client of the process: its connection pool (and TLS sessions) serve
+/// every conversation's LLM calls; each request carries its own timeout.
+fn shared_http() -> Result<reqwest::Client, String> {
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if let Some(c) = HTTP.get() {
+        return Ok(c.clone());
+    }
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("openhands-server/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(HTTP.get_or_init(|| client).clone())
+}
+
+/// A response's `Retry-After` in seconds (the HTTP-date form is not used by LLM APIs).
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e9)
+        .map(Duration::from_secs_f64)
+}
+
+/// A provider's error object found inside a streamed answer (`{"error": …}` as a `data:`
+/// chunk): the request failed after all.
+pub fn stream_error(chunk: &Value) -> Option<LlmError> {
+    let error = chunk.get("error")?;
+    let status = error
+        .get("code")
+        .and_then(Value::as_u64)
+        .and_then(|c| u16::try_from(c).ok())
+        .filter(|c| (400..600).contains(c))
+        .unwrap_or_else(|| {
+            let kind = error.get("type").and_then(Value::as_str).unwrap_or("");
+            if kind.contains("rate_limit") {
+                429
+            } else if kind.contains("invalid_request") {
+                400
+            } else {
+                500
+            }
+        });
+    Some(LlmError::from_status(status, &chunk.to_string(), None))
+}
+
 /// Builds the client for `settings`.
 pub fn client(settings: &LlmSettings) -> Result<Box<dyn LlmClient>, LlmError> {
     let (provider, name) = route_model(&settings.model, settings.base_url.as_deref());
@@ -249,10 +296,7 @@ pub fn client(settings: &LlmSettings) -> Result<Box<dyn LlmClient>, LlmError> {
         .clone()
         .filter(|b| !b.is_empty())
         .unwrap_or_else(|| default_base_url(&settings.model).to_string());
-    let http = reqwest::Client::builder()
-        .timeout(settings.timeout)
-        .build()
-        .map_err(|e| LlmError::Connect(base.clone(), e.to_string()))?;
+    let http = shared_http().map_err(|e| LlmError::Connect(base.clone(), e))?;
     Ok(match provider {
         Provider::Anthropic => Box::new(AnthropicClient::new(http, base, name, settings.clone())),
         Provider::OpenAi => Box::new(OpenAiClient::new(http, base, name, settings.clone())),
@@ -262,6 +306,29 @@ pub fn client(settings: &LlmSettings) -> Result<Box<dyn LlmClient>, LlmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_chunk_in_a_stream_is_an_error() {
+        let rate = stream_error(
+            &serde_json::json!({"error": {"type": "rate_limit_exceeded", "message": "slow down"}}),
+        );
+        assert!(
+            matches!(rate, Some(LlmError::RateLimited { .. })),
+            "{rate:?}"
+        );
+        let coded =
+            stream_error(&serde_json::json!({"error": {"code": 401, "message": "bad key"}}));
+        assert!(
+            matches!(coded, Some(LlmError::Authentication(401, _))),
+            "{coded:?}"
+        );
+        let other = stream_error(&serde_json::json!({"error": {"message": "overloaded"}}));
+        assert!(
+            matches!(other, Some(LlmError::Unavailable(500, _))),
+            "{other:?}"
+        );
+        assert!(stream_error(&serde_json::json!({"choices": []})).is_none());
+    }
 
     #[test]
     fn models_route_to_their_provider() {

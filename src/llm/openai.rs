@@ -78,15 +78,6 @@ fn message_json(m: &ChatMessage) -> Value {
     }
 }
 
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(std::time::Duration::from_secs_f64)
-}
-
 /// The tool calls of an assistant message in OpenAI's shape.
 pub fn tool_calls_of(message: &Value) -> Vec<ToolCall> {
     let text = |t: &Value, p: &str| {
@@ -230,7 +221,11 @@ impl StreamState {
 #[async_trait]
 impl LlmClient for OpenAiClient {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
-        let mut req = self.http.post(&self.url).json(&self.body(request));
+        let mut req = self
+            .http
+            .post(&self.url)
+            .timeout(self.settings.timeout)
+            .json(&self.body(request));
         if let Some(key) = self.settings.api_key.as_deref().filter(|k| !k.is_empty()) {
             req = req.bearer_auth(key);
         }
@@ -240,7 +235,7 @@ impl LlmClient for OpenAiClient {
             .map_err(|e| LlmError::from_reqwest(&self.url, &e))?;
         let status = res.status();
         if !status.is_success() {
-            let after = retry_after(res.headers());
+            let after = super::retry_after(res.headers());
             let body = res.text().await.unwrap_or_default();
             return Err(LlmError::from_status(status.as_u16(), &body, after));
         }
@@ -268,6 +263,9 @@ impl LlmClient for OpenAiClient {
                     continue;
                 }
                 if let Ok(v) = serde_json::from_str::<Value>(data) {
+                    if let Some(e) = super::stream_error(&v) {
+                        return Err(e);
+                    }
                     state.push(&v);
                 }
             }

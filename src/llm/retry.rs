@@ -33,8 +33,9 @@ impl RetryPolicy {
         ));
         let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 4000.0;
         let wait = base.mul_f64(1.0 + jitter);
+        // A provider's Retry-After is honoured up to our own longest wait.
         match retry_after {
-            Some(after) => after.max(self.min_wait),
+            Some(after) => after.clamp(self.min_wait, self.max_wait.max(self.min_wait)),
             None => wait,
         }
     }
@@ -97,6 +98,11 @@ mod tests {
         assert_eq!(
             p.wait(1, Some(Duration::from_secs(20))),
             Duration::from_secs(20)
+        );
+        // A provider asking for an hour gets our longest wait.
+        assert_eq!(
+            p.wait(1, Some(Duration::from_secs(3600))),
+            Duration::from_secs(64)
         );
     }
 }
