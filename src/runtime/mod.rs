@@ -41,6 +41,12 @@ struct HostInfo {
 }
 
 impl HostInfo {
+    /// The facts, probed once per process (the probe runs a program).
+    fn get() -> Self {
+        static HOST: std::sync::OnceLock<HostInfo> = std::sync::OnceLock::new();
+        HOST.get_or_init(HostInfo::probe).clone()
+    }
+
     fn probe() -> Self {
         let username = std::env::var("USER").ok().or_else(|| {
             nix::unistd::User::from_uid(nix::unistd::getuid())
@@ -100,7 +106,7 @@ impl LocalRuntime {
             starting: Mutex::new(()),
             editor: Mutex::new(Editor::default()),
             http,
-            host: HostInfo::probe(),
+            host: HostInfo::get(),
         }
     }
 
