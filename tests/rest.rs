@@ -1,4 +1,4 @@
-//! REST routes of PROTOCOL §7 that need no agent.
+//! REST routes of docs/protocol.md that need no agent.
 
 mod common;
 use common::*;

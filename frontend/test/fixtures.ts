@@ -1,4 +1,4 @@
-// Events shaped like PROTOCOL.md §2.4 (the reference serializer's output), trimmed.
+// Events shaped like docs/protocol.md ("Event JSON") (the reference serializer's output), trimmed.
 import type { OHEvent } from "../src/lib/types";
 
 export const userMessage = (id: number, content: string): OHEvent => ({

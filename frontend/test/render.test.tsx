@@ -1,4 +1,4 @@
-// The chat's views rendered to HTML (preact-render-to-string) from PROTOCOL-shaped events.
+// The chat's views rendered to HTML (preact-render-to-string) from events shaped as in docs/protocol.md.
 import { renderToString } from "preact-render-to-string";
 import { describe, expect, it } from "vitest";
 import { ChatItemView } from "../src/components/EventViews";

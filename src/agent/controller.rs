@@ -1,4 +1,4 @@
-//! The controller: the agent state machine and its step loop (PROTOCOL §3).
+//! The controller: the agent state machine and its step loop (docs/protocol.md, "Agent states").
 
 use serde_json::{json, Map, Value};
 use std::collections::VecDeque;
@@ -659,7 +659,7 @@ impl Controller {
     }
 
     /// The same action and observation four times in a row, the same action failing
-    /// three times, or two steps alternating three times (PROTOCOL §3.4).
+    /// three times, or two steps alternating three times (docs/protocol.md, "Agent states").
     fn stuck(&self) -> bool {
         let n = self.recent.len();
         if n >= 4 && self.recent[n - 4..].windows(2).all(|w| w[0] == w[1]) {

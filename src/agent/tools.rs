@@ -1,4 +1,4 @@
-//! CodeAct-style tools (PROTOCOL §4): their JSON schemas, and tool call → action.
+//! CodeAct-style tools (docs/protocol.md, "Actions"): their JSON schemas, and tool call → action.
 
 use serde_json::{json, Map, Value};
 use thiserror::Error;

@@ -1,5 +1,5 @@
 //! Delivery of a conversation's stream to one client: replay after `latest_event_id`,
-//! then live events, gap-free and without duplicates (DESIGN.md, "Delivery rules").
+//! then live events, gap-free and without duplicates (docs/architecture.md, "Gap-free replay").
 
 use async_trait::async_trait;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Actions (PROTOCOL §2.2): what the user or the agent asks to happen.
+//! Actions (docs/protocol.md, "Actions"): what the user or the agent asks to happen.
 //!
 //! Each variant's args struct lists its fields in the order the reference serializer
 //! writes them; defaults are the reference dataclass defaults.

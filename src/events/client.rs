@@ -19,7 +19,7 @@ pub enum ClientEventError {
     SimplifiedMessageNotString,
 }
 
-/// Args keys the reference drops or renames before building an action (PROTOCOL §2.5).
+/// Args keys the reference drops or renames before building an action (docs/protocol.md, "Accepted payload shapes").
 const DROPPED_ARGS: &[&str] = &[
     "timestamp",
     "keep_prompt",

@@ -1,4 +1,4 @@
-//! The envelope every action and observation travels in (PROTOCOL §2.1).
+//! The envelope every action and observation travels in (docs/protocol.md, "Top-level keys").
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

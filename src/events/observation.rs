@@ -1,4 +1,4 @@
-//! Observations (PROTOCOL §2.3): what happened in answer to an action.
+//! Observations (docs/protocol.md, "Observations"): what happened in answer to an action.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-/// The agent controller's states (PROTOCOL §3).
+/// The agent controller's states (docs/protocol.md, "Agent states").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentState {

@@ -1,4 +1,4 @@
-//! Round trips against the reference samples of PROTOCOL §2.4: parse, re-serialize,
+//! Round trips against samples of the OpenHands V0 serializer (docs/protocol.md, "Event JSON"): parse, re-serialize,
 //! and get the same bytes.
 
 use super::*;

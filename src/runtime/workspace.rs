@@ -1,6 +1,6 @@
 //! Workspace-confined file operations behind the per-conversation runtime routes
 //! (`list-files`, `select-file`, `upload-files`, `zip-directory`, `git/changes`,
-//! `git/diff`; PROTOCOL.md §7).
+//! `git/diff`; docs/protocol.md).
 //!
 //! Every user-given path goes through [`Workspace::resolve`], which refuses anything that
 //! would leave the workspace root: `..` that climbs out, absolute paths elsewhere, symbolic

@@ -2,7 +2,7 @@
 //!
 //! We own this layer instead of using engineioxide/socketioxide so that a websocket's
 //! replies to a frame are written before the next frame is read: websocat sends its one
-//! frame and a Close right after it, and must still get the CONNECT ack (DESIGN.md).
+//! frame and a Close right after it, and must still get the CONNECT ack (docs/engineio.md).
 
 use async_trait::async_trait;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};

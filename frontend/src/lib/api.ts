@@ -1,4 +1,4 @@
-// REST client for the routes of PROTOCOL.md §7. Same origin: the binary serves the UI,
+// REST client for the routes of docs/protocol.md. Same origin: the binary serves the UI,
 // and the Vite dev server proxies /api to it.
 
 import type { ConversationInfo, OHEvent, Settings } from "./types";

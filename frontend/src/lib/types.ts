@@ -1,4 +1,4 @@
-// Wire shapes of the OpenHands V0 protocol (PROTOCOL.md §2, §3, §7), as loosely as the
+// Wire shapes of the OpenHands V0 protocol (docs/protocol.md), as loosely as the
 // UI needs them: every field the UI reads is optional, unknown fields are kept.
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };

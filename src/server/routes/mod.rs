@@ -1,4 +1,4 @@
-//! REST routes, one module per resource (PROTOCOL §7).
+//! REST routes, one module per resource (docs/protocol.md, "REST API").
 
 mod conversation;
 mod conversations;
