@@ -106,7 +106,11 @@ async fn rebound_host_names_are_refused() {
         format!("127.0.0.1:{p}"),
         format!("box.lan:{p}"),
     ] {
-        assert_eq!(raw_get(p, "/api/settings", &host, None).0, 200, "{host}");
+        assert_eq!(
+            raw_get(p, "/api/conversations", &host, None).0,
+            200,
+            "{host}"
+        );
     }
 }
 
@@ -126,7 +130,7 @@ async fn a_network_bind_without_a_key_requires_a_generated_one() {
         .unwrap()
         .to_string();
     assert!(key.len() >= 40, "{printed}");
-    let settings = || http().get(server.url("/api/settings"));
+    let settings = || http().get(server.url("/api/conversations"));
     assert_eq!(settings().send().await.unwrap().status().as_u16(), 401);
     let ok = settings()
         .header("X-Session-API-Key", &key)
@@ -159,7 +163,7 @@ async fn a_network_bind_without_a_key_requires_a_generated_one() {
     });
     assert_eq!(
         http()
-            .get(open.url("/api/settings"))
+            .get(open.url("/api/conversations"))
             .send()
             .await
             .unwrap()

@@ -146,6 +146,14 @@ async fn the_options_and_settings_the_ui_reads_have_the_shapes_it_needs() {
         assert_eq!(s, 200);
         assert!(v.as_array().unwrap().iter().all(Value::is_string), "{v}");
     }
+    // Nothing saved and no LLM configured: a 404, which opens the UI's first-run dialog.
+    assert_eq!(
+        get(&server, "/api/settings").await,
+        (404, json!({"error": "Settings not found"}))
+    );
+    // The MCP page posts only `mcp_config`; the LLM page sends search_api_key "" each time.
+    let post = |body: Value| send(&server, reqwest::Method::POST, "/api/settings", Some(body));
+    assert_eq!(post(json!({"language": "en"})).await.0, 200);
     let (s, settings) = get(&server, "/api/settings").await;
     assert_eq!(s, 200);
     // An object (the integrations page indexes it); false here would loop the UI.
@@ -153,9 +161,11 @@ async fn the_options_and_settings_the_ui_reads_have_the_shapes_it_needs() {
     assert_ne!(settings["email_verified"], false);
     assert!(settings["mcp_config"].is_null(), "{settings}");
     assert!(settings["user_consents_to_analytics"].is_boolean());
-    assert!(settings["llm_model"].is_string() || settings["llm_model"].is_null());
-    // The MCP page posts only `mcp_config`; the LLM page sends search_api_key "" each time.
-    let post = |body: Value| send(&server, reqwest::Method::POST, "/api/settings", Some(body));
+    assert!(settings["llm_model"].is_null(), "{settings}");
+    // With an LLM in the server's configuration, that is the settings (no dialog).
+    let configured = Server::with_env(&[("LLM_MODEL", "openai/from-env")]);
+    let (s, v) = get(&configured, "/api/settings").await;
+    assert_eq!((s, v["llm_model"].as_str()), (200, Some("openai/from-env")));
     assert_eq!(
         post(json!({"llm_model": "openai/m1", "llm_api_key": "k1", "search_api_key": "s1", "confirmation_mode": true}))
             .await
@@ -293,6 +303,7 @@ async fn secrets_are_listed_without_values_and_reach_the_shell() {
     );
     let (_, settings) = get(&server, "/api/settings").await;
     assert!(!settings.to_string().contains("s3cr3t"), "{settings}");
+    assert!(!settings.to_string().contains("MY_TOKEN"), "{settings}");
     // A conversation's shell has it as an environment variable.
     let cid = new_id();
     let mut ws = ws_ready(server.port, &ui_query(&cid, -1)).await;

@@ -46,6 +46,18 @@ async function request<T>(method: string, path: string, body?: unknown, init: Re
   return data as T;
 }
 
+/** What a server with nothing saved and no LLM configured stands for. */
+const NO_SETTINGS: Settings = {
+  llm_model: null,
+  llm_base_url: null,
+  llm_api_key_set: false,
+  search_api_key_set: false,
+  confirmation_mode: false,
+  max_iterations: null,
+  agent: "CodeActAgent",
+  language: "en",
+};
+
 const conv = (id: string) => `/api/conversations/${encodeURIComponent(id)}`;
 
 export interface ConversationPage {
@@ -112,7 +124,11 @@ export const api = {
     return request<{ modified: string; original: string }>("GET", `${conv(id)}/git/diff?${new URLSearchParams({ path })}`);
   },
   getSettings() {
-    return request<Settings>("GET", "/api/settings");
+    // 404: nothing saved and no LLM in the server's configuration; the defaults apply.
+    return request<Settings>("GET", "/api/settings").catch((e) => {
+      if (e instanceof ApiError && e.status === 404) return { ...NO_SETTINGS };
+      throw e;
+    });
   },
   saveSettings(s: Partial<Settings>) {
     return request<{ message: string }>("POST", "/api/settings", s);

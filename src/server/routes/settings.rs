@@ -24,8 +24,17 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// The user's settings over the server's configuration. With neither saved settings nor
+/// an LLM in the configuration, a 404 as upstream: the OpenHands UI then opens its
+/// first-run "AI Provider Configuration" dialog.
 async fn get_settings(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let stored = state.manager.store().settings().await?;
+    if stored.is_none() && !state.config.llm_configured() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            json!({"error": "Settings not found"}),
+        ));
+    }
     let effective = settings::effective(&state.config, stored.as_ref());
     Ok(Json(settings::public_view(&effective)))
 }
