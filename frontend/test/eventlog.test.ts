@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { EventLog, buildChatItems, buildTerminalEntries, derive, exitCode, isHiddenInChat } from "../src/lib/eventlog";
+import { EventLog, buildChatItems, buildTerminalEntries, derive, exitCode, isHiddenInChat, stateLabel } from "../src/lib/eventlog";
 import {
   agentMessage,
   changeState,
@@ -96,6 +96,22 @@ describe("agent state", () => {
     expect(log.agentState).toBe("stopped");
     log.add(stateChanged(7, "awaiting_user_input"));
     expect(log.agentState).toBe("awaiting_user_input");
+  });
+
+  it("derive(): a conversation's start-up states (loading, then waiting for input) are not work", () => {
+    const log = new EventLog();
+    log.add(stateChanged(0, "loading"));
+    let d = derive(log);
+    expect(d.busy).toBe(false);
+    expect(stateLabel(d.agentState)).toBe("starting");
+    log.addMany([changeState(1, "awaiting_user_input", "environment"), stateChanged(2, "awaiting_user_input")]);
+    d = derive(log);
+    expect(d.busy).toBe(false);
+    expect(stateLabel(d.agentState)).toBe("waiting for you");
+    // The server announces awaiting_user_confirmation before the action it is about.
+    log.addMany([userMessage(3, "go"), stateChanged(4, "running"), stateChanged(5, "awaiting_user_confirmation")]);
+    log.add(runAction(6, "rm -rf build", "agent", { confirmation_state: "awaiting_confirmation" }));
+    expect(derive(log).pendingConfirmation?.id).toBe(6);
   });
 
   it("derive(): busy, confirmation, task list, metrics, running command", () => {

@@ -97,10 +97,10 @@ export const stateChanged = (id: number, agent_state: string, reason = ""): OHEv
   extras: { agent_state, reason },
 });
 
-export const changeState = (id: number, agent_state: string): OHEvent => ({
+export const changeState = (id: number, agent_state: string, source: "user" | "environment" = "user"): OHEvent => ({
   id,
   timestamp: "2025-10-10T12:00:07.000000",
-  source: "user",
+  source,
   message: `Agent state changed to ${agent_state}`,
   action: "change_agent_state",
   args: { agent_state, thought: "" },

@@ -214,7 +214,7 @@ export function ConversationView({ id, onChanged }: { id: string; onChanged: () 
 
           <div class="agent-bar" data-testid="agent-bar">
             <span class={`pill agent agent-${state ?? "idle"}`} data-testid="agent-state" data-state={state ?? ""}>
-              {(d.busy || state === "awaiting_user_confirmation") && <span class="spinner" aria-hidden="true" />}
+              {(d.busy || state === "loading" || state === "awaiting_user_confirmation") && <span class="spinner" aria-hidden="true" />}
               Agent: {stateLabel(state)}
             </span>
             {metrics && (metrics.accumulated_cost || tokens?.prompt_tokens) ? (

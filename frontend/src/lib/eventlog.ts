@@ -283,7 +283,8 @@ export interface Derived {
   runningCommand: OHEvent | null;
 }
 
-export const BUSY_STATES = new Set<string>(["running", "loading", "user_confirmed", "rate_limited"]);
+/** The agent is working (`loading`, the few milliseconds a conversation takes to open, is not). */
+export const BUSY_STATES = new Set<string>(["running", "user_confirmed", "rate_limited"]);
 
 export function derive(log: EventLog): Derived {
   const events = log.events;
