@@ -551,6 +551,11 @@ async fn the_llm_titles_the_conversation_unless_the_user_renamed_it() {
     while titles.len() < 2 {
         let p = next_payload(&mut ws).await;
         if let Some(t) = p["conversation_title"].as_str() {
+            // The OpenHands UI refetches the conversation whose id is in `message`.
+            assert_eq!(
+                p,
+                json!({"status_update": true, "type": "info", "message": cid, "conversation_title": t})
+            );
             titles.push(t.to_string());
         }
     }
