@@ -13,7 +13,8 @@ use super::{prompt, AgentHost, Appended};
 use crate::config::LlmConfig;
 use crate::events::{
     Action, AgentState, ChangeAgentStateArgs, ConfirmationState, EmptyExtras, Event, EventSource,
-    MessageArgs, Observation, ObservationKind, Payload, SystemArgs, TaskItem, TaskTrackingExtras,
+    MessageArgs, Notice, NoticeKind, Observation, ObservationKind, Payload, SystemArgs, TaskItem,
+    TaskTrackingExtras,
 };
 use crate::llm::{self, ChatRequest, ChatResponse, LlmError, LlmSettings, RetryEvent, RetryPolicy};
 
@@ -277,10 +278,9 @@ impl Controller {
         .await;
     }
 
-    fn notify_status(&self, kind: &str, id: &str, message: &str) {
-        self.host.notify(
-            json!({"status_update": true, "type": kind, "id": id, "message": message}).to_string(),
-        );
+    fn notify_status(&self, kind: NoticeKind, id: &str, message: &str) {
+        self.host
+            .notify(Notice::status(kind, id, message).to_json());
     }
 
     async fn on_event(&mut self, a: Appended) {
@@ -316,7 +316,7 @@ impl Controller {
     async fn load_turn(&mut self) -> bool {
         let s = self.host.settings().await;
         if let Some(why) = crate::settings::key_mismatch(&s) {
-            self.notify_status("error", "STATUS$ERROR_LLM_AUTHENTICATION", &why);
+            self.notify_status(NoticeKind::Error, "STATUS$ERROR_LLM_AUTHENTICATION", &why);
             self.set_state(AgentState::Error, &why).await;
             return false;
         }
@@ -325,7 +325,7 @@ impl Controller {
             .or_else(|| llm.model.clone())
             .filter(|m| !m.is_empty())
         else {
-            self.notify_status("error", "STATUS$ERROR_LLM_NOT_CONFIGURED", NO_LLM);
+            self.notify_status(NoticeKind::Error, "STATUS$ERROR_LLM_NOT_CONFIGURED", NO_LLM);
             self.set_state(AgentState::Error, NO_LLM).await;
             return false;
         };
@@ -384,8 +384,8 @@ impl Controller {
     }
 
     async fn on_change_state(&mut self, requested: &str) {
-        match requested {
-            "stopped" => {
+        match AgentState::parse(requested) {
+            Some(AgentState::Stopped) => {
                 if let Some(h) = self.llm.take() {
                     h.abort();
                 }
@@ -394,14 +394,16 @@ impl Controller {
                 self.awaiting_confirmation = None;
                 self.set_state(AgentState::Stopped, "").await;
             }
-            "paused" => {
+            Some(AgentState::Paused) => {
                 if let Some(h) = self.llm.take() {
                     h.abort();
                 }
                 self.set_state(AgentState::Paused, "").await;
             }
-            "running" if self.state != Some(AgentState::Running) => self.resume().await,
-            "user_confirmed" => {
+            Some(AgentState::Running) if self.state != Some(AgentState::Running) => {
+                self.resume().await
+            }
+            Some(AgentState::UserConfirmed) => {
                 if let Some(mut event) = self.awaiting_confirmation.take() {
                     set_confirmation(&mut event, ConfirmationState::Confirmed);
                     self.set_state(AgentState::Running, "").await;
@@ -412,7 +414,7 @@ impl Controller {
                     }
                 }
             }
-            "user_rejected" => {
+            Some(AgentState::UserRejected) => {
                 if let Some(mut event) = self.awaiting_confirmation.take() {
                     set_confirmation(&mut event, ConfirmationState::Rejected);
                     let tcm = event.tool_call_metadata.clone();
@@ -604,7 +606,7 @@ impl Controller {
                 "RuntimeError: Agent reached maximum iteration. Current iteration: {}, max iteration: {}",
                 self.iterations, max_iterations
             );
-            self.notify_status("error", "STATUS$ERROR", &format!("Agent reached maximum iteration ({max_iterations}). Send a message to continue."));
+            self.notify_status(NoticeKind::Error, "STATUS$ERROR", &format!("Agent reached maximum iteration ({max_iterations}). Send a message to continue."));
             self.set_state(AgentState::Error, &reason).await;
             return;
         }
@@ -683,7 +685,7 @@ impl Controller {
             return;
         }
         self.notify_status(
-            "info",
+            NoticeKind::Info,
             "STATUS$LLM_RETRY",
             &format!("Retrying LLM request, {} / {}", ev.attempt, ev.max),
         );
@@ -707,7 +709,7 @@ impl Controller {
                 return;
             }
             Err(e) => {
-                self.notify_status("error", e.status_id(), &e.to_string());
+                self.notify_status(NoticeKind::Error, e.status_id(), &e.to_string());
                 self.set_state(AgentState::Error, &e.to_string()).await;
                 return;
             }
@@ -778,7 +780,7 @@ impl Controller {
             return false;
         };
         self.notify_status(
-            "info",
+            NoticeKind::Info,
             "STATUS$CONDENSING",
             "The conversation is longer than the model's context: condensing older steps.",
         );

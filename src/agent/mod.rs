@@ -11,7 +11,7 @@ mod tools;
 
 use async_trait::async_trait;
 use futures::FutureExt;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 pub use controller::AgentOptions;
 pub use history::truncate_middle;
 
-use crate::events::{Event, EventSource};
+use crate::events::{Event, EventSource, Notice, NoticeKind};
 
 /// An event as appended to the conversation.
 #[derive(Debug, Clone)]
@@ -69,7 +69,7 @@ pub async fn run(
         } else {
             "The agent keeps failing and was stopped for this conversation; reopen the conversation to try again."
         };
-        host.notify(json!({"status_update": true, "type": "error", "id": "STATUS$ERROR", "message": message}).to_string());
+        host.notify(Notice::status(NoticeKind::Error, "STATUS$ERROR", message).to_json());
     }
 }
 

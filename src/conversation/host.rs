@@ -97,12 +97,12 @@ pub(super) async fn set_title_if(
     title: &str,
     if_title: String,
 ) {
-    let patch =
-        serde_json::json!({"title": title, "last_updated_at": crate::store::metadata_utc_now()});
-    if let Ok(true) = store
-        .patch_conversation(&conversation.id, patch, Some(if_title))
-        .await
-    {
-        conversation.notify(super::title_update(&conversation.id, title));
-    }
+    let _ = super::set_title(
+        store,
+        &conversation.id,
+        Some(conversation),
+        title,
+        Some(if_title),
+    )
+    .await;
 }

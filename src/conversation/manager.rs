@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::handle::Conversation;
 use super::stream::{EventStream, LIVE_BUFFER};
-use super::{status_update, task, TOO_MANY_CONVERSATIONS};
+use super::{task, TOO_MANY_CONVERSATIONS};
 use crate::agent::AgentOptions;
 use crate::config::Config;
-use crate::events::{Action, Event, MessageArgs};
+use crate::events::{Action, Event, MessageArgs, Notice, NoticeKind};
 use crate::runtime::browse::BrowseLimits;
 use crate::runtime::{LocalRuntime, RuntimeConfig};
 use crate::store::{ConversationMetadata, EventStore, StoreError};
@@ -122,11 +122,14 @@ impl ConversationManager {
                     .pick_victim(&open)
                     .ok_or(ManagerError::TooMany(open.len()))?;
                 drop(open);
-                victim.notify(status_update(
-                    "error",
-                    "AGENT_ERROR$TOO_MANY_CONVERSATIONS",
-                    TOO_MANY_CONVERSATIONS,
-                ));
+                victim.notify(
+                    Notice::status(
+                        NoticeKind::Error,
+                        "AGENT_ERROR$TOO_MANY_CONVERSATIONS",
+                        TOO_MANY_CONVERSATIONS,
+                    )
+                    .to_json(),
+                );
                 self.close_and_forget(&victim).await;
                 continue;
             }

@@ -17,25 +17,39 @@ pub use subscription::{subscribe, Subscriber};
 /// The status update sent to a conversation's clients when it is closed to make room.
 pub const TOO_MANY_CONVERSATIONS: &str = "Too many conversations at once. If you are still using this one, try reactivating it by prompting the agent to continue";
 
-/// What clients get when the server closes their conversation (upstream's stopped
-/// agent state, without id: it is not stored).
-pub const STOPPED_NOTICE: &str = r#"{"message":"","observation":"agent_state_changed","content":"","extras":{"agent_state":"stopped","reason":""}}"#;
+/// Sets a conversation's title (only while it is still `only_if`, when given) and tells
+/// its live clients; false if nothing changed. The one title path: renames, the
+/// first-message title and the LLM's title all go through it.
+pub async fn set_title(
+    store: &std::sync::Arc<dyn crate::store::EventStore>,
+    conversation_id: &str,
+    live: Option<&Conversation>,
+    title: &str,
+    only_if: Option<String>,
+) -> Result<bool, crate::store::StoreError> {
+    let patch =
+        serde_json::json!({"title": title, "last_updated_at": crate::store::metadata_utc_now()});
+    let changed = store
+        .patch_conversation(conversation_id, patch, only_if)
+        .await?;
+    if changed {
+        if let Some(c) = live {
+            c.notify(
+                crate::events::Notice::Title {
+                    conversation_id: conversation_id.to_string(),
+                    title: title.to_string(),
+                }
+                .to_json(),
+            );
+        }
+    }
+    Ok(changed)
+}
 
-/// Builds the title-change status update clients refresh the conversation on.
 /// Whether `id` can name a conversation: 1 to 100 of `A-Z a-z 0-9 _ -`.
 pub fn valid_id(id: &str) -> bool {
     (1..=100).contains(&id.len())
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-pub fn title_update(conversation_id: &str, title: &str) -> String {
-    serde_json::json!({"status_update": true, "type": "info", "message": conversation_id, "conversation_title": title}).to_string()
-}
-
-/// Builds `{"status_update":true,"type":…,"id":…,"message":…}`.
-pub fn status_update(kind: &str, id: &str, message: &str) -> String {
-    serde_json::json!({"status_update": true, "type": kind, "id": id, "message": message})
-        .to_string()
 }

@@ -27,8 +27,10 @@ pub trait Subscriber: Send + Sync {
 
 /// The error notice a client gets when its events cannot be read.
 fn read_failure_notice() -> String {
-    serde_json::json!({"error": true, "message": "The conversation's events could not be read; reconnect to try again."})
-        .to_string()
+    crate::events::Notice::error(
+        "The conversation's events could not be read; reconnect to try again.",
+    )
+    .to_json()
 }
 
 /// Delivers every stored event with id > `after` (all if `None`), then live ones, until

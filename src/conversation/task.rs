@@ -200,7 +200,9 @@ async fn handle(
                 _ => None,
             };
             if let Payload::Action(Action::ChangeAgentState(a)) = &event.payload {
-                if a.agent_state == "stopped" {
+                if crate::events::AgentState::parse(&a.agent_state)
+                    == Some(crate::events::AgentState::Stopped)
+                {
                     // Stop kills the running command's processes at once.
                     ctx.runtime.interrupt();
                 }

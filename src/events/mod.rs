@@ -6,6 +6,7 @@
 mod action;
 mod client;
 mod event;
+mod notice;
 mod observation;
 mod state;
 #[cfg(test)]
@@ -14,6 +15,7 @@ mod tests;
 pub use action::*;
 pub use client::{parse_client_event, ClientEventError};
 pub use event::{Event, EventError, EventSource, Payload};
+pub use notice::{Notice, NoticeKind};
 pub use observation::*;
 pub use state::AgentState;
 

@@ -19,6 +19,25 @@ pub enum AgentState {
 }
 
 impl AgentState {
+    /// The state named `name` on the wire, if any.
+    pub fn parse(name: &str) -> Option<AgentState> {
+        const ALL: [AgentState; 12] = [
+            AgentState::Loading,
+            AgentState::Running,
+            AgentState::AwaitingUserInput,
+            AgentState::Paused,
+            AgentState::Stopped,
+            AgentState::Finished,
+            AgentState::Rejected,
+            AgentState::Error,
+            AgentState::AwaitingUserConfirmation,
+            AgentState::UserConfirmed,
+            AgentState::UserRejected,
+            AgentState::RateLimited,
+        ];
+        ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// The wire name of the state.
     pub fn as_str(self) -> &'static str {
         match self {

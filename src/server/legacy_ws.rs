@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::conversation::{subscribe, Conversation, NewConversation, Subscriber, STOPPED_NOTICE};
-use crate::events::{parse_client_event, Action, Event, MessageArgs};
+use crate::conversation::{subscribe, Conversation, NewConversation, Subscriber};
+use crate::events::{parse_client_event, Action, Event, MessageArgs, Notice};
 use crate::store::StoredEvent;
 
 #[derive(Deserialize)]
@@ -89,12 +89,12 @@ impl Subscriber for WsSubscriber {
     }
 
     async fn closed(&self) {
-        let _ = self.out.send(STOPPED_NOTICE.to_string()).await;
+        let _ = self.out.send(Notice::Stopped.to_json()).await;
     }
 }
 
 fn error(message: &str) -> String {
-    json!({"error": true, "message": message}).to_string()
+    Notice::error(message).to_json()
 }
 
 async fn serve(

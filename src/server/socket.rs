@@ -11,10 +11,8 @@ use tokio_util::sync::CancellationToken;
 use super::engineio::{EngineHandler, OutPacket, Session};
 use super::socketio::{self, Packet};
 use super::AppState;
-use crate::conversation::{
-    subscribe, AttachGuard, Conversation, ConversationError, Subscriber, STOPPED_NOTICE,
-};
-use crate::events::parse_client_event;
+use crate::conversation::{subscribe, AttachGuard, Conversation, ConversationError, Subscriber};
+use crate::events::{parse_client_event, Notice};
 use crate::store::StoredEvent;
 
 /// Largest `oh_user_action` accepted (upstream's Socket.IO buffer size).
@@ -70,7 +68,7 @@ impl SocketHandler {
 
 /// `{"error":true,"message":…}` on `oh_event`, to the sender only.
 fn send_error(session: &Session, message: &str) {
-    let body = serde_json::json!({"error": true, "message": message}).to_string();
+    let body = Notice::error(message).to_json();
     session.reply_message(&socketio::event("oh_event", &body));
 }
 
@@ -345,7 +343,7 @@ impl Subscriber for SocketSubscriber {
             return;
         }
         self.session
-            .send_packet(OutPacket::Event(Arc::from(STOPPED_NOTICE)))
+            .send_packet(OutPacket::Event(Arc::from(Notice::Stopped.to_json())))
             .await;
         // Server-side disconnect of the main namespace.
         self.session.send_packet(OutPacket::Text("41".into())).await;

@@ -11,7 +11,7 @@ use super::checked_id;
 use crate::conversation::NewConversation;
 use crate::server::error::{ApiError, JsonBody, QueryParams};
 use crate::server::AppState;
-use crate::store::{metadata_utc_now, ConversationMetadata};
+use crate::store::ConversationMetadata;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -208,17 +208,12 @@ async fn rename(
             "title must be 1 to 200 characters",
         ));
     }
-    let patch = json!({"title": title, "last_updated_at": metadata_utc_now()});
-    if !state
-        .manager
-        .store()
-        .patch_conversation(id, patch, None)
-        .await?
-    {
+    let live = state.manager.get_open(id).await;
+    let changed =
+        crate::conversation::set_title(state.manager.store(), id, live.as_deref(), &title, None)
+            .await?;
+    if !changed {
         return Err(ApiError::conversation_not_found());
-    }
-    if let Some(c) = state.manager.get_open(id).await {
-        c.notify(crate::conversation::title_update(id, &title));
     }
     Ok(Json(json!(true)))
 }
