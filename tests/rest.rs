@@ -667,3 +667,41 @@ async fn opening_the_ui_with_the_key_stores_it_in_a_cookie_for_rest_and_sockets(
     .unwrap();
     assert!(next_text(&mut ws).await.starts_with("40{\"sid\""));
 }
+
+#[tokio::test]
+async fn a_copied_binary_serves_the_ui_it_finds_beside_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("openhands-server");
+    std::fs::copy(env!("CARGO_BIN_EXE_openhands-server"), &bin).unwrap();
+    std::fs::create_dir_all(dir.path().join("frontend")).unwrap();
+    std::fs::write(
+        dir.path().join("frontend/index.html"),
+        "<!doctype html><title>beside the binary</title>",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(&bin)
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .env("FILE_STORE_PATH", dir.path().join("store"))
+        .env_remove("OPENHANDS_FRONTEND_DIR")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port = line.trim().rsplit(':').next().unwrap().to_string();
+    let page = http()
+        .get(format!("http://127.0.0.1:{port}/conversations/x"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(page.contains("beside the binary"), "{page}");
+}

@@ -9,11 +9,39 @@ use tower_http::services::{ServeDir, ServeFile};
 
 use super::error::ApiError;
 
-/// Where the built UI is: `OPENHANDS_FRONTEND_DIR`, else this checkout's `frontend/dist`.
+/// Where the built UI may be, in order: `OPENHANDS_FRONTEND_DIR`; beside the binary
+/// (`<dir of the binary>/frontend`, then `…/frontend/dist`); the checkout the binary was
+/// built in, seen from `target/<profile>/` (`../../frontend/dist`); and the checkout's
+/// path at build time.
+fn candidates() -> Vec<PathBuf> {
+    if let Some(dir) = std::env::var_os("OPENHANDS_FRONTEND_DIR") {
+        return vec![PathBuf::from(dir)];
+    }
+    let mut out = Vec::new();
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(PathBuf::from))
+    {
+        out.push(exe_dir.join("frontend"));
+        out.push(exe_dir.join("frontend").join("dist"));
+        out.push(exe_dir.join("../../frontend/dist"));
+    }
+    out.push(PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/frontend/dist"
+    )));
+    out
+}
+
+/// The first place of [`candidates`] that holds a built UI (`index.html`); the first
+/// candidate when none does (the 404 then says how to build it).
 pub fn dist_dir() -> PathBuf {
-    std::env::var_os("OPENHANDS_FRONTEND_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/frontend/dist")))
+    let all = candidates();
+    all.iter()
+        .find(|d| d.join("index.html").is_file())
+        .or(all.first())
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// The fallback for every path no route took: JSON 404 under `/api/`, the UI elsewhere.
