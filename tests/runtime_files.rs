@@ -13,7 +13,7 @@ struct Client {
 impl Client {
     async fn new(server: &Server) -> Client {
         let cid = new_id();
-        let ws = ws_connect(
+        let ws = ws_ready(
             server.port,
             &format!("conversation_id={cid}&latest_event_id=-1"),
         )

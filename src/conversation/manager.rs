@@ -57,6 +57,8 @@ pub struct ConversationManager {
     open: Mutex<HashMap<String, Arc<Conversation>>>,
     /// Ids being deleted: not reopened until the deletion is done.
     deleting: std::sync::Mutex<HashSet<String>>,
+    /// One lock per conversation id being opened or deleted (see [`IdLock`]).
+    id_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
     shutdown: CancellationToken,
 }
 
@@ -68,6 +70,7 @@ impl ConversationManager {
             config,
             open: Mutex::new(HashMap::new()),
             deleting: std::sync::Mutex::new(HashSet::new()),
+            id_locks: std::sync::Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
         })
     }
@@ -89,6 +92,7 @@ impl ConversationManager {
         if !super::valid_id(id) {
             return Err(ManagerError::InvalidId);
         }
+        let _one_at_a_time = self.lock_id(id).await;
         loop {
             if self.shutdown.is_cancelled() {
                 return Err(ManagerError::ShuttingDown);
@@ -133,17 +137,36 @@ impl ConversationManager {
                 self.close_and_forget(&victim).await;
                 continue;
             }
-            return self.start(&mut open, id, create).await;
+            break;
+        }
+        // The store and the runtime are set up without the map's lock: other
+        // conversations open and close meanwhile; this id's lock keeps this one single.
+        let conversation = self.start(id, create).await?;
+        let mut open = self.open.lock().await;
+        if self.shutdown.is_cancelled() {
+            conversation.closed.cancel();
+            return Err(ManagerError::ShuttingDown);
+        }
+        open.insert(id.to_string(), conversation.clone());
+        Ok(conversation)
+    }
+
+    /// Waits for, then holds, the lock of conversation `id` (opening and deleting one id
+    /// take turns; different ids do not wait for each other).
+    async fn lock_id(&self, id: &str) -> IdLock<'_> {
+        let lock = match self.id_locks.lock() {
+            Ok(mut locks) => locks.entry(id.to_string()).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        IdLock {
+            manager: self,
+            id: id.to_string(),
+            guard: Some(lock.lock_owned().await),
         }
     }
 
-    /// Loads (or creates) conversation `id` and starts its task; the map is locked.
-    async fn start(
-        &self,
-        open: &mut HashMap<String, Arc<Conversation>>,
-        id: &str,
-        create: bool,
-    ) -> Result<Arc<Conversation>, ManagerError> {
+    /// Loads (or creates) conversation `id` and starts its task.
+    async fn start(&self, id: &str, create: bool) -> Result<Arc<Conversation>, ManagerError> {
         if self.store.conversation(id).await?.is_none() {
             if !create {
                 return Err(ManagerError::NotFound(id.to_string()));
@@ -179,7 +202,6 @@ impl ConversationManager {
             (self.config.clone(), self.agent_options(workspace)),
         ));
         tracing::info!(conversation = %id, "conversation opened");
-        open.insert(id.to_string(), conversation.clone());
         Ok(conversation)
     }
 
@@ -291,6 +313,7 @@ impl ConversationManager {
         if !super::valid_id(id) {
             return Err(ManagerError::InvalidId);
         }
+        let _one_at_a_time = self.lock_id(id).await;
         if let Ok(mut d) = self.deleting.lock() {
             d.insert(id.to_string());
         }
@@ -376,6 +399,28 @@ impl Drop for DeletingGuard<'_> {
     fn drop(&mut self) {
         if let Ok(mut d) = self.0.deleting.lock() {
             d.remove(&self.1);
+        }
+    }
+}
+
+/// Holds the lock of one conversation id; the entry goes when nobody waits for it.
+struct IdLock<'a> {
+    manager: &'a ConversationManager,
+    id: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for IdLock<'_> {
+    fn drop(&mut self) {
+        self.guard.take();
+        if let Ok(mut locks) = self.manager.id_locks.lock() {
+            // Waiters hold clones, taken under this same mutex: one reference is the map's.
+            if locks
+                .get(&self.id)
+                .is_some_and(|l| Arc::strong_count(l) == 1)
+            {
+                locks.remove(&self.id);
+            }
         }
     }
 }
