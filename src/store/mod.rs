@@ -18,17 +18,45 @@ pub use sqlite::SqliteStore;
 /// Errors of a store backend.
 #[derive(Debug, Error, Clone)]
 pub enum StoreError {
+    /// SQLite failed (shared, so one failed batch can answer every caller in it).
     #[error("database error: {0}")]
-    Database(String),
+    Sqlite(#[source] Arc<rusqlite::Error>),
+    /// The file system failed while `context`.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// Nothing was written: the group commit this write was part of failed.
+    #[error("not written: {0}")]
+    BatchFailed(&'static str),
     #[error("the store is closed")]
     Closed,
+    /// A stored record does not parse.
     #[error("corrupt record: {0}")]
-    Corrupt(String),
+    Corrupt(#[source] Arc<serde_json::Error>),
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Database(e.to_string())
+        StoreError::Sqlite(Arc::new(e))
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Corrupt(Arc::new(e))
+    }
+}
+
+impl StoreError {
+    /// An I/O failure while `context` (a short phrase naming what was being done).
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            context: context.into(),
+            source: Arc::new(source),
+        }
     }
 }
 

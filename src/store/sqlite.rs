@@ -74,7 +74,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database under `dir` and starts the writer thread.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
+            .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
         let path = dir.join("openhands.db");
         make_private(dir, &path)?;
         let conn = open(&path)?;
@@ -83,7 +83,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
-            .map_err(|e| StoreError::Database(format!("cannot start the writer: {e}")))?;
+            .map_err(|e| StoreError::io("starting the writer thread", e))?;
         Ok(SqliteStore {
             path,
             writer: tx,
@@ -124,7 +124,7 @@ impl SqliteStore {
             result
         })
         .await
-        .map_err(|e| StoreError::Database(format!("reader task failed: {e}")))?
+        .map_err(|e| StoreError::io("running a read", std::io::Error::other(e)))?
     }
 
     fn send(&self, op: WriteOp) -> Result<(), StoreError> {
@@ -175,9 +175,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteOp>) {
             aborted = tx.is_autocommit();
         }
         if aborted {
-            return Err(StoreError::Database(
-                "the transaction was rolled back".into(),
-            ));
+            return Err(StoreError::BatchFailed("the transaction was rolled back"));
         }
         tx.commit()?;
         Ok(())
@@ -200,7 +198,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteOp>) {
 
 /// The answer for an operation that was not attempted because its batch failed.
 fn abort(op: WriteOp) -> Done {
-    let e = || Err(StoreError::Database("not written: the batch failed".into()));
+    let e = || Err(StoreError::BatchFailed("the batch failed"));
     match op {
         WriteOp::Event(a) => Done::Event(a.on_durable, e()),
         WriteOp::Conversation(_, reply) | WriteOp::Settings(_, reply) => Done::Unit(reply, e()),
@@ -231,7 +229,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Done {
         }
         WriteOp::Conversation(meta, reply) => {
             let r = serde_json::to_string(&meta)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))
+                .map_err(StoreError::from)
                 .and_then(|json| {
                     tx.prepare_cached(
                         "INSERT INTO conversations (id, created_at, metadata) VALUES (?1, ?2, ?3)
@@ -283,7 +281,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Done {
 }
 
 fn row_to_meta(json: String) -> Result<ConversationMetadata, StoreError> {
-    serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::from_str(&json).map_err(StoreError::from)
 }
 
 #[async_trait]
@@ -424,7 +422,7 @@ impl EventStore for SqliteStore {
                     |r| r.get(0),
                 )
                 .optional()?;
-            json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
+            json.map(|j| serde_json::from_str(&j).map_err(StoreError::from))
                 .transpose()
         })
         .await
@@ -443,7 +441,7 @@ impl EventStore for SqliteStore {
 fn make_private(dir: &Path, db: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let fail = |what: &Path, e: std::io::Error| {
-        StoreError::Database(format!("cannot make {} private: {e}", what.display()))
+        StoreError::io(format!("making {} private", what.display()), e)
     };
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| fail(dir, e))?;
