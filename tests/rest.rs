@@ -324,6 +324,8 @@ async fn events_route_filters_and_pages() {
 async fn unknown_conversations_and_bad_ids_get_json_errors() {
     let server = Server::start();
     let missing = new_id();
+    // One body for an unknown conversation, whatever the route.
+    let not_found = json!({"status": "error", "message": "Conversation not found", "msg_id": "CONVERSATION$NOT_FOUND"});
     for path in [
         format!("/api/conversations/{missing}"),
         format!("/api/conversations/{missing}/events"),
@@ -331,7 +333,11 @@ async fn unknown_conversations_and_bad_ids_get_json_errors() {
         format!("/api/conversations/{missing}/config"),
         format!("/api/conversations/{missing}/list-files"),
     ] {
-        assert_eq!(get(&server, &path).await.0, 404, "{path}");
+        assert_eq!(
+            get(&server, &path).await,
+            (404, not_found.clone()),
+            "{path}"
+        );
     }
     let (s, v) = send(
         &server,
@@ -341,14 +347,15 @@ async fn unknown_conversations_and_bad_ids_get_json_errors() {
     )
     .await;
     assert_eq!((s, v["status"].clone()), (404, json!("error")));
-    let (s, _) = send(
+    assert_eq!(v, not_found);
+    let (s, v) = send(
         &server,
         reqwest::Method::POST,
         &format!("/api/conversations/{missing}/message"),
         Some(json!({"message": "hi"})),
     )
     .await;
-    assert_eq!(s, 404);
+    assert_eq!((s, v), (404, not_found));
     assert_eq!(get(&server, "/api/conversations/a..b").await.0, 400);
     assert_eq!(get(&server, "/api/conversations/x%2e%2ey").await.0, 400);
     assert_eq!(

@@ -1,4 +1,5 @@
-//! `X-Session-API-Key` for REST routes.
+//! The session API key: one check for REST, Socket.IO and `/ws` ([`authorized`]), the
+//! REST middleware, and the cookie that keeps the key for the browser UI.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -18,11 +19,45 @@ fn exempt(path: &str) -> bool {
 }
 
 /// Compares two secrets without leaking where they differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The credentials a client presents, each where it was found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Credentials<'a> {
+    /// `session_api_key` in a Socket.IO CONNECT's auth payload.
+    pub auth_payload: Option<&'a str>,
+    /// `session_api_key` in the query string.
+    pub query: Option<&'a str>,
+    /// The `X-Session-API-Key` header.
+    pub header: Option<&'a str>,
+    /// The key cookie ([`cookie_key`]).
+    pub cookie: Option<&'a str>,
+}
+
+/// Whether a client may in: always when no key is configured; otherwise the first
+/// credential it presents, in the order auth payload, query, header, cookie, must be the
+/// key (a wrong one is not made good by a later one).
+pub fn authorized(expected: Option<&str>, given: &Credentials) -> bool {
+    let Some(expected) = expected else {
+        return true;
+    };
+    [given.auth_payload, given.query, given.header, given.cookie]
+        .into_iter()
+        .flatten()
+        .next()
+        .is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes()))
+}
+
+/// The `X-Session-API-Key` header of a request.
+pub fn header_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-session-api-key")
+        .and_then(|v| v.to_str().ok())
 }
 
 /// The cookie a browser keeps the session API key in (set by opening the UI once with
@@ -95,18 +130,40 @@ pub async fn require_session_key(
         req.extensions_mut().insert(Caller { peer, key_ok: true });
         return next.run(req).await;
     };
-    let matches = |g: &str| constant_time_eq(g.as_bytes(), expected.as_bytes());
-    let key_ok = req
-        .headers()
-        .get("x-session-api-key")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(matches)
-        || cookie_key(req.headers()).is_some_and(|k| matches(&k))
-        || query_key(&req).is_some_and(|k| matches(&k));
+    let query = query_key(&req);
+    let cookie = cookie_key(req.headers());
+    let (header, cookie) = (header_key(req.headers()), cookie.as_deref());
+    // REST takes the header or the cookie; a handshake (Socket.IO) also the query.
+    let rest_ok = authorized(
+        Some(expected),
+        &Credentials {
+            header,
+            cookie,
+            ..Credentials::default()
+        },
+    );
+    let key_ok = authorized(
+        Some(expected),
+        &Credentials {
+            query: query.as_deref(),
+            header,
+            cookie,
+            ..Credentials::default()
+        },
+    );
     req.extensions_mut().insert(Caller { peer, key_ok });
     let path = req.uri().path();
     if !path.starts_with("/api/") && !path.starts_with("/socket.io") && path != "/ws" {
-        if let Some(key) = query_key(&req).filter(|k| matches(k)) {
+        let query_ok = |k: &String| {
+            authorized(
+                Some(expected),
+                &Credentials {
+                    query: Some(k),
+                    ..Credentials::default()
+                },
+            )
+        };
+        if let Some(key) = query.filter(query_ok) {
             // Keep the key in a cookie and take it out of the address bar (and so out of
             // the browser's history) with a redirect to the same page without it.
             let secure = req
@@ -129,16 +186,7 @@ pub async fn require_session_key(
             return res;
         }
     }
-    if exempt(req.uri().path()) {
-        return next.run(req).await;
-    }
-    let given = req
-        .headers()
-        .get("x-session-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| cookie_key(req.headers()));
-    if given.is_some_and(|g| matches(&g)) {
+    if exempt(req.uri().path()) || rest_ok {
         next.run(req).await
     } else {
         ApiError::new(
@@ -146,5 +194,97 @@ pub async fn require_session_key(
             serde_json::json!({"detail": "Missing or invalid X-Session-API-Key header"}),
         )
         .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_configured_key_everyone_is_authorized() {
+        assert!(authorized(None, &Credentials::default()));
+        assert!(authorized(
+            None,
+            &Credentials {
+                query: Some("anything"),
+                ..Credentials::default()
+            }
+        ));
+    }
+
+    #[test]
+    fn the_key_is_accepted_from_any_one_place() {
+        let key = Some("s3cret");
+        for given in [
+            Credentials {
+                auth_payload: Some("s3cret"),
+                ..Credentials::default()
+            },
+            Credentials {
+                query: Some("s3cret"),
+                ..Credentials::default()
+            },
+            Credentials {
+                header: Some("s3cret"),
+                ..Credentials::default()
+            },
+            Credentials {
+                cookie: Some("s3cret"),
+                ..Credentials::default()
+            },
+        ] {
+            assert!(authorized(key, &given), "{given:?}");
+        }
+    }
+
+    #[test]
+    fn no_credential_or_a_wrong_one_is_refused() {
+        let key = Some("s3cret");
+        assert!(!authorized(key, &Credentials::default()));
+        for wrong in ["", "s3cre", "s3cret ", "S3CRET", "null"] {
+            let given = Credentials {
+                header: Some(wrong),
+                ..Credentials::default()
+            };
+            assert!(!authorized(key, &given), "{wrong:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_credential_presented_decides() {
+        let key = Some("s3cret");
+        // auth payload before query before header before cookie
+        let wrong_first = Credentials {
+            auth_payload: Some("wrong"),
+            query: Some("s3cret"),
+            header: Some("s3cret"),
+            cookie: Some("s3cret"),
+        };
+        assert!(!authorized(key, &wrong_first));
+        let right_first = Credentials {
+            auth_payload: None,
+            query: Some("s3cret"),
+            header: Some("wrong"),
+            cookie: Some("wrong"),
+        };
+        assert!(authorized(key, &right_first));
+        let header_over_cookie = Credentials {
+            header: Some("wrong"),
+            cookie: Some("s3cret"),
+            ..Credentials::default()
+        };
+        assert!(!authorized(key, &header_over_cookie));
+    }
+
+    #[test]
+    fn the_key_cookie_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; openhands_session_api_key=k; b=2"),
+        );
+        assert_eq!(cookie_key(&headers).as_deref(), Some("k"));
+        assert_eq!(cookie_key(&HeaderMap::new()), None);
     }
 }

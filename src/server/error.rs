@@ -40,7 +40,8 @@ impl ApiError {
         )
     }
 
-    /// Upstream's "conversation not found" body.
+    /// 404 with upstream's "conversation not found" body: the one answer of every route
+    /// for an unknown conversation.
     pub fn conversation_not_found() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::auth::{self, Credentials};
 use super::error::ApiError;
 use super::AppState;
 use crate::conversation::{subscribe, Conversation, NewConversation, Subscriber};
@@ -33,22 +34,19 @@ pub async fn handler(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if let Some(expected) = &state.config.session_api_key {
-        let given = q.session_api_key.clone().or_else(|| {
-            headers
-                .get("x-session-api-key")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-                .or_else(|| super::auth::cookie_key(&headers))
-        });
-        if !given.is_some_and(|g| super::auth::constant_time_eq(g.as_bytes(), expected.as_bytes()))
-        {
-            return ApiError::detail(
-                StatusCode::UNAUTHORIZED,
-                "Missing or invalid session API key",
-            )
-            .into_response();
-        }
+    let cookie = auth::cookie_key(&headers);
+    let credentials = Credentials {
+        query: q.session_api_key.as_deref(),
+        header: auth::header_key(&headers),
+        cookie: cookie.as_deref(),
+        ..Credentials::default()
+    };
+    if !auth::authorized(state.config.session_api_key.as_deref(), &credentials) {
+        return ApiError::detail(
+            StatusCode::UNAUTHORIZED,
+            "Missing or invalid session API key",
+        )
+        .into_response();
     }
     let conversation = match &q.conversation_id {
         Some(id) if super::valid_conversation_id(id) => state.manager.open(id, true).await,

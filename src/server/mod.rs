@@ -1,15 +1,14 @@
 //! The HTTP server: REST routes, Socket.IO at `/socket.io/`, auth and CORS.
 
 mod auth;
-mod engineio;
 mod error;
 mod frontend;
 mod guard;
 mod legacy_ws;
 mod listener;
 mod routes;
+mod sio;
 mod socket;
-mod socketio;
 
 use axum::extract::{DefaultBodyLimit, Query, State, WebSocketUpgrade};
 use axum::http::{HeaderValue, Method};
@@ -23,8 +22,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::Config;
 use crate::conversation::ConversationManager;
-pub use engineio::EngineConfig;
-use engineio::{Engine, EngineRequest};
+pub use sio::EngineConfig;
+use sio::{Engine, EngineRequest};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -42,12 +41,6 @@ pub struct AppState {
 /// queries), so an id is always one directory name of its own.
 pub fn valid_conversation_id(id: &str) -> bool {
     crate::conversation::valid_id(id)
-}
-
-/// A random Socket.IO socket id.
-pub(crate) fn engineio_sid() -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
 }
 
 /// The axum app and the Engine.IO server behind its `/socket.io/` route.

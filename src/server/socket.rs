@@ -5,15 +5,19 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use tokio_util::sync::CancellationToken;
 
-use super::engineio::{EngineHandler, OutPacket, Session};
-use super::socketio::{self, Packet};
+use super::auth::{self, Credentials};
+use super::sio::socketio::{self, EventName, Packet};
+use super::sio::{EngineHandler, OutPacket, Session};
 use super::AppState;
 use crate::conversation::{subscribe, AttachGuard, Conversation, ConversationError, Subscriber};
 use crate::events::{parse_client_event, Notice};
 use crate::store::StoredEvent;
+
+/// Everything the server sends on Socket.IO is an `oh_event`.
+static OH_EVENT: LazyLock<EventName> = LazyLock::new(|| EventName::new("oh_event"));
 
 /// Largest `oh_user_action` accepted (upstream's Socket.IO buffer size).
 pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
@@ -69,7 +73,7 @@ impl SocketHandler {
 /// `{"error":true,"message":…}` on `oh_event`, to the sender only.
 fn send_error(session: &Session, message: &str) {
     let body = Notice::error(message).to_json();
-    session.reply_message(&socketio::event("oh_event", &body));
+    session.reply(OutPacket::Text(OH_EVENT.message(&body)));
 }
 
 /// Why a connect was refused; the message goes into CONNECT_ERROR.
@@ -99,20 +103,18 @@ impl SocketHandler {
                 return Err(Refusal(format!("Invalid provider in providers_set: {p:?}")));
             }
         }
-        if let Some(expected) = &self.state.config.session_api_key {
-            let from_auth = serde_json::from_str::<Value>(auth).ok().and_then(|v| {
-                v.get("session_api_key")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            });
-            let given = from_auth
-                .or_else(|| session.query_param("session_api_key").map(str::to_string))
-                .or_else(|| session.cookie_key.clone());
-            if !given
-                .is_some_and(|g| super::auth::constant_time_eq(g.as_bytes(), expected.as_bytes()))
-            {
-                return Err(Refusal("invalid_session_api_key".into()));
-            }
+        let auth = serde_json::from_str::<Value>(auth).ok();
+        let credentials = Credentials {
+            auth_payload: auth
+                .as_ref()
+                .and_then(|v| v.get("session_api_key"))
+                .and_then(Value::as_str),
+            query: session.query_param("session_api_key"),
+            header: None,
+            cookie: session.cookie_key.as_deref(),
+        };
+        if !auth::authorized(self.state.config.session_api_key.as_deref(), &credentials) {
+            return Err(Refusal("invalid_session_api_key".into()));
         }
         session.authenticate();
         let after = session
@@ -132,7 +134,7 @@ impl SocketHandler {
         if let Some(old) = slot.joined.take() {
             old.cancel.cancel();
         }
-        let sid = super::engineio_sid();
+        let sid = super::sio::new_sid();
         session.reply_message(&socketio::connect_ack(&sid));
         let cancel = CancellationToken::new();
         let subscriber = Arc::new(SocketSubscriber {
@@ -162,7 +164,7 @@ impl SocketHandler {
         data: &str,
     ) {
         if let Some(id) = ack {
-            session.reply_message(&format!("3{id}[]"));
+            session.reply_message(&socketio::ack(id));
         }
         if data.len() > MAX_EVENT_BYTES {
             return send_error(
@@ -326,7 +328,7 @@ impl Subscriber for SocketSubscriber {
         !self.cancel.is_cancelled()
             && self
                 .session
-                .send_packet(OutPacket::Event(event.json.clone()))
+                .send_packet(OH_EVENT.packet(event.json.clone()))
                 .await
     }
 
@@ -334,7 +336,7 @@ impl Subscriber for SocketSubscriber {
         !self.cancel.is_cancelled()
             && self
                 .session
-                .send_packet(OutPacket::Event(Arc::from(json)))
+                .send_packet(OH_EVENT.packet(Arc::from(json)))
                 .await
     }
 
@@ -343,7 +345,7 @@ impl Subscriber for SocketSubscriber {
             return;
         }
         self.session
-            .send_packet(OutPacket::Event(Arc::from(Notice::Stopped.to_json())))
+            .send_packet(OH_EVENT.packet(Arc::from(Notice::Stopped.to_json())))
             .await;
         // Server-side disconnect of the main namespace.
         self.session.send_packet(OutPacket::Text("41".into())).await;

@@ -48,10 +48,7 @@ pub fn router() -> Router<AppState> {
 async fn exists(state: &AppState, id: &str) -> Result<(), ApiError> {
     match state.manager.store().conversation(id).await? {
         Some(_) => Ok(()),
-        None => Err(ApiError::detail(
-            StatusCode::NOT_FOUND,
-            format!("Conversation {id} not found"),
-        )),
+        None => Err(ApiError::conversation_not_found()),
     }
 }
 

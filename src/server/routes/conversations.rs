@@ -247,10 +247,9 @@ async fn start(
         Ok(_) => Ok(Json(
             json!({"status": "ok", "conversation_id": id, "message": null, "conversation_status": "RUNNING"}),
         )),
-        Err(crate::conversation::ManagerError::NotFound(_)) => Err(ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            json!({"status": "error", "conversation_id": id}),
-        )),
+        Err(crate::conversation::ManagerError::NotFound(_)) => {
+            Err(ApiError::conversation_not_found())
+        }
         Err(e) => Err(ApiError::new(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
             json!({"status": "error", "conversation_id": id, "message": format!("Failed to start conversation: {e}")}),

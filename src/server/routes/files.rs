@@ -52,10 +52,7 @@ impl From<WorkspaceError> for ApiError {
 async fn workspace(state: &AppState, id: &str) -> Result<Workspace, ApiError> {
     let id = checked_id(id)?;
     if state.manager.store().conversation(id).await?.is_none() {
-        return Err(ApiError::detail(
-            StatusCode::NOT_FOUND,
-            format!("Conversation {id} not found"),
-        ));
+        return Err(ApiError::conversation_not_found());
     }
     let root = state.config.workspace_for(id);
     blocking(move || Workspace::open(&root)).await

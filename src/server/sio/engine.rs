@@ -8,15 +8,16 @@ use async_trait::async_trait;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use bytes::Bytes;
 use futures::SinkExt;
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
+
+use super::packet::{self, ClientPacket, Frame, OutPacket, PayloadPart};
+use super::session::Session;
 
 /// Heartbeat and size settings announced in the open packet.
 #[derive(Debug, Clone, Copy)]
@@ -49,128 +50,15 @@ impl Default for EngineConfig {
     }
 }
 
-/// A packet on its way to a client.
-#[derive(Debug, Clone)]
-pub enum OutPacket {
-    /// A full Engine.IO text packet (`4…` for messages).
-    Text(String),
-    /// `42["oh_event",<json>]`, framed when written, so queues share the event's text.
-    Event(Arc<str>),
-    Binary(Bytes),
-    /// Ends a pending poll during an upgrade.
-    Noop,
-}
-
-/// What runs on top of Engine.IO (our Socket.IO layer).
+/// What runs on top of Engine.IO (a Socket.IO layer).
 #[async_trait]
 pub trait EngineHandler: Send + Sync + 'static {
     /// A message packet's payload (without the leading `4`).
     async fn on_message(&self, session: &Arc<Session>, text: &str);
+    /// A binary packet (a websocket binary frame, or `b<base64>` when polling).
     async fn on_binary(&self, session: &Arc<Session>, data: Bytes);
+    /// The session ended, whichever side closed it.
     async fn on_close(&self, session: &Arc<Session>);
-}
-
-/// Depth of a session's outgoing data queue; a full queue back-pressures its producers.
-const DATA_QUEUE: usize = 256;
-/// More pending control packets than this means the client stopped reading.
-const MAX_CONTROL: usize = 1024;
-
-/// One Engine.IO connection, whichever transport currently carries it.
-pub struct Session {
-    pub sid: String,
-    /// The query string of the handshake request (`conversation_id`, …).
-    pub query: Vec<(String, String)>,
-    /// The session API key from the handshake's cookie, if any.
-    pub cookie_key: Option<String>,
-    control: Mutex<VecDeque<OutPacket>>,
-    /// Set when `control` may be non-empty (saves a lock per loop turn).
-    has_control: AtomicBool,
-    wake: Notify,
-    data_tx: mpsc::Sender<OutPacket>,
-    data_rx: tokio::sync::Mutex<mpsc::Receiver<OutPacket>>,
-    pub closed: CancellationToken,
-    upgraded: AtomicBool,
-    pong: AtomicBool,
-    /// The client's address, when known.
-    peer: Option<std::net::IpAddr>,
-    /// Whether the client proved who it is (at the handshake, or later through the
-    /// application's own check); until then its packets are small and its time short.
-    authenticated: AtomicBool,
-}
-
-impl Session {
-    /// Marks the session as belonging to an authenticated client.
-    pub fn authenticate(&self) {
-        self.authenticated.store(true, Ordering::Release);
-    }
-
-    fn payload_limit(&self, config: &EngineConfig) -> usize {
-        if self.authenticated.load(Ordering::Acquire) {
-            config.max_payload
-        } else {
-            config.unauthenticated_payload.min(config.max_payload)
-        }
-    }
-
-    /// First value of query parameter `key`.
-    pub fn query_param(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// All values of query parameter `key`.
-    pub fn query_params<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.query
-            .iter()
-            .filter(move |(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Queues a reply ahead of data; written before the transport reads further input.
-    pub fn reply(&self, packet: OutPacket) {
-        let overflow = match self.control.lock() {
-            Ok(mut q) => {
-                q.push_back(packet);
-                q.len() > MAX_CONTROL
-            }
-            Err(_) => true,
-        };
-        self.has_control.store(true, Ordering::Release);
-        if overflow {
-            self.closed.cancel();
-        }
-        self.wake.notify_one();
-    }
-
-    /// Queues a Socket.IO packet as a reply (see [`Session::reply`]).
-    pub fn reply_message(&self, sio: &str) {
-        self.reply(OutPacket::Text(format!("4{sio}")));
-    }
-
-    /// Queues a packet as data, waiting while the client is behind. Returns false once
-    /// the session is closed.
-    pub async fn send_packet(&self, packet: OutPacket) -> bool {
-        // Fast path: room in the queue.
-        let packet = match self.data_tx.try_send(packet) {
-            Ok(()) => return true,
-            Err(mpsc::error::TrySendError::Closed(_)) => return false,
-            Err(mpsc::error::TrySendError::Full(p)) => p,
-        };
-        // Either the queue takes the packet, or the session ends first.
-        tokio::select! {
-            r = self.data_tx.send(packet) => r.is_ok(),
-            _ = self.closed.cancelled() => false,
-        }
-    }
-
-    fn take_control(&self) -> Vec<OutPacket> {
-        self.control
-            .lock()
-            .map(|mut q| q.drain(..).collect())
-            .unwrap_or_default()
-    }
 }
 
 /// The Engine.IO server: its sessions and its handler.
@@ -185,7 +73,7 @@ pub struct Engine {
 #[derive(Debug, Default)]
 pub struct EngineRequest {
     pub query: Vec<(String, String)>,
-    /// The session API key cookie of the request, if any.
+    /// The credential cookie of the request, if any (kept on a new session).
     pub cookie_key: Option<String>,
     /// The client's address, when known.
     pub peer: Option<std::net::IpAddr>,
@@ -211,10 +99,6 @@ fn engine_error(code: u8, message: &str) -> Response {
         .into_response()
 }
 
-fn new_sid() -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
-}
-
 impl Engine {
     pub fn new(handler: Arc<dyn EngineHandler>, config: EngineConfig) -> Arc<Self> {
         Arc::new(Engine {
@@ -238,7 +122,8 @@ impl Engine {
         }
     }
 
-    fn session(&self, sid: &str) -> Option<Arc<Session>> {
+    /// The open session `sid`.
+    pub(super) fn session(&self, sid: &str) -> Option<Arc<Session>> {
         self.sessions.lock().ok().and_then(|s| s.get(sid).cloned())
     }
 
@@ -268,28 +153,20 @@ impl Engine {
     }
 
     fn create_session(self: &Arc<Self>, req: EngineRequest, websocket: bool) -> Arc<Session> {
-        let (data_tx, data_rx) = mpsc::channel(DATA_QUEUE);
         let EngineRequest {
             query,
             cookie_key,
             peer,
             authenticated,
         } = req;
-        let session = Arc::new(Session {
-            sid: new_sid(),
+        let session = Arc::new(Session::new(
+            super::new_sid(),
             query,
             cookie_key,
             peer,
-            authenticated: AtomicBool::new(authenticated),
-            control: Mutex::new(VecDeque::new()),
-            has_control: AtomicBool::new(false),
-            wake: Notify::new(),
-            data_tx,
-            data_rx: tokio::sync::Mutex::new(data_rx),
-            closed: CancellationToken::new(),
-            upgraded: AtomicBool::new(websocket),
-            pong: AtomicBool::new(true),
-        });
+            authenticated,
+            websocket,
+        ));
         if let Ok(mut s) = self.sessions.lock() {
             s.insert(session.sid.clone(), session.clone());
         }
@@ -303,7 +180,7 @@ impl Engine {
                     _ = tokio::time::sleep(deadline) => {}
                     _ = s.closed.cancelled() => return,
                 }
-                if !s.authenticated.load(Ordering::Acquire) {
+                if !s.is_authenticated() {
                     tracing::debug!(sid = %s.sid, "closing a session that never authenticated");
                     s.closed.cancel();
                 }
@@ -313,17 +190,24 @@ impl Engine {
     }
 
     fn open_packet(&self, session: &Session, upgrades: bool) -> String {
-        let upgrades: &[&str] = if upgrades { &["websocket"] } else { &[] };
-        format!(
-            "0{}",
-            serde_json::json!({
-                "sid": session.sid,
-                "upgrades": upgrades,
-                "pingInterval": self.config.ping_interval.as_millis() as u64,
-                "pingTimeout": self.config.ping_timeout.as_millis() as u64,
-                "maxPayload": self.config.max_payload,
-            })
+        packet::open_packet(
+            &session.sid,
+            upgrades,
+            self.config.ping_interval.as_millis() as u64,
+            self.config.ping_timeout.as_millis() as u64,
+            self.config.max_payload,
         )
+    }
+
+    /// Largest packet the session may send now (small until it authenticates).
+    fn payload_limit(&self, session: &Session) -> usize {
+        if session.is_authenticated() {
+            self.config.max_payload
+        } else {
+            self.config
+                .unauthenticated_payload
+                .min(self.config.max_payload)
+        }
     }
 
     /// Pings every interval; a client that did not answer the previous ping is gone.
@@ -353,17 +237,16 @@ impl Engine {
         self.handler.on_close(&session).await;
     }
 
-    /// Handles one incoming Engine.IO text packet.
+    /// Handles one incoming Engine.IO text packet; anything a client may not send
+    /// closes the session.
     async fn on_text(&self, session: &Arc<Session>, text: &str) {
-        let text = text.trim_end_matches(['\n', '\r']);
-        let mut chars = text.chars();
-        match chars.next() {
-            Some('4') => self.handler.on_message(session, chars.as_str()).await,
-            Some('3') => session.pong.store(true, Ordering::Release),
-            Some('2') => session.reply(OutPacket::Text(format!("3{}", chars.as_str()))),
-            Some('1') => session.closed.cancel(),
-            Some('6') | Some('5') => {}
-            _ => {
+        match packet::decode_packet(text) {
+            Some(ClientPacket::Message(m)) => self.handler.on_message(session, m).await,
+            Some(ClientPacket::Pong) => session.pong.store(true, Ordering::Release),
+            Some(ClientPacket::Ping(p)) => session.reply(OutPacket::Text(format!("3{p}"))),
+            Some(ClientPacket::Close) => session.closed.cancel(),
+            Some(ClientPacket::Upgrade | ClientPacket::Noop) => {}
+            None => {
                 tracing::debug!(sid = %session.sid, "invalid engine.io packet; closing");
                 session.closed.cancel();
             }
@@ -402,14 +285,14 @@ impl Engine {
             while size < self.config.max_payload {
                 match rx.try_recv() {
                     Ok(p) => {
-                        size += packet_len(&p);
+                        size += p.wire_len();
                         out.push(p);
                     }
                     Err(_) => break,
                 }
             }
             if !out.is_empty() {
-                return text_response(encode_polling(&out));
+                return text_response(packet::encode_payload(&out));
             }
             // Wait for data, a control packet, or the end of the session.
             tokio::select! {
@@ -431,7 +314,7 @@ impl Engine {
         let Some(session) = req.get("sid").and_then(|sid| self.session(sid)) else {
             return engine_error(1, "Session ID unknown");
         };
-        if body.len() > session.payload_limit(&self.config) {
+        if body.len() > self.payload_limit(&session) {
             session.closed.cancel();
             return (StatusCode::PAYLOAD_TOO_LARGE, "payload too large").into_response();
         }
@@ -439,17 +322,14 @@ impl Engine {
             session.closed.cancel();
             return engine_error(3, "Bad request");
         };
-        for packet in text.split('\u{1e}') {
+        for part in packet::decode_payload(text) {
             if session.closed.is_cancelled() {
                 break;
             }
-            if let Some(b64) = packet.strip_prefix('b') {
-                match base64::engine::general_purpose::STANDARD.decode(b64) {
-                    Ok(data) => self.handler.on_binary(&session, Bytes::from(data)).await,
-                    Err(_) => session.closed.cancel(),
-                }
-            } else {
-                self.on_text(&session, packet).await;
+            match part {
+                Ok(PayloadPart::Text(t)) => self.on_text(&session, t).await,
+                Ok(PayloadPart::Binary(data)) => self.handler.on_binary(&session, data).await,
+                Err(_) => session.closed.cancel(),
             }
         }
         (StatusCode::OK, [(header::CONTENT_TYPE, "text/html")], "ok").into_response()
@@ -566,11 +446,11 @@ impl Engine {
                 }
                 _ = &mut wake => wake.set(session.wake.notified()),
                 msg = ws.recv() => match msg {
-                    Some(Ok(Message::Text(t))) if t.len() > session.payload_limit(&self.config) => {
+                    Some(Ok(Message::Text(t))) if t.len() > self.payload_limit(&session) => {
                         tracing::debug!(sid = %session.sid, len = t.len(), "packet too large; closing");
                         session.closed.cancel();
                     }
-                    Some(Ok(Message::Binary(b))) if b.len() > session.payload_limit(&self.config) => {
+                    Some(Ok(Message::Binary(b))) if b.len() > self.payload_limit(&session) => {
                         session.closed.cancel();
                     }
                     Some(Ok(Message::Text(t))) => self.on_text(&session, t.as_str()).await,
@@ -626,47 +506,15 @@ async fn next(ws: &mut WebSocket) -> Option<String> {
     }
 }
 
-/// `42["oh_event",<json>]`, built in one allocation.
-pub fn oh_event_frame(json: &str) -> String {
-    const HEAD: &str = "42[\"oh_event\",";
-    let mut p = String::with_capacity(HEAD.len() + json.len() + 1);
-    p.push_str(HEAD);
-    p.push_str(json);
-    p.push(']');
-    p
-}
-
+/// The websocket message for a packet; none for a noop (polling only).
 fn ws_message(p: OutPacket) -> Option<Message> {
     match p {
-        OutPacket::Text(t) => Some(Message::Text(t.into())),
-        OutPacket::Event(json) => Some(Message::Text(oh_event_frame(&json).into())),
-        OutPacket::Binary(b) => Some(Message::Binary(b)),
         OutPacket::Noop => None,
+        p => Some(match p.into_frame() {
+            Frame::Text(t) => Message::Text(t.into()),
+            Frame::Binary(b) => Message::Binary(b),
+        }),
     }
-}
-
-fn packet_len(p: &OutPacket) -> usize {
-    match p {
-        OutPacket::Text(t) => t.len(),
-        OutPacket::Event(j) => j.len() + 14,
-        OutPacket::Binary(b) => b.len() * 4 / 3 + 1,
-        OutPacket::Noop => 1,
-    }
-}
-
-fn encode_polling(packets: &[OutPacket]) -> String {
-    let parts: Vec<String> = packets
-        .iter()
-        .map(|p| match p {
-            OutPacket::Text(t) => t.clone(),
-            OutPacket::Event(j) => oh_event_frame(j),
-            OutPacket::Binary(b) => {
-                format!("b{}", base64::engine::general_purpose::STANDARD.encode(b))
-            }
-            OutPacket::Noop => "6".into(),
-        })
-        .collect();
-    parts.join("\u{1e}")
 }
 
 fn text_response(body: String) -> Response {

@@ -1,4 +1,9 @@
-//! Socket.IO v5 packets (the subset a single-namespace server needs).
+//! Socket.IO v5 packets (the subset a single-namespace server needs), carried in
+//! Engine.IO messages.
+
+use std::sync::Arc;
+
+use super::packet::OutPacket;
 
 /// A parsed Socket.IO packet; `data` is the raw JSON text that follows the header.
 #[derive(Debug, PartialEq)]
@@ -82,9 +87,44 @@ pub fn connect_error(nsp: &str, message: &str, data: Option<serde_json::Value>) 
     }
 }
 
-/// `2["<name>",<json>]`: an event with one argument that is already JSON text.
-pub fn event(name: &str, json: &str) -> String {
-    format!("2[\"{name}\",{json}]")
+/// `3<id>[]`: an empty ACK for the main namespace.
+pub fn ack(id: u64) -> String {
+    format!("3{id}[]")
+}
+
+/// The name of the events an application sends, with its frame head (`42["<name>",`)
+/// built once, so that one event's JSON is queued for many clients without a copy.
+#[derive(Debug, Clone)]
+pub struct EventName {
+    /// `42["<name>",`: Engine.IO message, Socket.IO EVENT, main namespace.
+    head: Arc<str>,
+}
+
+impl EventName {
+    pub fn new(name: &str) -> Self {
+        let quoted = serde_json::Value::from(name).to_string();
+        EventName {
+            head: Arc::from(format!("42[{quoted},")),
+        }
+    }
+
+    /// The event with `json` as its one argument, the JSON shared, not copied.
+    pub fn packet(&self, json: Arc<str>) -> OutPacket {
+        OutPacket::Shared {
+            head: self.head.clone(),
+            body: json,
+            tail: "]",
+        }
+    }
+
+    /// The event as one Engine.IO message text: `42["<name>",<json>]`.
+    pub fn message(&self, json: &str) -> String {
+        let mut text = String::with_capacity(self.head.len() + json.len() + 1);
+        text.push_str(&self.head);
+        text.push_str(json);
+        text.push(']');
+        text
+    }
 }
 
 #[cfg(test)]
@@ -145,5 +185,77 @@ mod tests {
             })
         );
         assert_eq!(parse("599999999999999999999-[]"), None);
+    }
+
+    #[test]
+    fn namespaces_and_ack_ids_are_read_in_that_order() {
+        assert_eq!(
+            parse("2/admin,7[\"x\",1]"),
+            Some(Packet::Event {
+                nsp: "/admin",
+                ack: Some(7),
+                data: "[\"x\",1]"
+            })
+        );
+        assert_eq!(
+            parse("2/admin"),
+            Some(Packet::Event {
+                nsp: "/admin",
+                ack: None,
+                data: ""
+            })
+        );
+        assert_eq!(
+            parse("1/admin,"),
+            Some(Packet::Disconnect { nsp: "/admin" })
+        );
+        assert_eq!(parse("3/admin,4[]"), Some(Packet::Ack { nsp: "/admin" }));
+        assert_eq!(
+            parse("62-/admin,5[{\"_placeholder\":true,\"num\":0}]"),
+            Some(Packet::BinaryAck {
+                nsp: "/admin",
+                attachments: 2
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_packets_are_refused() {
+        for bad in ["", "x", "7", "4{}", "5", "5-[]", "5a-[]", "6", "é", " 2[]"] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn connect_ack_and_connect_error_have_the_wire_shape() {
+        assert_eq!(connect_ack("s1"), r#"0{"sid":"s1"}"#);
+        assert_eq!(
+            connect_error("/", "invalid_session_api_key", None),
+            r#"4{"message":"invalid_session_api_key"}"#
+        );
+        assert_eq!(
+            connect_error("/admin", "Invalid namespace", None),
+            r#"4/admin,{"message":"Invalid namespace"}"#
+        );
+        assert_eq!(
+            connect_error("/", "no", Some(serde_json::json!({"why": 1}))),
+            r#"4{"message":"no","data":{"why":1}}"#
+        );
+        assert_eq!(ack(12), "312[]");
+    }
+
+    #[test]
+    fn an_event_is_framed_with_its_name_and_shares_its_json() {
+        let name = EventName::new("oh_event");
+        assert_eq!(name.message("{\"id\":1}"), r#"42["oh_event",{"id":1}]"#);
+        let json: Arc<str> = Arc::from("{\"id\":2}");
+        let packet = name.packet(json.clone());
+        assert_eq!(packet.wire_len(), r#"42["oh_event",{"id":2}]"#.len());
+        match packet {
+            OutPacket::Shared { body, .. } => assert!(Arc::ptr_eq(&body, &json)),
+            other => panic!("{other:?}"),
+        }
+        // Names are JSON strings, quotes and all.
+        assert_eq!(EventName::new("a\"b").message("1"), r#"42["a\"b",1]"#);
     }
 }
