@@ -332,3 +332,33 @@ async fn secrets_are_listed_without_values_and_reach_the_shell() {
         (200, json!({"custom_secrets": []}))
     );
 }
+
+#[tokio::test]
+async fn with_a_session_key_the_uis_socket_connects_on_its_cookie_despite_session_api_key_null() {
+    let server = Server::with_env(&[("SESSION_API_KEY", "k3y")]);
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let connect = |cookie: &'static str| {
+        let mut req = server
+            .ws_url(&ui_query(&new_id(), -1))
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert("Cookie", cookie.parse().unwrap());
+        async move {
+            let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+            let _open = next_text(&mut ws).await;
+            futures::SinkExt::send(
+                &mut ws,
+                tokio_tungstenite::tungstenite::Message::Text("40".into()),
+            )
+            .await
+            .unwrap();
+            next_text(&mut ws).await
+        }
+    };
+    assert!(connect("openhands_session_api_key=k3y")
+        .await
+        .starts_with("40{\"sid\""));
+    assert!(connect("openhands_session_api_key=nope")
+        .await
+        .starts_with("44"));
+}

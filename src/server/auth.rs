@@ -39,9 +39,10 @@ pub struct Credentials<'a> {
     pub cookie: Option<&'a str>,
 }
 
-/// Whether a client may in: always when no key is configured; otherwise the first
-/// credential it presents, in the order auth payload, query, header, cookie, must be the
-/// key (a wrong one is not made good by a later one).
+/// Whether a client may in: always when no key is configured; otherwise one of the
+/// credentials it presents (auth payload, query, header, cookie) must be the key. Any one
+/// proves it: the OpenHands UI, for one, sends the query `session_api_key=null` next to
+/// the cookie that holds the key.
 pub fn authorized(expected: Option<&str>, given: &Credentials) -> bool {
     let Some(expected) = expected else {
         return true;
@@ -49,8 +50,7 @@ pub fn authorized(expected: Option<&str>, given: &Credentials) -> bool {
     [given.auth_payload, given.query, given.header, given.cookie]
         .into_iter()
         .flatten()
-        .next()
-        .is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes()))
+        .any(|g| constant_time_eq(g.as_bytes(), expected.as_bytes()))
 }
 
 /// The `X-Session-API-Key` header of a request.
@@ -252,29 +252,22 @@ mod tests {
     }
 
     #[test]
-    fn the_first_credential_presented_decides() {
+    fn any_credential_that_is_the_key_lets_the_client_in() {
         let key = Some("s3cret");
-        // auth payload before query before header before cookie
-        let wrong_first = Credentials {
-            auth_payload: Some("wrong"),
-            query: Some("s3cret"),
-            header: Some("s3cret"),
-            cookie: Some("s3cret"),
-        };
-        assert!(!authorized(key, &wrong_first));
-        let right_first = Credentials {
-            auth_payload: None,
-            query: Some("s3cret"),
-            header: Some("wrong"),
-            cookie: Some("wrong"),
-        };
-        assert!(authorized(key, &right_first));
-        let header_over_cookie = Credentials {
-            header: Some("wrong"),
+        // The OpenHands UI: the literal query `null` beside the cookie with the key.
+        let ui = Credentials {
+            query: Some("null"),
             cookie: Some("s3cret"),
             ..Credentials::default()
         };
-        assert!(!authorized(key, &header_over_cookie));
+        assert!(authorized(key, &ui));
+        let all_wrong = Credentials {
+            auth_payload: Some("wrong"),
+            query: Some("null"),
+            header: Some(""),
+            cookie: Some("s3cre"),
+        };
+        assert!(!authorized(key, &all_wrong));
     }
 
     #[test]
