@@ -1,5 +1,6 @@
 //! One validated [`Config`] from defaults < `config.toml` < environment < CLI flags.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -319,7 +320,8 @@ pub struct Config {
     /// The session key was generated at start (a network bind without a configured key).
     pub generated_key: bool,
     pub file: FileConfig,
-    /// Warnings collected while loading (unknown keys), logged at start.
+    /// Warnings collected while loading (unknown keys, unsupported keys that are set),
+    /// logged at start.
     pub warnings: Vec<String>,
 }
 
@@ -353,7 +355,7 @@ fn random_key() -> String {
 }
 
 /// How an environment variable's text becomes a TOML value.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
     Str,
     Int,
@@ -363,124 +365,157 @@ enum Kind {
     Toml,
 }
 
-const CORE_KEYS: &[(&str, Kind)] = &[
-    ("default_agent", Kind::Str),
-    ("runtime", Kind::Str),
-    ("file_store", Kind::Str),
-    ("file_store_path", Kind::Str),
-    ("max_iterations", Kind::Int),
-    ("max_budget_per_task", Kind::Float),
-    ("max_concurrent_conversations", Kind::Int),
-    ("conversation_max_age_seconds", Kind::Int),
-    ("workspace_base", Kind::Str),
-    ("workspace_mount_path_in_sandbox", Kind::Str),
-    ("enable_browser", Kind::Bool),
-    ("enable_default_condenser", Kind::Bool),
-    ("init_git_in_empty_workspace", Kind::Bool),
-    ("file_uploads_max_file_size_mb", Kind::Int),
-    ("search_api_key", Kind::Str),
-    ("git_user_name", Kind::Str),
-    ("git_user_email", Kind::Str),
-    ("debug", Kind::Bool),
-];
-
-const LLM_KEYS: &[(&str, Kind)] = &[
-    ("model", Kind::Str),
-    ("api_key", Kind::Str),
-    ("base_url", Kind::Str),
-    ("api_version", Kind::Str),
-    ("num_retries", Kind::Int),
-    ("retry_multiplier", Kind::Float),
-    ("retry_min_wait", Kind::Float),
-    ("retry_max_wait", Kind::Float),
-    ("timeout", Kind::Float),
-    ("temperature", Kind::Float),
-    ("top_p", Kind::Float),
-    ("max_message_chars", Kind::Int),
-    ("max_input_tokens", Kind::Int),
-    ("max_output_tokens", Kind::Int),
-    ("input_cost_per_token", Kind::Float),
-    ("output_cost_per_token", Kind::Float),
-    ("drop_params", Kind::Bool),
-    ("modify_params", Kind::Bool),
-    ("caching_prompt", Kind::Bool),
-    ("disable_vision", Kind::Bool),
-    ("native_tool_calling", Kind::Bool),
-    ("reasoning_effort", Kind::Str),
-    ("custom_llm_provider", Kind::Str),
-    ("ollama_base_url", Kind::Str),
-    ("stream", Kind::Bool),
-];
-
-const AGENT_KEYS: &[(&str, Kind)] = &[
-    ("enable_browsing", Kind::Bool),
-    ("enable_editor", Kind::Bool),
-    ("enable_llm_editor", Kind::Bool),
-    ("enable_jupyter", Kind::Bool),
-    ("enable_cmd", Kind::Bool),
-    ("enable_think", Kind::Bool),
-    ("enable_finish", Kind::Bool),
-    ("enable_plan_mode", Kind::Bool),
-    ("enable_mcp", Kind::Bool),
-    ("enable_condensation_request", Kind::Bool),
-    ("enable_history_truncation", Kind::Bool),
-    ("enable_prompt_extensions", Kind::Bool),
-    ("disabled_microagents", Kind::Toml),
-    ("system_prompt_filename", Kind::Str),
-    ("llm_config", Kind::Str),
-];
-
-const SANDBOX_KEYS: &[(&str, Kind)] = &[
-    ("timeout", Kind::Int),
-    ("close_delay", Kind::Int),
-    ("no_change_timeout", Kind::Int),
-    ("keep_runtime_alive", Kind::Bool),
-    ("pause_closed_runtimes", Kind::Bool),
-    ("base_container_image", Kind::Str),
-    ("runtime_container_image", Kind::Str),
-    ("user_id", Kind::Int),
-    ("use_host_network", Kind::Bool),
-    ("volumes", Kind::Str),
-    ("vscode_port", Kind::Int),
-    ("runtime_startup_env_vars", Kind::Toml),
-    ("api_key", Kind::Str),
-    ("remote_runtime_api_url", Kind::Str),
-    ("local_runtime_url", Kind::Str),
-    ("enable_gpu", Kind::Bool),
-    ("enable_auto_lint", Kind::Bool),
-    ("initialize_plugins", Kind::Bool),
-    ("platform", Kind::Str),
-];
-
-const SECURITY_KEYS: &[(&str, Kind)] = &[
-    ("confirmation_mode", Kind::Bool),
-    ("security_analyzer", Kind::Str),
-    ("enable_security_analyzer", Kind::Bool),
-];
-
-/// (section, environment prefix, keys)
 /// The keys of one section and how their environment values parse.
-type KeyKinds = &'static [(&'static str, Kind)];
+type KeyKinds = fn() -> Vec<(String, Kind)>;
 
-const LIMITS_KEYS: &[(&str, Kind)] = &[
-    ("max_engineio_sessions", Kind::Int),
-    ("max_engineio_sessions_per_client", Kind::Int),
-    ("unauthenticated_payload_bytes", Kind::Int),
-    ("auth_deadline_seconds", Kind::Int),
-    ("header_read_timeout_seconds", Kind::Int),
-    ("max_connections", Kind::Int),
-    ("max_response_bytes", Kind::Int),
-    ("max_conversations", Kind::Int),
-];
-
+/// The sections environment variables set: (section, variable prefix, its keys). `[core]`
+/// keys are upper-cased (`MAX_ITERATIONS`), the others also prefixed (`LLM_MODEL`).
 const SECTIONS: &[(&str, &str, KeyKinds)] = &[
-    ("core", "", CORE_KEYS),
-    ("llm", "LLM_", LLM_KEYS),
-    ("agent", "AGENT_", AGENT_KEYS),
-    ("sandbox", "SANDBOX_", SANDBOX_KEYS),
-    ("security", "SECURITY_", SECURITY_KEYS),
-    ("limits", "LIMITS_", LIMITS_KEYS),
+    ("core", "", key_kinds::<CoreConfig>),
+    ("llm", "LLM_", key_kinds::<LlmConfig>),
+    ("agent", "AGENT_", key_kinds::<AgentConfig>),
+    ("sandbox", "SANDBOX_", key_kinds::<SandboxConfig>),
+    ("security", "SECURITY_", key_kinds::<SecurityConfig>),
+    ("limits", "LIMITS_", key_kinds::<LimitsConfig>),
 ];
+
+/// The keys of a section (its fields as serde names them, from its default) with their
+/// kinds: the kind of the default value or, for an optional field that defaults to
+/// nothing, the first kind the field accepts.
+fn key_kinds<T: Default + Serialize + DeserializeOwned>() -> Vec<(String, Kind)> {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(T::default()) else {
+        return Vec::new();
+    };
+    fields
+        .into_iter()
+        .map(|(key, default)| {
+            let kind = match default {
+                serde_json::Value::Bool(_) => Kind::Bool,
+                serde_json::Value::Number(n) if n.is_f64() => Kind::Float,
+                serde_json::Value::Number(_) => Kind::Int,
+                serde_json::Value::String(_) => Kind::Str,
+                serde_json::Value::Array(_) | serde_json::Value::Object(_) => Kind::Toml,
+                serde_json::Value::Null => accepted_kind::<T>(&key),
+            };
+            (key, kind)
+        })
+        .collect()
+}
+
+/// The kind the field `key` of `T` accepts, found by offering it a sample of each kind
+/// (a number before an integer, which a number field also takes).
+fn accepted_kind<T: DeserializeOwned>(key: &str) -> Kind {
+    let samples = [
+        (Kind::Float, toml::Value::Float(0.5)),
+        (Kind::Int, toml::Value::Integer(1)),
+        (Kind::Bool, toml::Value::Boolean(true)),
+        (Kind::Str, toml::Value::String("x".into())),
+    ];
+    samples
+        .into_iter()
+        .find(|(_, sample)| {
+            let mut table = toml::Table::new();
+            table.insert(key.to_string(), sample.clone());
+            toml::Value::Table(table).try_into::<T>().is_ok()
+        })
+        .map_or(Kind::Toml, |(kind, _)| kind)
+}
+
+/// Upstream keys this server accepts, so that upstream configuration files load, but does
+/// not act on. Each one set to anything but its default is reported at start.
+const UNSUPPORTED: &[(&str, &[&str])] = &[
+    (
+        "core",
+        &[
+            "runtime",
+            "file_store",
+            "conversation_max_age_seconds",
+            "enable_browser",
+            "init_git_in_empty_workspace",
+            "file_uploads_max_file_size_mb",
+        ],
+    ),
+    (
+        "llm",
+        &[
+            "api_version",
+            "max_input_tokens",
+            "drop_params",
+            "modify_params",
+            "caching_prompt",
+            "disable_vision",
+            "native_tool_calling",
+            "reasoning_effort",
+            "custom_llm_provider",
+            "ollama_base_url",
+        ],
+    ),
+    (
+        "agent",
+        &[
+            "enable_browsing",
+            "enable_editor",
+            "enable_llm_editor",
+            "enable_jupyter",
+            "enable_cmd",
+            "enable_think",
+            "enable_finish",
+            "enable_plan_mode",
+            "enable_mcp",
+            "enable_condensation_request",
+            "enable_history_truncation",
+            "enable_prompt_extensions",
+            "disabled_microagents",
+            "system_prompt_filename",
+            "llm_config",
+        ],
+    ),
+    (
+        "sandbox",
+        &[
+            "keep_runtime_alive",
+            "pause_closed_runtimes",
+            "user_id",
+            "use_host_network",
+            "vscode_port",
+            "api_key",
+            "remote_runtime_api_url",
+            "local_runtime_url",
+            "enable_gpu",
+            "enable_auto_lint",
+            "initialize_plugins",
+            "platform",
+        ],
+    ),
+    ("security", &["enable_security_analyzer"]),
+];
+
+/// A warning for each [`UNSUPPORTED`] key that `file` sets to something other than its
+/// default (values are not shown: some are keys).
+fn unsupported_warnings(file: &FileConfig) -> Vec<String> {
+    let (Ok(set), Ok(default)) = (
+        serde_json::to_value(file),
+        serde_json::to_value(FileConfig::default()),
+    ) else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    for (section, keys) in UNSUPPORTED {
+        let prefix = SECTIONS
+            .iter()
+            .find(|(name, ..)| name == section)
+            .map_or("", |(_, prefix, _)| prefix);
+        for key in keys.iter() {
+            if set[section][key] != default[section][key] {
+                let var = format!("{prefix}{}", key.to_ascii_uppercase());
+                warnings.push(format!(
+                    "`{section}.{key}` ({var}) is set but not supported by this server; ignored"
+                ));
+            }
+        }
+    }
+    warnings
+}
 
 fn env_value(var: &str, raw: &str, kind: Kind) -> Result<toml::Value, ConfigError> {
     let bad = |expected| ConfigError::Env {
@@ -524,12 +559,12 @@ fn apply_env(
     warnings: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
     for (section, prefix, keys) in SECTIONS {
-        for (key, kind) in keys.iter() {
+        for (key, kind) in keys() {
             let var = format!("{prefix}{}", key.to_ascii_uppercase());
             let Some(raw) = env(&var).filter(|v| !v.is_empty()) else {
                 continue;
             };
-            let value = match env_value(&var, &raw, *kind) {
+            let value = match env_value(&var, &raw, kind) {
                 Ok(v) => v,
                 // A flag such as DEBUG=vite:* belongs to another program: ignore it.
                 Err(e) if matches!(kind, Kind::Bool) => {
@@ -538,7 +573,7 @@ fn apply_env(
                 }
                 Err(e) => return Err(e),
             };
-            section_mut(table, section)?.insert((*key).to_string(), value);
+            section_mut(table, section)?.insert(key, value);
         }
     }
     if let Some(raw) = env("OH_MAX_ITERATIONS").filter(|v| !v.is_empty()) {
@@ -637,6 +672,7 @@ impl Config {
         let file: FileConfig = table
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        warnings.extend(unsupported_warnings(&file));
 
         let host = cli
             .host
@@ -950,5 +986,119 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.workspace_base(), Some(PathBuf::from("/srv/proj")));
+    }
+
+    #[test]
+    fn environment_keys_are_the_fields_with_their_kinds() {
+        let kind = |keys: Vec<(String, Kind)>, key: &str| {
+            keys.into_iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, kind)| kind)
+        };
+        assert_eq!(key_kinds::<CoreConfig>().len(), 18);
+        assert_eq!(key_kinds::<LlmConfig>().len(), 25);
+        assert_eq!(key_kinds::<SandboxConfig>().len(), 19);
+        for (keys, key, expected) in [
+            (
+                key_kinds::<CoreConfig>(),
+                "max_budget_per_task",
+                Kind::Float,
+            ),
+            (key_kinds::<CoreConfig>(), "workspace_base", Kind::Str),
+            (key_kinds::<CoreConfig>(), "debug", Kind::Bool),
+            (key_kinds::<LlmConfig>(), "model", Kind::Str),
+            (key_kinds::<LlmConfig>(), "timeout", Kind::Float),
+            (key_kinds::<LlmConfig>(), "retry_multiplier", Kind::Float),
+            (key_kinds::<LlmConfig>(), "max_output_tokens", Kind::Int),
+            (key_kinds::<LlmConfig>(), "disable_vision", Kind::Bool),
+            (
+                key_kinds::<AgentConfig>(),
+                "disabled_microagents",
+                Kind::Toml,
+            ),
+            (key_kinds::<SandboxConfig>(), "user_id", Kind::Int),
+            (
+                key_kinds::<SandboxConfig>(),
+                "runtime_startup_env_vars",
+                Kind::Toml,
+            ),
+            (key_kinds::<LimitsConfig>(), "max_conversations", Kind::Int),
+        ] {
+            assert_eq!(kind(keys, key), Some(expected), "{key}");
+        }
+        // Named groups and per-agent sections are not keys.
+        assert_eq!(kind(key_kinds::<LlmConfig>(), "groups"), None);
+        assert_eq!(kind(key_kinds::<AgentConfig>(), "agents"), None);
+
+        let c = load(
+            None,
+            &[
+                ("LLM_TIMEOUT", "30"),
+                ("SANDBOX_USER_ID", "1000"),
+                ("AGENT_DISABLED_MICROAGENTS", r#"["a", "b"]"#),
+                ("SANDBOX_RUNTIME_STARTUP_ENV_VARS", r#"{ A = "1" }"#),
+                ("MAX_BUDGET_PER_TASK", "2.5"),
+            ],
+            CliOverrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.file.llm.timeout, Some(30.0));
+        assert_eq!(c.file.sandbox.user_id, Some(1000));
+        assert_eq!(c.file.agent.disabled_microagents, ["a", "b"]);
+        assert_eq!(c.file.sandbox.runtime_startup_env_vars["A"], "1");
+        assert_eq!(c.file.core.max_budget_per_task, Some(2.5));
+    }
+
+    #[test]
+    fn unsupported_keys_set_to_other_values_are_reported() {
+        // This repository's config.toml (read from the working directory) and the
+        // defaults report nothing.
+        let c = load(None, &[], CliOverrides::default()).unwrap();
+        assert_eq!(c.warnings, Vec::<String>::new());
+
+        let text = "[core]\nruntime = \"local\"\n[agent]\nenable_browsing = true\nenable_jupyter = false\n[sandbox]\nuse_host_network = true\ntimeout = 60\n[llm]\nmodel = \"m\"\n";
+        let c = load(
+            Some(text),
+            &[
+                ("SANDBOX_KEEP_RUNTIME_ALIVE", "1"),
+                ("LLM_REASONING_EFFORT", "high"),
+                ("SANDBOX_API_KEY", "secret-value"),
+            ],
+            CliOverrides::default(),
+        )
+        .unwrap();
+        let mut reported: Vec<&str> = c
+            .warnings
+            .iter()
+            .filter_map(|w| w.split('`').nth(1))
+            .collect();
+        reported.sort();
+        assert_eq!(
+            reported,
+            [
+                "agent.enable_jupyter",
+                "llm.reasoning_effort",
+                "sandbox.api_key",
+                "sandbox.keep_runtime_alive",
+                "sandbox.use_host_network",
+            ]
+        );
+        let w = c.warnings.join("\n");
+        assert!(w.contains("(SANDBOX_USE_HOST_NETWORK)"), "{w}");
+        assert!(w.contains("not supported by this server"), "{w}");
+        assert!(!w.contains("secret-value"), "{w}");
+        // Still accepted: the values load.
+        assert!(c.file.sandbox.use_host_network && !c.file.agent.enable_jupyter);
+    }
+
+    #[test]
+    fn every_unsupported_key_is_a_key() {
+        for (section, keys) in UNSUPPORTED {
+            let (_, _, all) = SECTIONS.iter().find(|(name, ..)| name == section).unwrap();
+            let all: Vec<String> = all().into_iter().map(|(k, _)| k).collect();
+            for key in keys.iter() {
+                assert!(all.iter().any(|k| k == key), "{section}.{key}");
+            }
+        }
     }
 }

@@ -334,7 +334,6 @@ impl Controller {
                 model,
                 api_key: setting_str(&s, "llm_api_key").or_else(|| llm.api_key.clone()),
                 base_url: setting_str(&s, "llm_base_url").or_else(|| llm.base_url.clone()),
-                api_version: llm.api_version.clone(),
                 timeout: Duration::from_secs_f64(llm.timeout.unwrap_or(300.0).clamp(1.0, 3600.0)),
                 temperature: llm.temperature,
                 top_p: llm.top_p,

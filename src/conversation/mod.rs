@@ -11,7 +11,7 @@ mod task;
 
 pub use handle::{AttachGuard, Conversation, ConversationError};
 pub use manager::{ConversationManager, ManagerError, NewConversation};
-pub use stream::{AppendCallback, EventStream, LIVE_BUFFER};
+pub use stream::AppendCallback;
 pub use subscription::{subscribe, Subscriber};
 
 /// The status update sent to a conversation's clients when it is closed to make room.

@@ -419,9 +419,4 @@ impl Action {
             Action::Null(_) => "No action".into(),
         }
     }
-
-    /// Whether the action is marked hidden (not shown in UIs or trajectories).
-    pub fn is_hidden(&self) -> bool {
-        matches!(self, Action::Run(a) if a.hidden)
-    }
 }

@@ -104,14 +104,6 @@ impl Event {
         }
     }
 
-    /// Whether UIs and trajectories should hide this event.
-    pub fn is_hidden(&self) -> bool {
-        match &self.payload {
-            Payload::Action(a) => a.is_hidden(),
-            Payload::Observation(o) => o.is_hidden(),
-        }
-    }
-
     /// The wire JSON object, with keys in the reference order.
     pub fn to_value(&self) -> Value {
         let mut m = Map::new();

@@ -13,8 +13,8 @@ mod state;
 mod tests;
 
 pub use action::*;
-pub use client::{parse_client_event, ClientEventError};
-pub use event::{Event, EventError, EventSource, Payload};
+pub use client::parse_client_event;
+pub use event::{Event, EventSource, Payload};
 pub use notice::{Notice, NoticeKind};
 pub use observation::*;
 pub use state::AgentState;

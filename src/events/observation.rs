@@ -324,11 +324,6 @@ impl Observation {
         }
     }
 
-    /// Whether the observation is marked hidden.
-    pub fn is_hidden(&self) -> bool {
-        matches!(&self.kind, ObservationKind::Run(e) if e.hidden)
-    }
-
     /// An `agent_state_changed` observation.
     pub fn agent_state_changed(state: super::AgentState, reason: impl Into<String>) -> Self {
         Observation {

@@ -201,10 +201,6 @@ impl LlmClient for AnthropicClient {
             .map_err(|e| LlmError::InvalidResponse(e.to_string()))?;
         parse_response(v)
     }
-
-    fn model(&self) -> &str {
-        &self.settings.model
-    }
 }
 
 #[cfg(test)]
@@ -221,7 +217,6 @@ mod tests {
                 model: "anthropic/claude".into(),
                 api_key: None,
                 base_url: None,
-                api_version: None,
                 timeout: std::time::Duration::from_secs(1),
                 temperature: 0.0,
                 top_p: 1.0,

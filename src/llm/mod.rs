@@ -179,8 +179,6 @@ fn error_message(body: &str) -> String {
 pub trait LlmClient: Send + Sync {
     /// One completion (no retries; see [`with_retries`]).
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError>;
-    /// The model name as configured (with its provider prefix).
-    fn model(&self) -> &str;
 }
 
 /// Everything needed to build a client.
@@ -189,7 +187,6 @@ pub struct LlmSettings {
     pub model: String,
     pub api_key: Option<String>,
     pub base_url: Option<String>,
-    pub api_version: Option<String>,
     pub timeout: Duration,
     pub temperature: f64,
     pub top_p: f64,

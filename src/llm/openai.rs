@@ -272,10 +272,6 @@ impl LlmClient for OpenAiClient {
         }
         parse_response(state.finish())
     }
-
-    fn model(&self) -> &str {
-        &self.settings.model
-    }
 }
 
 #[cfg(test)]

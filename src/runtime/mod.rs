@@ -110,11 +110,6 @@ impl LocalRuntime {
         }
     }
 
-    /// The workspace directory.
-    pub fn workspace(&self) -> &Path {
-        &self.workspace
-    }
-
     fn current_shell(&self) -> Option<Arc<Shell>> {
         self.shell.lock().ok().and_then(|s| s.clone())
     }
@@ -141,13 +136,6 @@ impl LocalRuntime {
             *slot = Some(fresh.clone());
         }
         Ok((fresh, old.is_some()))
-    }
-
-    /// Sends a control key (`C-c`, `C-d`, `C-z`) to the running command right away.
-    pub async fn send_key(&self, key: &str) {
-        if let Some(shell) = self.current_shell() {
-            let _ = shell.send_key(key).await;
-        }
     }
 
     /// Kills the running command and everything it started (Stop).

@@ -222,11 +222,6 @@ impl Shell {
             .unwrap_or(true)
     }
 
-    /// The shell's process id (and session id).
-    pub fn pid(&self) -> i32 {
-        self.pid
-    }
-
     /// The working directory after the last finished command.
     pub fn cwd(&self) -> String {
         self.cwd.lock().map(|c| c.clone()).unwrap_or_default()
@@ -352,17 +347,6 @@ impl Shell {
         if let Ok(mut b) = self.before.lock() {
             *b = before;
         }
-    }
-
-    /// Sends a control key to the running command at once, without queueing.
-    pub async fn send_key(&self, key: &str) -> Result<(), ShellError> {
-        let byte = match key {
-            "C-c" => 0x03,
-            "C-d" => 0x04,
-            "C-z" => 0x1a,
-            _ => return Ok(()),
-        };
-        self.write(&[byte]).await
     }
 
     /// Kills everything the running command started (background jobs of earlier

@@ -53,11 +53,6 @@ impl ConversationMetadata {
             total_tokens: 0,
         }
     }
-
-    /// Whether the title is still the one given at creation.
-    pub fn has_default_title(&self) -> bool {
-        self.title == default_title(&self.conversation_id)
-    }
 }
 
 /// `Conversation <first 5 chars of the id>`.
