@@ -1,35 +1,23 @@
 //! The controller: the agent state machine and its step loop (docs/protocol.md, "Agent states").
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::history::History;
+use super::metrics::Metrics;
+use super::stuck::{self, StuckDetector, STUCK_REASON};
+use super::tasks::TaskList;
 use super::tools::{self, PlannedAction};
-use super::{prompt, AgentHost, Appended};
-use crate::config::LlmConfig;
+use super::turn::Turn;
+use super::{condense, prompt, title, AgentHost, AgentOptions, Appended};
 use crate::events::{
     Action, AgentState, ChangeAgentStateArgs, ConfirmationState, EmptyExtras, Event, EventSource,
-    MessageArgs, Notice, NoticeKind, Observation, ObservationKind, Payload, SystemArgs, TaskItem,
-    TaskTrackingExtras,
+    MessageArgs, Notice, NoticeKind, Observation, ObservationKind, Payload, SystemArgs,
 };
-use crate::llm::{self, ChatRequest, ChatResponse, LlmError, LlmSettings, RetryEvent, RetryPolicy};
-
-/// Server-level agent settings (the user's settings may override some per turn).
-#[derive(Debug, Clone)]
-pub struct AgentOptions {
-    pub llm: LlmConfig,
-    pub max_iterations: u64,
-    pub max_budget_per_task: Option<f64>,
-    pub confirmation_mode: bool,
-    pub workspace: String,
-}
-
-/// The message when no LLM is configured.
-const NO_LLM: &str = "No LLM is configured. Choose a model (and API key) in Settings, or start the server with LLM_MODEL, LLM_API_KEY and LLM_BASE_URL (or [llm] in config.toml).";
+use crate::llm::{self, ChatRequest, ChatResponse, LlmError, RetryEvent};
 
 /// One tool call of the current response, waiting its turn.
 enum Planned {
@@ -43,49 +31,31 @@ enum Planned {
     },
 }
 
-/// Token and cost totals, reported as `llm_metrics` on agent actions.
-#[derive(Default)]
-struct Metrics {
-    cost: f64,
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    cache_read_tokens: u64,
-    cache_write_tokens: u64,
-    per_turn: u64,
-    response_id: String,
-    model: String,
+/// What the controller waits for before it can take its next step.
+enum Waiting {
+    /// Nothing: the next queued tool call runs, or the model is asked for the next step.
+    Nothing,
+    /// The answer of the LLM call in flight.
+    Llm(JoinHandle<Result<ChatResponse, LlmError>>),
+    /// The observation of action `id`; `signature` is the action's, for stuck detection.
+    Observation { id: u64, signature: String },
+    /// The user's confirm or reject of this action (stored awaiting confirmation).
+    Confirmation(Box<Event>),
 }
 
-impl Metrics {
-    fn to_value(&self, max_budget: Option<f64>) -> Value {
-        json!({
-            "accumulated_cost": self.cost,
-            "max_budget_per_task": max_budget,
-            "accumulated_token_usage": {
-                "model": self.model,
-                "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens,
-                "cache_read_tokens": self.cache_read_tokens,
-                "cache_write_tokens": self.cache_write_tokens,
-                "context_window": 0,
-                "per_turn_token": self.per_turn,
-                "response_id": self.response_id,
-            },
-            "costs": [],
-            "response_latencies": [],
-            "token_usages": [],
-        })
+impl Waiting {
+    /// Cancels the LLM call in flight, if that is what the controller waits for.
+    fn abort_llm(&mut self) {
+        if let Waiting::Llm(call) = self {
+            call.abort();
+            *self = Waiting::Nothing;
+        }
     }
-}
 
-/// The settings of the current turn.
-struct Turn {
-    llm: LlmSettings,
-    retry: RetryPolicy,
-    max_iterations: u64,
-    max_budget: Option<f64>,
-    confirmation_mode: bool,
-    costs: (Option<f64>, Option<f64>),
+    /// Whether an observation caused by `cause` is the one waited for.
+    fn is_observation_of(&self, cause: Option<u64>) -> bool {
+        matches!(self, Waiting::Observation { id, .. } if cause == Some(*id))
+    }
 }
 
 struct Controller {
@@ -95,33 +65,21 @@ struct Controller {
     state: Option<AgentState>,
     /// The reason given with the last state (errors).
     reason: String,
+    /// The tool calls of the current response not carried out yet.
     queue: VecDeque<Planned>,
-    pending_observation: Option<u64>,
-    awaiting_confirmation: Option<Event>,
-    llm: Option<JoinHandle<Result<ChatResponse, LlmError>>>,
+    waiting: Waiting,
     retries: mpsc::UnboundedSender<RetryEvent>,
     iterations: u64,
     metrics: Metrics,
     system_sent: bool,
-    tasks: Vec<TaskItem>,
+    tasks: TaskList,
     turn: Option<Turn>,
-    /// (action, observation) signatures of recent steps, for stuck detection.
-    recent: Vec<(String, String)>,
-    /// The agent's plain-text answers since its last tool call (monologue detection).
-    monologue: Vec<String>,
-    last_action: Option<(u64, String)>,
+    stuck: StuckDetector,
     inbox: tokio::sync::OwnedMutexGuard<mpsc::UnboundedReceiver<Appended>>,
     /// Whether the conversation already has a user message (and so its title).
     titled: bool,
     /// Events taken from the inbox early (to complete the history) and not yet handled.
     backlog: VecDeque<Appended>,
-}
-
-fn setting_str(s: &Map<String, Value>, key: &str) -> Option<String> {
-    s.get(key)
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .filter(|v| !v.is_empty())
 }
 
 /// Runs the agent of one conversation until its inbox closes.
@@ -141,18 +99,14 @@ pub async fn run(
         state: None,
         reason: String::new(),
         queue: VecDeque::new(),
-        pending_observation: None,
-        awaiting_confirmation: None,
-        llm: None,
+        waiting: Waiting::Nothing,
         retries,
         iterations: 0,
         metrics: Metrics::default(),
         system_sent: false,
-        tasks: Vec::new(),
+        tasks: TaskList::default(),
         turn: None,
-        recent: Vec::new(),
-        monologue: Vec::new(),
-        last_action: None,
+        stuck: StuckDetector::default(),
         inbox,
         titled: false,
         backlog: VecDeque::new(),
@@ -171,30 +125,27 @@ pub async fn run(
                 Some(a) => c.on_event(a).await,
                 None => break,
             },
-            result = llm_done(&mut c.llm), if c.llm.is_some() => {
-                c.llm = None;
+            result = llm_done(&mut c.waiting), if matches!(c.waiting, Waiting::Llm(_)) => {
+                c.waiting = Waiting::Nothing;
                 c.on_llm(result).await;
             }
             Some(ev) = retry_rx.recv() => c.on_retry(ev).await,
         }
     }
-    if let Some(h) = c.llm.take() {
-        h.abort();
-    }
+    c.waiting.abort_llm();
     c.host.set_busy(false);
 }
 
-async fn llm_done(
-    h: &mut Option<JoinHandle<Result<ChatResponse, LlmError>>>,
-) -> Result<ChatResponse, LlmError> {
-    match h {
-        Some(handle) => match handle.await {
+/// The answer of the LLM call waited for (never resolves when there is none).
+async fn llm_done(waiting: &mut Waiting) -> Result<ChatResponse, LlmError> {
+    match waiting {
+        Waiting::Llm(call) => match call.await {
             Ok(r) => r,
             Err(e) => Err(LlmError::InvalidResponse(format!(
                 "the LLM call failed: {e}"
             ))),
         },
-        None => std::future::pending().await,
+        _ => std::future::pending().await,
     }
 }
 
@@ -213,9 +164,7 @@ impl Controller {
                 Payload::Action(Action::Message(_)) if a.source == EventSource::User => {
                     self.titled = true
                 }
-                Payload::Action(Action::TaskTracking(t)) if t.command == "plan" => {
-                    self.tasks = t.task_list.clone()
-                }
+                Payload::Action(Action::TaskTracking(t)) => self.tasks.restore(t),
                 Payload::Observation(o) => {
                     if let ObservationKind::AgentStateChanged(s) = &o.kind {
                         self.state = serde_json::from_value(json!(s.agent_state)).ok();
@@ -244,6 +193,7 @@ impl Controller {
         self.set_state(AgentState::AwaitingUserInput, "").await;
     }
 
+    /// Appends an event, with the metrics so far when `metrics` (agent actions).
     async fn append(
         &mut self,
         mut event: Event,
@@ -257,6 +207,30 @@ impl Controller {
             );
         }
         self.host.append(event, source).await
+    }
+
+    /// Appends an agent action, then (once it has an id) the observation it caused,
+    /// with the action's tool-call metadata: for actions the agent carries out itself.
+    async fn append_with_observation(
+        &mut self,
+        action: Event,
+        observation: Observation,
+        source: EventSource,
+    ) {
+        let tcm = action.tool_call_metadata.clone();
+        if let Some(id) = self.append(action, EventSource::Agent, true).await {
+            let mut obs = Event::observation(observation, Some(id));
+            obs.tool_call_metadata = tcm;
+            self.append(obs, source, false).await;
+        }
+    }
+
+    /// Appends an agent action for the runtime and waits for its observation.
+    async fn append_and_await(&mut self, action: Event) {
+        let signature = stuck::signature(&action);
+        if let Some(id) = self.append(action, EventSource::Agent, true).await {
+            self.waiting = Waiting::Observation { id, signature };
+        }
     }
 
     async fn set_state(&mut self, state: AgentState, reason: &str) {
@@ -295,16 +269,11 @@ impl Controller {
                 let state = s.agent_state.clone();
                 self.on_change_state(&state).await
             }
-            Payload::Observation(o)
-                if a.event.cause.is_some() && a.event.cause == self.pending_observation =>
-            {
-                self.pending_observation = None;
-                if let Some((_, sig)) = self.last_action.take() {
-                    self.recent
-                        .push((sig, format!("{}:{}", o.kind(), o.content)));
-                    if self.recent.len() > 8 {
-                        self.recent.remove(0);
-                    }
+            Payload::Observation(o) if self.waiting.is_observation_of(a.event.cause) => {
+                if let Waiting::Observation { signature, .. } =
+                    std::mem::replace(&mut self.waiting, Waiting::Nothing)
+                {
+                    self.stuck.record_step(signature, o);
                 }
                 self.advance().await;
             }
@@ -312,69 +281,41 @@ impl Controller {
         }
     }
 
-    /// Reads the user's settings for this turn; None (and an error state) without an LLM.
+    /// Reads the user's settings for this turn; false (and an error state) when the
+    /// LLM cannot be used.
     async fn load_turn(&mut self) -> bool {
-        let s = self.host.settings().await;
-        if let Some(why) = crate::settings::key_mismatch(&s) {
-            self.notify_status(NoticeKind::Error, "STATUS$ERROR_LLM_AUTHENTICATION", &why);
-            self.set_state(AgentState::Error, &why).await;
-            return false;
+        let settings = self.host.settings().await;
+        match Turn::from_settings(&settings, &self.options) {
+            Ok(turn) => {
+                self.turn = Some(turn);
+                true
+            }
+            Err(e) => {
+                self.notify_status(NoticeKind::Error, e.status_id, &e.message);
+                self.set_state(AgentState::Error, &e.message).await;
+                false
+            }
         }
-        let llm = &self.options.llm;
-        let Some(model) = setting_str(&s, "llm_model")
-            .or_else(|| llm.model.clone())
-            .filter(|m| !m.is_empty())
-        else {
-            self.notify_status(NoticeKind::Error, "STATUS$ERROR_LLM_NOT_CONFIGURED", NO_LLM);
-            self.set_state(AgentState::Error, NO_LLM).await;
-            return false;
-        };
-        self.turn = Some(Turn {
-            llm: LlmSettings {
-                model,
-                api_key: setting_str(&s, "llm_api_key").or_else(|| llm.api_key.clone()),
-                base_url: setting_str(&s, "llm_base_url").or_else(|| llm.base_url.clone()),
-                timeout: Duration::from_secs_f64(llm.timeout.unwrap_or(300.0).clamp(1.0, 3600.0)),
-                temperature: llm.temperature,
-                top_p: llm.top_p,
-                max_output_tokens: llm.max_output_tokens,
-                stream: llm.stream,
-            },
-            retry: RetryPolicy {
-                num_retries: llm.num_retries,
-                min_wait: Duration::from_secs_f64(llm.retry_min_wait.clamp(0.0, 3600.0)),
-                max_wait: Duration::from_secs_f64(llm.retry_max_wait.clamp(0.0, 3600.0)),
-                multiplier: llm.retry_multiplier,
-            },
-            max_iterations: s
-                .get("max_iterations")
-                .and_then(Value::as_u64)
-                .filter(|m| *m > 0)
-                .unwrap_or(self.options.max_iterations),
-            max_budget: s
-                .get("max_budget_per_task")
-                .and_then(Value::as_f64)
-                .or(self.options.max_budget_per_task),
-            confirmation_mode: s
-                .get("confirmation_mode")
-                .and_then(Value::as_bool)
-                .unwrap_or(self.options.confirmation_mode),
-            costs: (llm.input_cost_per_token, llm.output_cost_per_token),
-        });
-        true
     }
 
     async fn on_user_message(&mut self, text: &str) {
         self.iterations = 0;
-        self.recent.clear();
+        self.stuck.new_task();
         if !self.load_turn().await {
             return;
         }
         if !self.titled {
             self.titled = true;
-            self.generate_title(text);
+            if let Some(turn) = &self.turn {
+                title::spawn(
+                    self.host.clone(),
+                    &self.options.llm_factory,
+                    &turn.llm,
+                    text,
+                );
+            }
         }
-        if self.awaiting_confirmation.is_some() {
+        if matches!(self.waiting, Waiting::Confirmation(_)) {
             // The buttons are still up; the message is in the history for later.
             return;
         }
@@ -385,49 +326,36 @@ impl Controller {
     async fn on_change_state(&mut self, requested: &str) {
         match AgentState::parse(requested) {
             Some(AgentState::Stopped) => {
-                if let Some(h) = self.llm.take() {
-                    h.abort();
-                }
+                self.waiting.abort_llm();
+                self.waiting = Waiting::Nothing;
                 self.queue.clear();
-                self.pending_observation = None;
-                self.awaiting_confirmation = None;
                 self.set_state(AgentState::Stopped, "").await;
             }
             Some(AgentState::Paused) => {
-                if let Some(h) = self.llm.take() {
-                    h.abort();
-                }
+                self.waiting.abort_llm();
                 self.set_state(AgentState::Paused, "").await;
             }
             Some(AgentState::Running) if self.state != Some(AgentState::Running) => {
                 self.resume().await
             }
             Some(AgentState::UserConfirmed) => {
-                if let Some(mut event) = self.awaiting_confirmation.take() {
+                if let Some(mut event) = self.take_confirmation() {
                     set_confirmation(&mut event, ConfirmationState::Confirmed);
                     self.set_state(AgentState::Running, "").await;
-                    let sig = signature(&event);
-                    if let Some(id) = self.append(event, EventSource::Agent, true).await {
-                        self.pending_observation = Some(id);
-                        self.last_action = Some((id, sig));
-                    }
+                    self.append_and_await(event).await;
                 }
             }
             Some(AgentState::UserRejected) => {
-                if let Some(mut event) = self.awaiting_confirmation.take() {
+                if let Some(mut event) = self.take_confirmation() {
                     set_confirmation(&mut event, ConfirmationState::Rejected);
-                    let tcm = event.tool_call_metadata.clone();
-                    if let Some(id) = self.append(event, EventSource::Agent, true).await {
-                        let mut obs = Event::observation(
-                            Observation {
-                                content: "Action has been rejected by the user! Waiting for further user input.".into(),
-                                kind: ObservationKind::UserRejected(EmptyExtras::default()),
-                            },
-                            Some(id),
-                        );
-                        obs.tool_call_metadata = tcm;
-                        self.append(obs, EventSource::Environment, false).await;
-                    }
+                    let rejected = Observation {
+                        content:
+                            "Action has been rejected by the user! Waiting for further user input."
+                                .into(),
+                        kind: ObservationKind::UserRejected(EmptyExtras::default()),
+                    };
+                    self.append_with_observation(event, rejected, EventSource::Environment)
+                        .await;
                     self.queue.clear();
                     self.set_state(AgentState::AwaitingUserInput, "").await;
                 }
@@ -436,46 +364,16 @@ impl Controller {
         }
     }
 
-    /// Asks the model for a short title in the background; it replaces the fallback title
-    /// unless the user renamed the conversation meanwhile.
-    fn generate_title(&self, text: &str) {
-        let Some(turn) = self.turn.as_ref() else {
-            return;
-        };
-        let mut settings = turn.llm.clone();
-        settings.stream = false;
-        settings.timeout = settings.timeout.min(Duration::from_secs(30));
-        let host = self.host.clone();
-        let fallback = super::fallback_title(text);
-        let request = ChatRequest {
-            messages: vec![
-                llm::ChatMessage::System("You write titles for conversations between a user and a coding agent. Answer with the title only: at most six words, no quotes, no final period.".into()),
-                llm::ChatMessage::User(super::truncate_middle(text, 2000)),
-            ],
-            tools: Vec::new(),
-        };
-        tokio::spawn(async move {
-            let Ok(client) = llm::client(&settings) else {
-                return;
-            };
-            let Ok(response) = client.complete(&request).await else {
-                return;
-            };
-            let title: String = response
-                .content
-                .unwrap_or_default()
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim()
-                .trim_matches(['"', '\'', '.'])
-                .chars()
-                .take(80)
-                .collect();
-            if !title.is_empty() {
-                host.retitle(title, fallback).await;
+    /// The action awaiting confirmation, if that is what the controller waits for (it
+    /// then waits for nothing).
+    fn take_confirmation(&mut self) -> Option<Event> {
+        match std::mem::replace(&mut self.waiting, Waiting::Nothing) {
+            Waiting::Confirmation(event) => Some(*event),
+            other => {
+                self.waiting = other;
+                None
             }
-        });
+        }
     }
 
     /// Resumes after a pause (or a stop) with the current history.
@@ -488,11 +386,7 @@ impl Controller {
 
     /// Works through queued tool calls, then asks the model for the next step.
     async fn advance(&mut self) {
-        while self.state == Some(AgentState::Running)
-            && self.llm.is_none()
-            && self.pending_observation.is_none()
-            && self.awaiting_confirmation.is_none()
-        {
+        while self.state == Some(AgentState::Running) && matches!(self.waiting, Waiting::Nothing) {
             match self.queue.pop_front() {
                 Some(item) => self.execute(item).await,
                 None => {
@@ -516,20 +410,15 @@ impl Controller {
         };
         let mut event = Event::action(planned.action.clone());
         event.timeout = planned.timeout;
-        event.tool_call_metadata = Some(tcm.clone());
+        event.tool_call_metadata = Some(tcm);
         match planned.action {
             Action::Think(_) => {
-                if let Some(id) = self.append(event, EventSource::Agent, true).await {
-                    let mut obs = Event::observation(
-                        Observation {
-                            content: "Your thought has been logged.".into(),
-                            kind: ObservationKind::Think(EmptyExtras::default()),
-                        },
-                        Some(id),
-                    );
-                    obs.tool_call_metadata = Some(tcm);
-                    self.append(obs, EventSource::Agent, false).await;
-                }
+                let logged = Observation {
+                    content: "Your thought has been logged.".into(),
+                    kind: ObservationKind::Think(EmptyExtras::default()),
+                };
+                self.append_with_observation(event, logged, EventSource::Agent)
+                    .await;
             }
             Action::Finish(_) => {
                 self.append(event, EventSource::Agent, true).await;
@@ -537,59 +426,31 @@ impl Controller {
                 self.set_state(AgentState::Finished, "").await;
             }
             Action::TaskTracking(t) => {
-                if t.command == "plan" {
-                    self.tasks = t.task_list.clone();
-                }
-                let content = render_tasks(&self.tasks, &t.command);
-                if let Some(id) = self.append(event, EventSource::Agent, true).await {
-                    let mut obs = Event::observation(
-                        Observation {
-                            content,
-                            kind: ObservationKind::TaskTracking(TaskTrackingExtras {
-                                command: t.command.clone(),
-                                task_list: self.tasks.clone(),
-                            }),
-                        },
-                        Some(id),
-                    );
-                    obs.tool_call_metadata = Some(tcm);
-                    self.append(obs, EventSource::Agent, false).await;
-                }
+                let listed = self.tasks.apply(&t);
+                self.append_with_observation(event, listed, EventSource::Agent)
+                    .await;
             }
             action => {
-                if self.needs_confirmation(&action) {
+                if self
+                    .turn
+                    .as_ref()
+                    .is_some_and(|t| t.needs_confirmation(&action))
+                {
                     // The state goes first, as upstream: the UI shows the Confirm and
                     // Reject buttons when the awaiting action arrives in that state.
                     set_confirmation(&mut event, ConfirmationState::AwaitingConfirmation);
-                    self.awaiting_confirmation = Some(event.clone());
+                    self.waiting = Waiting::Confirmation(Box::new(event.clone()));
                     self.set_state(AgentState::AwaitingUserConfirmation, "")
                         .await;
                     self.append(event, EventSource::Agent, true).await;
                     return;
                 }
-                let sig = signature(&event);
-                if let Some(id) = self.append(event, EventSource::Agent, true).await {
-                    self.pending_observation = Some(id);
-                    self.last_action = Some((id, sig));
-                }
+                self.append_and_await(event).await;
             }
         }
     }
 
-    fn needs_confirmation(&self, action: &Action) -> bool {
-        if !self.turn.as_ref().is_some_and(|t| t.confirmation_mode) {
-            return false;
-        }
-        // Commands carry `confirmation_state` on the wire, which clients act on.
-        let risk = match action {
-            Action::Run(a) => a.security_risk,
-            Action::RunIpython(a) => a.security_risk,
-            _ => return false,
-        };
-        risk == 2 || risk == -1
-    }
-
-    /// Asks the model for the next step.
+    /// Asks the model for the next step, unless a limit or a loop ends the run.
     async fn step(&mut self) {
         let Some(turn) = self.turn.as_ref() else {
             return;
@@ -614,12 +475,8 @@ impl Controller {
             self.set_state(AgentState::Error, &reason).await;
             return;
         }
-        if self.stuck() {
-            self.set_state(
-                AgentState::Error,
-                "AgentStuckInLoopError: Agent got stuck in a loop",
-            )
-            .await;
+        if self.stuck.looping() {
+            self.set_state(AgentState::Error, STUCK_REASON).await;
             return;
         }
         if !self.system_sent {
@@ -644,9 +501,10 @@ impl Controller {
             tools: tools::definitions(),
         };
         let retries = self.retries.clone();
+        let factory = self.options.llm_factory.clone();
         self.iterations += 1;
-        self.llm = Some(tokio::spawn(async move {
-            let client = llm::client(&settings)?;
+        self.waiting = Waiting::Llm(tokio::spawn(async move {
+            let client = factory.client(&settings)?;
             llm::with_retries(client.as_ref(), &request, policy, |ev| {
                 let _ = retries.send(ev.clone());
             })
@@ -659,28 +517,8 @@ impl Controller {
         prompt::system_prompt(&self.options.workspace, &date)
     }
 
-    /// The same action and observation four times in a row, the same action failing
-    /// three times, or two steps alternating three times (docs/protocol.md, "Agent states").
-    fn stuck(&self) -> bool {
-        let n = self.recent.len();
-        if n >= 4 && self.recent[n - 4..].windows(2).all(|w| w[0] == w[1]) {
-            return true;
-        }
-        if n >= 6 {
-            let r = &self.recent[n - 6..];
-            if r[0] == r[2] && r[2] == r[4] && r[1] == r[3] && r[3] == r[5] && r[0] != r[1] {
-                return true;
-            }
-        }
-        n >= 3
-            && self.recent[n - 3..].windows(2).all(|w| w[0].0 == w[1].0)
-            && self.recent[n - 3..]
-                .iter()
-                .all(|(_, o)| o.starts_with("error:"))
-    }
-
     async fn on_retry(&mut self, ev: RetryEvent) {
-        if self.llm.is_none() {
+        if !matches!(self.waiting, Waiting::Llm(_)) {
             return;
         }
         self.notify_status(
@@ -716,19 +554,12 @@ impl Controller {
         if self.state == Some(AgentState::RateLimited) {
             self.set_state(AgentState::Running, "").await;
         }
-        self.account(&response);
+        self.metrics.record(&response, self.turn.as_ref());
         if response.tool_calls.is_empty() {
             let text = response.content.clone().unwrap_or_default();
-            self.monologue.push(text.clone());
-            let n = self.monologue.len();
-            if n >= 3 && self.monologue[n - 3..].iter().all(|m| *m == text) {
+            if self.stuck.repeated_answer(&text) {
                 // The same answer three times without doing anything: a loop.
-                self.monologue.clear();
-                self.set_state(
-                    AgentState::Error,
-                    "AgentStuckInLoopError: Agent got stuck in a loop",
-                )
-                .await;
+                self.set_state(AgentState::Error, STUCK_REASON).await;
                 return;
             }
             let mut args = MessageArgs::text(text);
@@ -742,7 +573,7 @@ impl Controller {
             self.set_state(AgentState::AwaitingUserInput, "").await;
             return;
         }
-        self.monologue.clear();
+        self.stuck.acted();
         let total = response.tool_calls.len();
         for (i, call) in response.tool_calls.iter().enumerate() {
             let tcm = json!({
@@ -773,23 +604,12 @@ impl Controller {
         self.advance().await;
     }
 
-    /// Forgets the older half of the history (recorded as a `condensation` action).
+    /// Forgets the older half of the history; false when there is too little of it.
     async fn condense(&mut self) -> bool {
-        let Some((start, end)) = self.history.condensation_range() else {
+        let Some(event) = condense::forget_older_half(&self.history) else {
             return false;
         };
-        self.notify_status(
-            NoticeKind::Info,
-            "STATUS$CONDENSING",
-            "The conversation is longer than the model's context: condensing older steps.",
-        );
-        let event = Event::action(Action::Condensation(crate::events::CondensationArgs {
-            forgotten_event_ids: None,
-            forgotten_events_start_id: Some(start),
-            forgotten_events_end_id: Some(end),
-            summary: None,
-            summary_offset: None,
-        }));
+        self.notify_status(NoticeKind::Info, "STATUS$CONDENSING", condense::NOTICE);
         let copy = event.clone();
         match self.append(event, EventSource::Agent, false).await {
             Some(id) => {
@@ -798,27 +618,6 @@ impl Controller {
                 true
             }
             None => false,
-        }
-    }
-
-    fn account(&mut self, r: &ChatResponse) {
-        let m = &mut self.metrics;
-        m.prompt_tokens += r.usage.prompt_tokens;
-        m.completion_tokens += r.usage.completion_tokens;
-        m.cache_read_tokens += r.usage.cache_read_tokens;
-        m.cache_write_tokens += r.usage.cache_write_tokens;
-        m.per_turn = r.usage.prompt_tokens + r.usage.completion_tokens;
-        m.response_id = r.id.clone();
-        if let Some(turn) = &self.turn {
-            m.model = turn.llm.model.clone();
-            // Configured prices win; else the list price of a well-known model; else 0.
-            let listed = llm::pricing::price(&turn.llm.model).unwrap_or((0.0, 0.0));
-            let (input, output) = (
-                turn.costs.0.unwrap_or(listed.0),
-                turn.costs.1.unwrap_or(listed.1),
-            );
-            m.cost +=
-                r.usage.prompt_tokens as f64 * input + r.usage.completion_tokens as f64 * output;
         }
     }
 }
@@ -844,35 +643,4 @@ fn set_thought(action: &mut Action, text: &str) {
         Action::Think(a) if a.thought.is_empty() => a.thought = text.to_string(),
         _ => {}
     }
-}
-
-fn signature(event: &Event) -> String {
-    match &event.payload {
-        Payload::Action(a) => serde_json::to_string(a).unwrap_or_default(),
-        Payload::Observation(o) => o.content.clone(),
-    }
-}
-
-fn render_tasks(tasks: &[TaskItem], command: &str) -> String {
-    if tasks.is_empty() {
-        return "No tasks in the list. Use the plan command to create one.".into();
-    }
-    let mut out = if command == "plan" {
-        format!("Task list has been updated with {} items.\n", tasks.len())
-    } else {
-        String::from("Current task list:\n")
-    };
-    for (i, t) in tasks.iter().enumerate() {
-        let mark = match t.status.as_str() {
-            "done" => "[x]",
-            "in_progress" => "[~]",
-            _ => "[ ]",
-        };
-        out.push_str(&format!("{}. {mark} {}", i + 1, t.title));
-        if !t.notes.is_empty() {
-            out.push_str(&format!(" ({})", t.notes));
-        }
-        out.push('\n');
-    }
-    out
 }

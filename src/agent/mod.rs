@@ -4,10 +4,18 @@
 //! appended event (in order) through an inbox, and acts only by appending events
 //! through its [`AgentHost`]: it never touches the store or the runtime itself.
 
+mod condense;
 mod controller;
 mod history;
+mod metrics;
 mod prompt;
+mod stuck;
+mod tasks;
+#[cfg(test)]
+mod tests;
+mod title;
 mod tools;
+mod turn;
 
 use async_trait::async_trait;
 use futures::FutureExt;
@@ -16,10 +24,57 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-pub use controller::AgentOptions;
 pub use history::truncate_middle;
 
+use crate::config::LlmConfig;
 use crate::events::{Event, EventSource, Notice, NoticeKind};
+use crate::llm::{self, LlmClient, LlmError, LlmSettings};
+
+/// Server-level agent settings (the user's settings may override some per turn).
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    pub llm: LlmConfig,
+    pub max_iterations: u64,
+    pub max_budget_per_task: Option<f64>,
+    pub confirmation_mode: bool,
+    pub workspace: String,
+    /// Makes the LLM clients (the default speaks HTTP to the configured provider).
+    pub llm_factory: LlmFactory,
+}
+
+/// The signature of a function that makes an LLM client for some settings.
+type MakeClient = dyn Fn(&LlmSettings) -> Result<Box<dyn LlmClient>, LlmError> + Send + Sync;
+
+/// Makes the LLM client of a turn from its settings: [`llm::client`] by default; tests
+/// give one that answers from a script.
+#[derive(Clone)]
+pub struct LlmFactory(Arc<MakeClient>);
+
+impl LlmFactory {
+    /// A factory that calls `make`.
+    pub fn new(
+        make: impl Fn(&LlmSettings) -> Result<Box<dyn LlmClient>, LlmError> + Send + Sync + 'static,
+    ) -> Self {
+        LlmFactory(Arc::new(make))
+    }
+
+    /// The client for `settings`.
+    pub fn client(&self, settings: &LlmSettings) -> Result<Box<dyn LlmClient>, LlmError> {
+        (self.0)(settings)
+    }
+}
+
+impl Default for LlmFactory {
+    fn default() -> Self {
+        LlmFactory::new(llm::client)
+    }
+}
+
+impl std::fmt::Debug for LlmFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LlmFactory")
+    }
+}
 
 /// An event as appended to the conversation.
 #[derive(Debug, Clone)]

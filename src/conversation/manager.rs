@@ -234,6 +234,7 @@ impl ConversationManager {
             max_budget_per_task: f.core.max_budget_per_task,
             confirmation_mode: f.security.confirmation_mode,
             workspace,
+            llm_factory: crate::agent::LlmFactory::default(),
         }
     }
 
