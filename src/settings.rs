@@ -20,6 +20,68 @@ pub enum SettingsError {
     KeyNeedsReentry,
 }
 
+/// The effective settings as the agent uses them (the wire keeps the map, whose keys and
+/// order are upstream's). Empty strings mean "not set".
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
+pub struct UserSettings {
+    pub llm_model: Option<String>,
+    pub llm_api_key: Option<String>,
+    pub llm_base_url: Option<String>,
+    /// The base URL the key was saved with ([`KEY_BASE_URL`]).
+    pub llm_api_key_base_url: Option<String>,
+    pub max_iterations: Option<u64>,
+    pub max_budget_per_task: Option<f64>,
+    pub confirmation_mode: Option<bool>,
+    pub agent: Option<String>,
+    pub language: Option<String>,
+    pub security_analyzer: Option<String>,
+}
+
+impl UserSettings {
+    /// The typed view of an effective settings map (see [`effective`]). Fields of the wrong
+    /// type (never written by `POST /api/settings`, which checks them) count as unset.
+    pub fn from_map(map: &Map<String, Value>) -> UserSettings {
+        let field = |key: &str| map.get(key).cloned().unwrap_or(Value::Null);
+        let text = |key: &str| {
+            field(key)
+                .as_str()
+                .map(str::to_string)
+                .filter(|v| !v.is_empty())
+        };
+        UserSettings {
+            llm_model: text("llm_model"),
+            llm_api_key: text("llm_api_key"),
+            llm_base_url: text("llm_base_url"),
+            llm_api_key_base_url: text(KEY_BASE_URL),
+            max_iterations: field("max_iterations").as_u64().filter(|m| *m > 0),
+            max_budget_per_task: field("max_budget_per_task").as_f64(),
+            confirmation_mode: field("confirmation_mode").as_bool(),
+            agent: text("agent"),
+            language: text("language"),
+            security_analyzer: text("security_analyzer"),
+        }
+    }
+
+    /// Why the API key may not be used with the base URL, if so: a key is only ever sent
+    /// to the base URL it was saved with.
+    pub fn key_mismatch(&self) -> Option<String> {
+        let norm = |u: &Option<String>| {
+            u.as_deref()
+                .map(|s| s.trim().trim_end_matches('/').to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let (base, bound) = (norm(&self.llm_base_url), norm(&self.llm_api_key_base_url));
+        (self.llm_api_key.is_some() && base != bound).then(|| {
+            format!(
+                "The API key was saved for {} but the LLM base URL is now {}: enter the API key again in Settings (a key is only ever sent to the base URL it was saved with).",
+                bound.as_deref().unwrap_or("the provider's default URL"),
+                base.as_deref().unwrap_or("the provider's default URL"),
+            )
+        })
+    }
+}
+
 /// Where the effective API key may be sent: the base URL it was saved with (the
 /// configuration's key goes with the configuration's base URL). Not a `FIELDS` key:
 /// clients neither see nor set it.
@@ -34,19 +96,7 @@ fn base_url_of(m: &Map<String, Value>, key: &str) -> Option<String> {
 
 /// Why the effective API key may not be used with the effective base URL, if so.
 pub fn key_mismatch(effective: &Map<String, Value>) -> Option<String> {
-    let has_key = effective
-        .get("llm_api_key")
-        .and_then(Value::as_str)
-        .is_some_and(|k| !k.is_empty());
-    let base = base_url_of(effective, "llm_base_url");
-    let bound = base_url_of(effective, KEY_BASE_URL);
-    (has_key && base != bound).then(|| {
-        format!(
-            "The API key was saved for {} but the LLM base URL is now {}: enter the API key again in Settings (a key is only ever sent to the base URL it was saved with).",
-            bound.as_deref().unwrap_or("the provider's default URL"),
-            base.as_deref().unwrap_or("the provider's default URL"),
-        )
-    })
+    UserSettings::from_map(effective).key_mismatch()
 }
 
 /// `POST /api/settings`: merges `posted` into `stored`. A new API key is bound to the
@@ -454,6 +504,19 @@ pub fn delete_secret(stored: Option<Value>, name: &str) -> Result<Value, SecretE
 #[cfg(test)]
 mod secret_tests {
     use super::*;
+
+    #[test]
+    fn the_typed_view_reads_the_effective_settings_and_treats_empty_as_unset() {
+        let config = Config::for_tests();
+        let stored = json!({"llm_model": "openai/m", "llm_api_key": "", "max_iterations": 0, "max_budget_per_task": 2.5, "confirmation_mode": true, "language": 7});
+        let s = UserSettings::from_map(&effective(&config, Some(&stored)));
+        assert_eq!(s.llm_model.as_deref(), Some("openai/m"));
+        assert_eq!(s.llm_api_key, None, "empty is unset");
+        assert_eq!(s.max_iterations, None, "0 is unset");
+        assert_eq!(s.max_budget_per_task, Some(2.5));
+        assert_eq!(s.confirmation_mode, Some(true));
+        assert_eq!(s.language, None, "a wrong type is unset");
+    }
 
     #[test]
     fn mcp_secrets_are_masked_and_kept_when_the_masked_config_comes_back() {

@@ -362,3 +362,33 @@ async fn with_a_session_key_the_uis_socket_connects_on_its_cookie_despite_sessio
         .await
         .starts_with("44"));
 }
+
+/// The field names of `interface NAME` in our web UI's wire types.
+fn ui_interface_fields(name: &str) -> Vec<String> {
+    let ts = include_str!("../frontend/src/lib/types.ts");
+    let start = ts
+        .find(&format!("export interface {name} {{"))
+        .unwrap_or_else(|| panic!("interface {name} in types.ts"));
+    let body = &ts[start..start + ts[start..].find("\n}").unwrap()];
+    body.lines()
+        .skip(1)
+        .filter_map(|l| {
+            l.trim()
+                .split_once([':', '?'])
+                .map(|(k, _)| k.trim().to_string())
+        })
+        .filter(|k| !k.starts_with('[') && !k.starts_with("//") && !k.is_empty())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_field_our_ui_reads_from_a_conversation_is_served() {
+    let server = Server::start();
+    let cid = create(&server).await;
+    let (_, info) = get(&server, &format!("/api/conversations/{cid}")).await;
+    let fields = ui_interface_fields("ConversationInfo");
+    assert!(fields.len() >= 5, "{fields:?}");
+    for f in fields {
+        assert!(info.get(&f).is_some(), "{f} missing from {info}");
+    }
+}

@@ -33,17 +33,19 @@ pub(super) struct TurnError {
 impl Turn {
     /// The turn for the effective user `settings`; an error when the LLM cannot be used.
     pub fn from_settings(
-        s: &Map<String, Value>,
+        map: &Map<String, Value>,
         options: &AgentOptions,
     ) -> Result<Turn, TurnError> {
-        if let Some(why) = crate::settings::key_mismatch(s) {
+        let s = crate::settings::UserSettings::from_map(map);
+        if let Some(why) = s.key_mismatch() {
             return Err(TurnError {
                 status_id: "STATUS$ERROR_LLM_AUTHENTICATION",
                 message: why,
             });
         }
         let llm = &options.llm;
-        let Some(model) = setting_str(s, "llm_model")
+        let Some(model) = s
+            .llm_model
             .or_else(|| llm.model.clone())
             .filter(|m| !m.is_empty())
         else {
@@ -55,8 +57,8 @@ impl Turn {
         Ok(Turn {
             llm: LlmSettings {
                 model,
-                api_key: setting_str(s, "llm_api_key").or_else(|| llm.api_key.clone()),
-                base_url: setting_str(s, "llm_base_url").or_else(|| llm.base_url.clone()),
+                api_key: s.llm_api_key.or_else(|| llm.api_key.clone()),
+                base_url: s.llm_base_url.or_else(|| llm.base_url.clone()),
                 timeout: Duration::from_secs_f64(llm.timeout.unwrap_or(300.0).clamp(1.0, 3600.0)),
                 temperature: llm.temperature,
                 top_p: llm.top_p,
@@ -69,19 +71,9 @@ impl Turn {
                 max_wait: Duration::from_secs_f64(llm.retry_max_wait.clamp(0.0, 3600.0)),
                 multiplier: llm.retry_multiplier,
             },
-            max_iterations: s
-                .get("max_iterations")
-                .and_then(Value::as_u64)
-                .filter(|m| *m > 0)
-                .unwrap_or(options.max_iterations),
-            max_budget: s
-                .get("max_budget_per_task")
-                .and_then(Value::as_f64)
-                .or(options.max_budget_per_task),
-            confirmation_mode: s
-                .get("confirmation_mode")
-                .and_then(Value::as_bool)
-                .unwrap_or(options.confirmation_mode),
+            max_iterations: s.max_iterations.unwrap_or(options.max_iterations),
+            max_budget: s.max_budget_per_task.or(options.max_budget_per_task),
+            confirmation_mode: s.confirmation_mode.unwrap_or(options.confirmation_mode),
             costs: (llm.input_cost_per_token, llm.output_cost_per_token),
         })
     }
@@ -109,14 +101,6 @@ impl Turn {
         };
         risk == 2 || risk == -1
     }
-}
-
-/// A non-empty string setting.
-fn setting_str(s: &Map<String, Value>, key: &str) -> Option<String> {
-    s.get(key)
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]

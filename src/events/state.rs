@@ -56,3 +56,48 @@ impl AgentState {
         }
     }
 }
+
+#[cfg(test)]
+mod ui_types {
+    use super::AgentState;
+
+    /// The web UI's wire types, checked against ours so they cannot drift apart.
+    const TYPES_TS: &str = include_str!("../../frontend/src/lib/types.ts");
+
+    #[test]
+    fn the_uis_agent_state_union_names_exactly_our_states() {
+        let start = TYPES_TS
+            .find("export type AgentState =")
+            .expect("AgentState in types.ts");
+        let end = start + TYPES_TS[start..].find(';').expect("end of the union");
+        let mut ui: Vec<&str> = TYPES_TS[start..end]
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| *s != "init") // an older server's state, kept for old histories
+            .collect();
+        ui.sort();
+        let mut ours: Vec<&str> = [
+            AgentState::Loading,
+            AgentState::Running,
+            AgentState::AwaitingUserInput,
+            AgentState::Paused,
+            AgentState::Stopped,
+            AgentState::Finished,
+            AgentState::Rejected,
+            AgentState::Error,
+            AgentState::AwaitingUserConfirmation,
+            AgentState::UserConfirmed,
+            AgentState::UserRejected,
+            AgentState::RateLimited,
+        ]
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+        ours.sort();
+        assert_eq!(ui, ours);
+        for s in &ours {
+            assert_eq!(AgentState::parse(s).map(|p| p.as_str()), Some(*s));
+        }
+    }
+}
