@@ -188,7 +188,7 @@ impl LlmClient for AnthropicClient {
         let res = req
             .send()
             .await
-            .map_err(|e| LlmError::from_reqwest(&self.url, &e))?;
+            .map_err(|e| LlmError::from_reqwest(&self.url, e))?;
         let status = res.status();
         if !status.is_success() {
             let after = super::retry_after(res.headers());
@@ -198,7 +198,7 @@ impl LlmClient for AnthropicClient {
         let v: Value = res
             .json()
             .await
-            .map_err(|e| LlmError::InvalidResponse(e.to_string()))?;
+            .map_err(|e| LlmError::Decode(std::sync::Arc::new(e)))?;
         parse_response(v)
     }
 }

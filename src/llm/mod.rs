@@ -81,12 +81,21 @@ pub enum LlmError {
     Unavailable(u16, String),
     #[error("the LLM request timed out")]
     Timeout,
-    #[error("cannot reach the LLM at {0}: {1}")]
-    Connect(String, String),
+    #[error("cannot reach the LLM at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: std::sync::Arc<reqwest::Error>,
+    },
+    #[error("cannot set up the HTTP client for the LLM: {0}")]
+    Setup(String),
     #[error("the LLM provider refused the request (HTTP {0}): {1}")]
     BadRequest(u16, String),
     #[error("the LLM answered something unreadable: {0}")]
     InvalidResponse(String),
+    /// The answer's body could not be read or decoded.
+    #[error("the LLM answered something unreadable: {0}")]
+    Decode(#[source] std::sync::Arc<reqwest::Error>),
 }
 
 impl LlmError {
@@ -97,7 +106,7 @@ impl LlmError {
             LlmError::RateLimited { .. }
                 | LlmError::Unavailable(..)
                 | LlmError::Timeout
-                | LlmError::Connect(..)
+                | LlmError::Connect { .. }
         )
     }
 
@@ -124,12 +133,13 @@ impl LlmError {
         match self {
             LlmError::Authentication(..) => "STATUS$ERROR_LLM_AUTHENTICATION",
             LlmError::RateLimited { .. } => "CHAT_INTERFACE$AGENT_RATE_LIMITED_STOPPED_MESSAGE",
-            LlmError::Unavailable(..) | LlmError::Timeout | LlmError::Connect(..) => {
+            LlmError::Unavailable(..) | LlmError::Timeout | LlmError::Connect { .. } => {
                 "STATUS$ERROR_LLM_SERVICE_UNAVAILABLE"
             }
-            LlmError::BadRequest(..) | LlmError::InvalidResponse(_) => {
-                "STATUS$ERROR_LLM_INTERNAL_SERVER_ERROR"
-            }
+            LlmError::BadRequest(..)
+            | LlmError::InvalidResponse(_)
+            | LlmError::Decode(_)
+            | LlmError::Setup(_) => "STATUS$ERROR_LLM_INTERNAL_SERVER_ERROR",
         }
     }
 
@@ -149,11 +159,14 @@ impl LlmError {
     }
 
     /// Maps a transport error of `url`.
-    pub fn from_reqwest(url: &str, e: &reqwest::Error) -> LlmError {
+    pub fn from_reqwest(url: &str, e: reqwest::Error) -> LlmError {
         if e.is_timeout() {
             LlmError::Timeout
         } else {
-            LlmError::Connect(url.to_string(), e.to_string())
+            LlmError::Connect {
+                url: url.to_string(),
+                source: std::sync::Arc::new(e),
+            }
         }
     }
 }
@@ -293,7 +306,7 @@ pub fn client(settings: &LlmSettings) -> Result<Box<dyn LlmClient>, LlmError> {
         .clone()
         .filter(|b| !b.is_empty())
         .unwrap_or_else(|| default_base_url(&settings.model).to_string());
-    let http = shared_http().map_err(|e| LlmError::Connect(base.clone(), e))?;
+    let http = shared_http().map_err(LlmError::Setup)?;
     Ok(match provider {
         Provider::Anthropic => Box::new(AnthropicClient::new(http, base, name, settings.clone())),
         Provider::OpenAi => Box::new(OpenAiClient::new(http, base, name, settings.clone())),

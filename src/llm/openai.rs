@@ -232,7 +232,7 @@ impl LlmClient for OpenAiClient {
         let res = req
             .send()
             .await
-            .map_err(|e| LlmError::from_reqwest(&self.url, &e))?;
+            .map_err(|e| LlmError::from_reqwest(&self.url, e))?;
         let status = res.status();
         if !status.is_success() {
             let after = super::retry_after(res.headers());
@@ -243,14 +243,14 @@ impl LlmClient for OpenAiClient {
             let v: Value = res
                 .json()
                 .await
-                .map_err(|e| LlmError::InvalidResponse(e.to_string()))?;
+                .map_err(|e| LlmError::Decode(std::sync::Arc::new(e)))?;
             return parse_response(v);
         }
         let mut state = StreamState::default();
         let mut pending = Vec::new();
         let mut body = res.bytes_stream();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| LlmError::from_reqwest(&self.url, &e))?;
+            let chunk = chunk.map_err(|e| LlmError::from_reqwest(&self.url, e))?;
             pending.extend_from_slice(&chunk);
             while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=pos).collect();
