@@ -392,3 +392,42 @@ async fn every_field_our_ui_reads_from_a_conversation_is_served() {
         assert!(info.get(&f).is_some(), "{f} missing from {info}");
     }
 }
+
+#[tokio::test]
+async fn every_field_our_ui_reads_from_settings_and_notices_is_served() {
+    let server = Server::with_env(&[("LLM_MODEL", "openai/m")]);
+    let (_, settings) = get(&server, "/api/settings").await;
+    for f in ui_interface_fields("Settings") {
+        assert!(settings.get(&f).is_some(), "{f} missing from {settings}");
+    }
+    // Status updates and error notices as the socket sends them.
+    let cid = new_id();
+    let mut ws = ws_ready(server.port, &ui_query(&cid, -1)).await;
+    send_user_action(&mut ws, &json!({"action": "teleport"})).await;
+    let error = next_payload(&mut ws).await;
+    for f in ui_interface_fields("ErrorNotice") {
+        if f != "error_code" {
+            assert!(error.get(&f).is_some(), "{f} missing from {error}");
+        }
+    }
+    let (s, _) = send(
+        &server,
+        reqwest::Method::PATCH,
+        &format!("/api/conversations/{cid}"),
+        Some(json!({"title": "Renamed"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let title = loop {
+        let p = next_payload(&mut ws).await;
+        if p.get("conversation_title").is_some() {
+            break p;
+        }
+    };
+    for f in ui_interface_fields("StatusUpdate") {
+        // A title change has no `id` (it is not a RuntimeStatus).
+        if f != "id" {
+            assert!(title.get(&f).is_some(), "{f} missing from {title}");
+        }
+    }
+}
