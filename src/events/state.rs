@@ -19,23 +19,25 @@ pub enum AgentState {
 }
 
 impl AgentState {
+    /// Every state.
+    pub const ALL: [AgentState; 12] = [
+        AgentState::Loading,
+        AgentState::Running,
+        AgentState::AwaitingUserInput,
+        AgentState::Paused,
+        AgentState::Stopped,
+        AgentState::Finished,
+        AgentState::Rejected,
+        AgentState::Error,
+        AgentState::AwaitingUserConfirmation,
+        AgentState::UserConfirmed,
+        AgentState::UserRejected,
+        AgentState::RateLimited,
+    ];
+
     /// The state named `name` on the wire, if any.
     pub fn parse(name: &str) -> Option<AgentState> {
-        const ALL: [AgentState; 12] = [
-            AgentState::Loading,
-            AgentState::Running,
-            AgentState::AwaitingUserInput,
-            AgentState::Paused,
-            AgentState::Stopped,
-            AgentState::Finished,
-            AgentState::Rejected,
-            AgentState::Error,
-            AgentState::AwaitingUserConfirmation,
-            AgentState::UserConfirmed,
-            AgentState::UserRejected,
-            AgentState::RateLimited,
-        ];
-        ALL.into_iter().find(|s| s.as_str() == name)
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
     /// The wire name of the state.
@@ -77,23 +79,7 @@ mod ui_types {
             .filter(|s| *s != "init") // an older server's state, kept for old histories
             .collect();
         ui.sort();
-        let mut ours: Vec<&str> = [
-            AgentState::Loading,
-            AgentState::Running,
-            AgentState::AwaitingUserInput,
-            AgentState::Paused,
-            AgentState::Stopped,
-            AgentState::Finished,
-            AgentState::Rejected,
-            AgentState::Error,
-            AgentState::AwaitingUserConfirmation,
-            AgentState::UserConfirmed,
-            AgentState::UserRejected,
-            AgentState::RateLimited,
-        ]
-        .iter()
-        .map(|s| s.as_str())
-        .collect();
+        let mut ours: Vec<&str> = AgentState::ALL.iter().map(|s| s.as_str()).collect();
         ours.sort();
         assert_eq!(ui, ours);
         for s in &ours {
