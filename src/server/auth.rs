@@ -189,9 +189,9 @@ pub async fn require_session_key(
     if exempt(req.uri().path()) || rest_ok {
         next.run(req).await
     } else {
-        ApiError::new(
+        ApiError::detail(
             axum::http::StatusCode::UNAUTHORIZED,
-            serde_json::json!({"detail": "Missing or invalid X-Session-API-Key header"}),
+            "Missing or invalid X-Session-API-Key header",
         )
         .into_response()
     }

@@ -6,23 +6,77 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 /// An HTTP error with a JSON body.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub body: Value,
+    pub body: ErrorBody,
+}
+
+/// The body of an error answer, one variant per shape. Untagged: a variant's fields are
+/// the object's keys, in their order.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ErrorBody {
+    /// `{"detail"}`, FastAPI's shape.
+    Detail { detail: String },
+    /// `{"detail","error_id"}`: a 500 naming its entry in the log.
+    Internal { detail: String, error_id: String },
+    /// `{"error"}`, as the settings, file and git routes answer.
+    Error { error: String },
+    /// `{"error","error_id"}`: a file or git route's 5xx naming its entry in the log.
+    ErrorWithId { error: String, error_id: String },
+    /// `{"message"}`, as the secrets routes answer.
+    Message { message: String },
+    /// `{"status":"error","message","msg_id"}`: upstream's "not found".
+    NotFound {
+        status: &'static str,
+        message: &'static str,
+        msg_id: &'static str,
+    },
+    /// `{"status":"error","conversation_id","message"}`: a conversation that failed to start.
+    StartFailed {
+        status: &'static str,
+        conversation_id: String,
+        message: String,
+    },
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, body: Value) -> Self {
+    pub fn new(status: StatusCode, body: ErrorBody) -> Self {
         ApiError { status, body }
     }
 
     /// `{"detail": message}` with `status`.
     pub fn detail(status: StatusCode, message: impl Into<String>) -> Self {
-        Self::new(status, json!({ "detail": message.into() }))
+        Self::new(
+            status,
+            ErrorBody::Detail {
+                detail: message.into(),
+            },
+        )
+    }
+
+    /// `{"error": message}` with `status`.
+    pub fn error(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(
+            status,
+            ErrorBody::Error {
+                error: message.into(),
+            },
+        )
+    }
+
+    /// `{"message": message}` with `status`.
+    pub fn message(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(
+            status,
+            ErrorBody::Message {
+                message: message.into(),
+            },
+        )
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -32,11 +86,10 @@ impl ApiError {
     /// A 500 whose body names an error id to look up in the log, never the cause itself
     /// (which may hold paths or database messages).
     pub fn internal(message: impl std::fmt::Display) -> Self {
-        let error_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-        tracing::error!(error_id, "internal error: {message}");
+        let (detail, error_id) = log_internal(message);
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"detail": format!("Internal server error (error id {error_id} in the server log)"), "error_id": error_id}),
+            ErrorBody::Internal { detail, error_id },
         )
     }
 
@@ -45,9 +98,23 @@ impl ApiError {
     pub fn conversation_not_found() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            json!({"status": "error", "message": "Conversation not found", "msg_id": "CONVERSATION$NOT_FOUND"}),
+            ErrorBody::NotFound {
+                status: "error",
+                message: "Conversation not found",
+                msg_id: "CONVERSATION$NOT_FOUND",
+            },
         )
     }
+}
+
+/// Logs an internal error under a new id; returns the client's message and the id.
+pub fn log_internal(message: impl std::fmt::Display) -> (String, String) {
+    let error_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    tracing::error!(error_id, "internal error: {message}");
+    (
+        format!("Internal server error (error id {error_id} in the server log)"),
+        error_id,
+    )
 }
 
 impl IntoResponse for ApiError {

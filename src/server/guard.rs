@@ -7,7 +7,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use super::error::ApiError;
 use super::AppState;
@@ -95,16 +94,16 @@ fn host_name(host: &str) -> &str {
 }
 
 fn refuse(message: String) -> Response {
-    ApiError::new(StatusCode::FORBIDDEN, json!({"detail": message})).into_response()
+    ApiError::detail(StatusCode::FORBIDDEN, message).into_response()
 }
 
 /// Refuses requests for a foreign `Host` and browser requests from a foreign `Origin`,
 /// before anything else (a refused websocket upgrade never gets a session).
 pub async fn check_browser(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.uri().to_string().len() > MAX_URI_BYTES {
-        return ApiError::new(
+        return ApiError::detail(
             StatusCode::URI_TOO_LONG,
-            json!({"detail": format!("The request's URL is longer than {MAX_URI_BYTES} bytes")}),
+            format!("The request's URL is longer than {MAX_URI_BYTES} bytes"),
         )
         .into_response();
     }

@@ -1,13 +1,15 @@
 //! Per-conversation routes under `/api/conversations/{id}/`: events, messages,
 //! trajectory and runtime information.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::checked_id;
 use crate::events::{parse_client_event, Action, Event, MessageArgs};
@@ -24,25 +26,76 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/config"), get(runtime_config))
         .route(
             &format!("{base}/vscode-url"),
-            get(|| async { Json(json!({"vscode_url": null})) }),
+            get(|| async { Json(VscodeUrl { vscode_url: None }) }),
         )
         .route(
             &format!("{base}/web-hosts"),
-            get(|| async { Json(json!({"hosts": {}})) }),
+            get(|| async {
+                Json(WebHosts {
+                    hosts: BTreeMap::new(),
+                })
+            }),
         )
         .route(
             &format!("{base}/microagents"),
-            get(|| async { Json(json!({"microagents": []})) }),
+            get(|| async {
+                Json(Microagents {
+                    microagents: Vec::new(),
+                })
+            }),
         )
         .route(
             &format!("{base}/submit-feedback"),
             post(|| async {
-                ApiError::new(
+                ApiError::error(
                     StatusCode::NOT_IMPLEMENTED,
-                    json!({"error": "Sharing feedback is not available on this server: nothing leaves your machine. Use Export to save the trajectory instead."}),
+                    "Sharing feedback is not available on this server: nothing leaves your machine. Use Export to save the trajectory instead.",
                 )
             }),
         )
+}
+
+/// `GET …/vscode-url`: no VS Code server runs here, so always null.
+#[derive(Serialize)]
+struct VscodeUrl {
+    vscode_url: Option<String>,
+}
+
+/// `GET …/web-hosts`: the apps the agent serves, by URL; none are exposed.
+#[derive(Serialize)]
+struct WebHosts {
+    hosts: BTreeMap<String, u16>,
+}
+
+/// `GET …/microagents`: the repository's microagents; none are loaded.
+#[derive(Serialize)]
+struct Microagents {
+    microagents: Vec<Value>,
+}
+
+/// `GET …/config`: the conversation's runtime.
+#[derive(Serialize)]
+struct RuntimeConfig {
+    /// Always null: the runtime is local.
+    runtime_id: Option<String>,
+    session_id: String,
+}
+
+/// What posting an event or a message answers once it is stored.
+#[derive(Serialize)]
+struct Success {
+    success: bool,
+}
+
+/// `GET …/trajectory`. A page cut at `max_response_bytes` adds `has_more` and
+/// `next_start_id`; a complete one has neither key.
+#[derive(Serialize)]
+struct Trajectory {
+    trajectory: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    has_more: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_start_id: Option<u64>,
 }
 
 async fn exists(state: &AppState, id: &str) -> Result<(), ApiError> {
@@ -55,10 +108,13 @@ async fn exists(state: &AppState, id: &str) -> Result<(), ApiError> {
 async fn runtime_config(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RuntimeConfig>, ApiError> {
     let id = checked_id(&id)?;
     exists(&state, id).await?;
-    Ok(Json(json!({"runtime_id": null, "session_id": id})))
+    Ok(Json(RuntimeConfig {
+        runtime_id: None,
+        session_id: id.to_string(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -137,7 +193,7 @@ async fn post_event(
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Success>, ApiError> {
     let id = checked_id(&id)?;
     let event = parse_client_event(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     submit(&state, id, event).await
@@ -152,7 +208,7 @@ async fn post_message(
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<MessageRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Success>, ApiError> {
     let id = checked_id(&id)?;
     submit(
         &state,
@@ -162,13 +218,13 @@ async fn post_message(
     .await
 }
 
-async fn submit(state: &AppState, id: &str, event: Event) -> Result<Json<Value>, ApiError> {
+async fn submit(state: &AppState, id: &str, event: Event) -> Result<Json<Success>, ApiError> {
     let conversation = state.manager.open(id, false).await?;
     conversation
         .submit_and_wait(event)
         .await
         .map_err(|e| ApiError::detail(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    Ok(Json(json!({"success": true})))
+    Ok(Json(Success { success: true }))
 }
 
 #[derive(Deserialize)]
@@ -183,7 +239,7 @@ async fn trajectory(
     State(state): State<AppState>,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<TrajectoryQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Trajectory>, ApiError> {
     let id = checked_id(&id)?;
     exists(&state, id).await?;
     let store = state.manager.store();
@@ -207,9 +263,11 @@ async fn trajectory(
         let full = page.len() == 1000;
         for e in &page {
             if bytes >= max_bytes && !out.is_empty() {
-                return Ok(Json(
-                    json!({"trajectory": out, "has_more": true, "next_start_id": e.id}),
-                ));
+                return Ok(Json(Trajectory {
+                    trajectory: out,
+                    has_more: Some(true),
+                    next_start_id: Some(e.id),
+                }));
             }
             bytes += e.json.len();
             start = e.id + 1;
@@ -231,7 +289,11 @@ async fn trajectory(
             break;
         }
     }
-    Ok(Json(json!({"trajectory": out})))
+    Ok(Json(Trajectory {
+        trajectory: out,
+        has_more: None,
+        next_start_id: None,
+    }))
 }
 
 /// Drops screenshots and DOM/accessibility trees, as upstream's trajectory does.

@@ -4,12 +4,12 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::checked_id;
 use crate::conversation::NewConversation;
-use crate::server::error::{ApiError, JsonBody, QueryParams};
+use crate::server::error::{ApiError, ErrorBody, JsonBody, QueryParams};
 use crate::server::AppState;
 use crate::store::ConversationMetadata;
 
@@ -44,10 +44,43 @@ struct CreateRequest {
     conversation_id: Option<String>,
 }
 
+/// Whether a conversation is open.
+#[derive(Serialize, Clone, Copy)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum ConversationStatus {
+    Running,
+    Stopped,
+}
+
+/// Upstream's `ConversationResponse`: what creating, starting and stopping answer.
+#[derive(Serialize)]
+struct ConversationResponse {
+    /// Always `"ok"` (failures are errors).
+    status: &'static str,
+    conversation_id: String,
+    message: Option<&'static str>,
+    conversation_status: ConversationStatus,
+}
+
+impl ConversationResponse {
+    fn ok(
+        conversation_id: &str,
+        message: Option<&'static str>,
+        conversation_status: ConversationStatus,
+    ) -> Self {
+        ConversationResponse {
+            status: "ok",
+            conversation_id: conversation_id.to_string(),
+            message,
+            conversation_status,
+        }
+    }
+}
+
 async fn create(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<CreateRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConversationResponse>, ApiError> {
     let trigger = if req.suggested_task.is_some() {
         "suggested_task"
     } else {
@@ -81,39 +114,69 @@ async fn create(
         }
         None => state.manager.create(new).await?,
     };
-    Ok(Json(
-        json!({"status": "ok", "conversation_id": id, "message": null, "conversation_status": "RUNNING"}),
-    ))
+    Ok(Json(ConversationResponse::ok(
+        &id,
+        None,
+        ConversationStatus::Running,
+    )))
 }
 
-/// Upstream's `ConversationInfo`.
-async fn info(state: &AppState, meta: &ConversationMetadata) -> Value {
+/// Upstream's `ConversationInfo`: a conversation's metadata and whether it is open.
+#[derive(Serialize)]
+struct ConversationInfo {
+    conversation_id: String,
+    title: String,
+    last_updated_at: String,
+    status: ConversationStatus,
+    /// `"STATUS$READY"` while open, else null.
+    runtime_status: Option<&'static str>,
+    selected_repository: Option<String>,
+    selected_branch: Option<String>,
+    git_provider: Option<String>,
+    trigger: Option<String>,
+    num_connections: usize,
+    /// The conversation's REST path while open, else null.
+    url: Option<String>,
+    /// Always null: the session key is never handed out here.
+    session_api_key: Option<String>,
+    created_at: String,
+    pr_number: Vec<i64>,
+}
+
+/// One page of `GET /api/conversations`.
+#[derive(Serialize)]
+struct ConversationPage {
+    results: Vec<ConversationInfo>,
+    next_page_id: Option<String>,
+}
+
+async fn info(state: &AppState, meta: ConversationMetadata) -> ConversationInfo {
     let open = state.manager.get_open(&meta.conversation_id).await;
-    let (status, runtime_status, url, connections) = match &open {
+    let (status, runtime_status, url, num_connections) = match &open {
         Some(c) => (
-            "RUNNING",
-            json!("STATUS$READY"),
-            json!(format!("/api/conversations/{}", meta.conversation_id)),
+            ConversationStatus::Running,
+            Some("STATUS$READY"),
+            Some(format!("/api/conversations/{}", meta.conversation_id)),
             c.connections(),
         ),
-        None => ("STOPPED", Value::Null, Value::Null, 0),
+        None => (ConversationStatus::Stopped, None, None, 0),
     };
-    json!({
-        "conversation_id": meta.conversation_id,
-        "title": meta.title,
-        "last_updated_at": meta.last_updated_at,
-        "status": status,
-        "runtime_status": runtime_status,
-        "selected_repository": meta.selected_repository,
-        "selected_branch": meta.selected_branch,
-        "git_provider": meta.git_provider,
-        "trigger": meta.trigger,
-        "num_connections": connections,
-        "url": url,
-        "session_api_key": null,
-        "created_at": meta.created_at,
-        "pr_number": meta.pr_number,
-    })
+    ConversationInfo {
+        conversation_id: meta.conversation_id,
+        title: meta.title,
+        last_updated_at: meta.last_updated_at,
+        status,
+        runtime_status,
+        selected_repository: meta.selected_repository,
+        selected_branch: meta.selected_branch,
+        git_provider: meta.git_provider,
+        trigger: meta.trigger,
+        num_connections,
+        url,
+        session_api_key: None,
+        created_at: meta.created_at,
+        pr_number: meta.pr_number,
+    }
 }
 
 #[derive(Deserialize)]
@@ -127,7 +190,7 @@ struct ListQuery {
 async fn list(
     State(state): State<AppState>,
     QueryParams(q): QueryParams<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConversationPage>, ApiError> {
     let limit = match q.limit.as_deref() {
         None | Some("") => 20,
         Some(l) => l
@@ -160,7 +223,7 @@ async fn list(
         None
     };
     let mut results = Vec::with_capacity(page.len());
-    for meta in page.iter().filter(|m| {
+    for meta in page.into_iter().filter(|m| {
         q.selected_repository
             .as_ref()
             .is_none_or(|r| m.selected_repository.as_ref() == Some(r))
@@ -170,15 +233,16 @@ async fn list(
     }) {
         results.push(info(&state, meta).await);
     }
-    Ok(Json(
-        json!({"results": results, "next_page_id": next_page_id}),
-    ))
+    Ok(Json(ConversationPage {
+        results,
+        next_page_id,
+    }))
 }
 
 async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConversationInfo>, ApiError> {
     let id = checked_id(&id)?;
     let meta = state
         .manager
@@ -186,7 +250,7 @@ async fn get_one(
         .conversation(id)
         .await?
         .ok_or_else(ApiError::conversation_not_found)?;
-    Ok(Json(info(&state, &meta).await))
+    Ok(Json(info(&state, meta).await))
 }
 
 #[derive(Deserialize)]
@@ -199,7 +263,7 @@ async fn rename(
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<RenameRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<bool>, ApiError> {
     let id = checked_id(&id)?;
     let title = req.title.trim().to_string();
     if title.is_empty() || title.chars().count() > 200 {
@@ -215,44 +279,48 @@ async fn rename(
     if !changed {
         return Err(ApiError::conversation_not_found());
     }
-    Ok(Json(json!(true)))
+    Ok(Json(true))
 }
 
+/// `true`, or `false` if the conversation did not exist.
 async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<bool>, ApiError> {
     let id = checked_id(&id)?;
-    Ok(Json(json!(state.manager.delete(id).await?)))
+    Ok(Json(state.manager.delete(id).await?))
 }
 
 async fn start(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: bytes::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConversationResponse>, ApiError> {
     let id = checked_id(&id)?;
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Object(_)) => {}
-            _ => {
-                return Err(ApiError::detail(
-                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                    "body must be a JSON object such as {\"providers_set\": null}",
-                ))
-            }
-        }
+    // Empty, or any JSON object (upstream's `{"providers_set": …}`), which is not used.
+    let is_object = || serde_json::from_slice::<serde_json::Map<String, Value>>(&body).is_ok();
+    if !body.iter().all(u8::is_ascii_whitespace) && !is_object() {
+        return Err(ApiError::detail(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "body must be a JSON object such as {\"providers_set\": null}",
+        ));
     }
     match state.manager.open(id, false).await {
-        Ok(_) => Ok(Json(
-            json!({"status": "ok", "conversation_id": id, "message": null, "conversation_status": "RUNNING"}),
-        )),
+        Ok(_) => Ok(Json(ConversationResponse::ok(
+            id,
+            None,
+            ConversationStatus::Running,
+        ))),
         Err(crate::conversation::ManagerError::NotFound(_)) => {
             Err(ApiError::conversation_not_found())
         }
         Err(e) => Err(ApiError::new(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"status": "error", "conversation_id": id, "message": format!("Failed to start conversation: {e}")}),
+            ErrorBody::StartFailed {
+                status: "error",
+                conversation_id: id.to_string(),
+                message: format!("Failed to start conversation: {e}"),
+            },
         )),
     }
 }
@@ -260,18 +328,19 @@ async fn start(
 async fn stop(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConversationResponse>, ApiError> {
     let id = checked_id(&id)?;
     if state.manager.store().conversation(id).await?.is_none() {
         return Err(ApiError::conversation_not_found());
     }
     let was_running = state.manager.close(id).await;
     let (message, status) = if was_running {
-        ("Conversation stopped successfully", "RUNNING")
+        (
+            "Conversation stopped successfully",
+            ConversationStatus::Running,
+        )
     } else {
-        ("Conversation was not running", "STOPPED")
+        ("Conversation was not running", ConversationStatus::Stopped)
     };
-    Ok(Json(
-        json!({"status": "ok", "conversation_id": id, "message": message, "conversation_status": status}),
-    ))
+    Ok(Json(ConversationResponse::ok(id, Some(message), status)))
 }

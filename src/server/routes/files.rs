@@ -7,12 +7,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::checked_id;
-use crate::runtime::workspace::{Workspace, WorkspaceError};
-use crate::server::error::{ApiError, QueryParams};
+use crate::runtime::workspace::{GitChange, GitDiff, Workspace, WorkspaceError};
+use crate::server::error::{log_internal, ApiError, ErrorBody, QueryParams};
 use crate::server::AppState;
 
 /// Largest upload request accepted.
@@ -38,13 +37,10 @@ impl From<WorkspaceError> for ApiError {
             StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
             // git's and the OS's words stay in the log; the client gets an error id.
-            let internal = ApiError::internal(&e);
-            return ApiError::new(
-                status,
-                json!({"error": internal.body["detail"], "error_id": internal.body["error_id"]}),
-            );
+            let (error, error_id) = log_internal(&e);
+            return ApiError::new(status, ErrorBody::ErrorWithId { error, error_id });
         }
-        ApiError::new(status, json!({ "error": e.to_string() }))
+        ApiError::error(status, e.to_string())
     }
 }
 
@@ -93,17 +89,37 @@ async fn select_file(
     State(state): State<AppState>,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<FileQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FileContent>, ApiError> {
     let ws = workspace(&state, &id).await?;
     let code = blocking(move || ws.read_text(&q.file)).await?;
-    Ok(Json(json!({ "code": code })))
+    Ok(Json(FileContent { code }))
+}
+
+/// `GET …/select-file`: a text file's content.
+#[derive(Serialize)]
+struct FileContent {
+    code: String,
+}
+
+/// `POST …/upload-files`: where each file went, and the ones not written.
+#[derive(Serialize)]
+struct UploadResult {
+    uploaded_files: Vec<String>,
+    skipped_files: Vec<SkippedFile>,
+}
+
+/// An uploaded file that was not written, and why.
+#[derive(Serialize)]
+struct SkippedFile {
+    name: String,
+    reason: String,
 }
 
 async fn upload_files(
     State(state): State<AppState>,
     Path(id): Path<String>,
     mut form: Multipart,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UploadResult>, ApiError> {
     let ws = workspace(&state, &id).await?;
     let mut uploaded = Vec::new();
     let mut skipped = Vec::new();
@@ -130,20 +146,29 @@ async fn upload_files(
             }
         };
         if name.is_empty() {
-            skipped.push(json!({"name": name, "reason": "The file has no name"}));
+            skipped.push(SkippedFile {
+                name,
+                reason: "The file has no name".into(),
+            });
             continue;
         }
         let ws = ws.clone();
         let target = name.clone();
-        match tokio::task::spawn_blocking(move || ws.write_upload(&target, &bytes)).await {
-            Ok(Ok(path)) => uploaded.push(path.display().to_string()),
-            Ok(Err(e)) => skipped.push(json!({"name": name, "reason": e.to_string()})),
-            Err(e) => skipped.push(json!({"name": name, "reason": e.to_string()})),
-        }
+        let reason =
+            match tokio::task::spawn_blocking(move || ws.write_upload(&target, &bytes)).await {
+                Ok(Ok(path)) => {
+                    uploaded.push(path.display().to_string());
+                    continue;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+        skipped.push(SkippedFile { name, reason });
     }
-    Ok(Json(
-        json!({"uploaded_files": uploaded, "skipped_files": skipped}),
-    ))
+    Ok(Json(UploadResult {
+        uploaded_files: uploaded,
+        skipped_files: skipped,
+    }))
 }
 
 async fn zip_directory(
@@ -179,10 +204,10 @@ async fn zip_directory(
 async fn git_changes(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<GitChange>>, ApiError> {
     let ws = workspace(&state, &id).await?;
     let changes = blocking(move || ws.git_changes()).await?;
-    Ok(Json(json!(changes)))
+    Ok(Json(changes))
 }
 
 #[derive(Deserialize)]
@@ -194,10 +219,10 @@ async fn git_diff(
     State(state): State<AppState>,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<DiffQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GitDiff>, ApiError> {
     let ws = workspace(&state, &id).await?;
     let diff = blocking(move || ws.git_diff(&q.path)).await?;
-    Ok(Json(json!(diff)))
+    Ok(Json(diff))
 }
 
 /// A new file only this process can reach: created private (0600) in the temporary

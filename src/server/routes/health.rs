@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::server::AppState;
 
@@ -15,8 +15,44 @@ pub fn router() -> Router<AppState> {
         .route("/server_info", get(server_info))
 }
 
-async fn alive() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `{"status":"ok"}`: the server is up.
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+}
+
+async fn alive() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// The body of `GET /server_info`.
+#[derive(Serialize)]
+struct ServerInfo {
+    version: &'static str,
+    /// Seconds since the server started.
+    uptime: f64,
+    resources: Resources,
+    conversations: OpenConversations,
+}
+
+#[derive(Serialize)]
+struct Resources {
+    cpu_count: usize,
+    memory: Memory,
+}
+
+#[derive(Serialize)]
+struct Memory {
+    /// Resident memory in bytes; null where `/proc` cannot tell.
+    rss: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct OpenConversations {
+    /// Conversations open now.
+    open: usize,
+    /// Clients connected to them.
+    connections: usize,
 }
 
 /// Resident memory of this process in bytes, from `/proc/self/status`.
@@ -27,18 +63,18 @@ fn rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-async fn server_info(State(state): State<AppState>) -> Json<Value> {
+async fn server_info(State(state): State<AppState>) -> Json<ServerInfo> {
     let open = state.manager.open_ids().await;
-    Json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime": state.started.elapsed().as_secs_f64(),
-        "resources": {
-            "cpu_count": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            "memory": {"rss": rss_bytes()},
+    Json(ServerInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        uptime: state.started.elapsed().as_secs_f64(),
+        resources: Resources {
+            cpu_count: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory: Memory { rss: rss_bytes() },
         },
-        "conversations": {
-            "open": open.len(),
-            "connections": open.iter().map(|(_, n)| n).sum::<usize>(),
+        conversations: OpenConversations {
+            open: open.len(),
+            connections: open.iter().map(|(_, n)| n).sum(),
         },
-    }))
+    })
 }

@@ -5,6 +5,7 @@ mod conversations;
 mod files;
 mod health;
 mod options;
+mod responses;
 mod secrets;
 mod settings;
 

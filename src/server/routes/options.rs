@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::server::AppState;
 
@@ -29,28 +29,51 @@ pub fn router() -> Router<AppState> {
         .route("/api/options/models", get(models))
         .route(
             "/api/options/agents",
-            get(|| async { Json(json!(["CodeActAgent"])) }),
+            get(|| async { Json(["CodeActAgent"]) }),
         )
         .route(
             "/api/options/security-analyzers",
-            get(|| async { Json(json!([])) }),
+            get(|| async { Json(Vec::<String>::new()) }),
         )
 }
 
-async fn config() -> Json<Value> {
-    Json(json!({
-        "APP_MODE": "oss",
-        "GITHUB_CLIENT_ID": "",
-        "POSTHOG_CLIENT_KEY": "",
-        "PROVIDERS_CONFIGURED": [],
-        "FEATURE_FLAGS": {
-            "ENABLE_BILLING": false,
-            "HIDE_LLM_SETTINGS": false,
-            "ENABLE_JIRA": false,
-            "ENABLE_JIRA_DC": false,
-            "ENABLE_LINEAR": false,
+/// The body of `GET /api/options/config`: upstream's web client config for OSS mode.
+#[derive(Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+struct WebClientConfig {
+    app_mode: &'static str,
+    github_client_id: &'static str,
+    posthog_client_key: &'static str,
+    /// Git providers with an integration: none.
+    providers_configured: Vec<String>,
+    feature_flags: FeatureFlags,
+}
+
+/// Upstream's feature flags, all off.
+#[derive(Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+struct FeatureFlags {
+    enable_billing: bool,
+    hide_llm_settings: bool,
+    enable_jira: bool,
+    enable_jira_dc: bool,
+    enable_linear: bool,
+}
+
+async fn config() -> Json<WebClientConfig> {
+    Json(WebClientConfig {
+        app_mode: "oss",
+        github_client_id: "",
+        posthog_client_key: "",
+        providers_configured: Vec::new(),
+        feature_flags: FeatureFlags {
+            enable_billing: false,
+            hide_llm_settings: false,
+            enable_jira: false,
+            enable_jira_dc: false,
+            enable_linear: false,
         },
-    }))
+    })
 }
 
 async fn models(State(state): State<AppState>) -> Json<Vec<String>> {

@@ -6,8 +6,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::responses::Message;
 use crate::server::error::{ApiError, JsonBody};
 use crate::server::AppState;
 use crate::settings::{self, CustomSecret, SecretError};
@@ -59,7 +60,7 @@ fn secret_error(e: SecretError) -> ApiError {
             StatusCode::BAD_REQUEST
         }
     };
-    ApiError::new(status, json!({"message": e.to_string()}))
+    ApiError::message(status, e.to_string())
 }
 
 /// Reads, changes and writes the stored settings under the settings lock.
@@ -77,7 +78,7 @@ async fn change(
 async fn create(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<CreateSecret>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Message>), ApiError> {
     let secret = CustomSecret {
         name: req.name,
         value: req.value,
@@ -86,7 +87,9 @@ async fn create(
     change(&state, |stored| settings::add_secret(stored, secret)).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"message": "Secret created successfully"})),
+        Json(Message {
+            message: "Secret created successfully",
+        }),
     ))
 }
 
@@ -102,32 +105,38 @@ async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
     JsonBody(req): JsonBody<UpdateSecret>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Message>, ApiError> {
     change(&state, |stored| {
         settings::update_secret(stored, &name, &req.name, req.description)
     })
     .await?;
-    Ok(Json(json!({"message": "Secret updated successfully"})))
+    Ok(Json(Message {
+        message: "Secret updated successfully",
+    }))
 }
 
 async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Message>, ApiError> {
     change(&state, |stored| settings::delete_secret(stored, &name)).await?;
-    Ok(Json(json!({"message": "Secret deleted successfully"})))
+    Ok(Json(Message {
+        message: "Secret deleted successfully",
+    }))
 }
 
 /// Git provider integrations (GitHub, GitLab, Bitbucket) are not implemented: saying so
 /// beats storing tokens that nothing uses.
 async fn add_git_providers() -> ApiError {
-    ApiError::new(
+    ApiError::error(
         StatusCode::NOT_IMPLEMENTED,
-        json!({"error": "Git provider integrations are not supported by this server yet; store a token as a secret (Settings → Secrets) to give it to the agent."}),
+        "Git provider integrations are not supported by this server yet; store a token as a secret (Settings → Secrets) to give it to the agent.",
     )
 }
 
 /// Nothing to unset: no provider tokens are ever stored (the UI calls this to log out).
-async fn unset_provider_tokens() -> Json<Value> {
-    Json(json!({"message": "Unset Git provider tokens"}))
+async fn unset_provider_tokens() -> Json<Message> {
+    Json(Message {
+        message: "Unset Git provider tokens",
+    })
 }

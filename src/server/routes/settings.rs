@@ -4,8 +4,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::responses::Message;
 use crate::server::error::{ApiError, JsonBody};
 use crate::server::AppState;
 use crate::settings;
@@ -30,28 +31,28 @@ pub fn router() -> Router<AppState> {
 async fn get_settings(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let stored = state.manager.store().settings().await?;
     if stored.is_none() && !state.config.llm_configured() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            json!({"error": "Settings not found"}),
-        ));
+        return Err(ApiError::error(StatusCode::NOT_FOUND, "Settings not found"));
     }
     let effective = settings::effective(&state.config, stored.as_ref());
     Ok(Json(settings::public_view(&effective)))
 }
 
+/// Stores any subset of the settings keys (checked by [`settings::update`]).
 async fn post_settings(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Message>, ApiError> {
     let _guard = state.settings_lock.lock().await;
     let store = state.manager.store();
     let stored = store.settings().await?;
     let merged = settings::update(&state.config, stored, body).map_err(|e| match e {
         settings::SettingsError::KeyNeedsReentry => {
-            ApiError::new(StatusCode::BAD_REQUEST, json!({"error": e.to_string()}))
+            ApiError::error(StatusCode::BAD_REQUEST, e.to_string())
         }
         e => ApiError::detail(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     })?;
     store.put_settings(merged).await?;
-    Ok(Json(json!({"message": "Settings stored"})))
+    Ok(Json(Message {
+        message: "Settings stored",
+    }))
 }
