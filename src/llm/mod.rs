@@ -1,12 +1,18 @@
 //! LLM clients: OpenAI-compatible Chat Completions and the Anthropic Messages API,
 //! behind one [`LlmClient`] interface, with retries and token/cost accounting.
+//!
+//! Each client's file holds its wire shapes as serde structs (requests serialize to the
+//! exact bytes providers get; answers read leniently, see `lenient.rs`); both send
+//! through `send_json`, the one place HTTP errors and `Retry-After` are mapped.
 
 mod anthropic;
+mod lenient;
 mod openai;
 pub mod pricing;
 mod retry;
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
 use thiserror::Error;
@@ -32,7 +38,7 @@ pub enum ChatMessage {
 }
 
 /// A tool call the model asked for; `arguments` is the JSON text it produced.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ToolCall {
     pub id: String,
     pub name: String,
@@ -276,17 +282,53 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
         .map(Duration::from_secs_f64)
 }
 
+/// Sends a request to the LLM and maps what can go wrong on the way: transport errors and
+/// non-success statuses (with the body's message and any `Retry-After`).
+pub(crate) async fn send_json(
+    request: reqwest::RequestBuilder,
+    url: &str,
+) -> Result<reqwest::Response, LlmError> {
+    let res = request
+        .send()
+        .await
+        .map_err(|e| LlmError::from_reqwest(url, e))?;
+    let status = res.status();
+    if status.is_success() {
+        return Ok(res);
+    }
+    let after = retry_after(res.headers());
+    let body = res.text().await.unwrap_or_default();
+    Err(LlmError::from_status(status.as_u16(), &body, after))
+}
+
+/// Reads a successful response's JSON body.
+pub(crate) async fn read_json(res: reqwest::Response) -> Result<Value, LlmError> {
+    res.json()
+        .await
+        .map_err(|e| LlmError::Decode(std::sync::Arc::new(e)))
+}
+
+/// The `error` object of a streamed chunk, as far as it decides the error's kind.
+#[derive(Debug, Default, Deserialize)]
+struct StreamErrorObject {
+    /// An HTTP-like status some providers give.
+    #[serde(default, deserialize_with = "lenient::or_default")]
+    code: Option<u64>,
+    /// OpenAI's error type, such as `rate_limit_exceeded`.
+    #[serde(default, rename = "type", deserialize_with = "lenient::or_default")]
+    kind: Option<String>,
+}
+
 /// A provider's error object found inside a streamed answer (`{"error": …}` as a `data:`
 /// chunk): the request failed after all.
 pub fn stream_error(chunk: &Value) -> Option<LlmError> {
-    let error = chunk.get("error")?;
+    let error = StreamErrorObject::deserialize(chunk.get("error")?).unwrap_or_default();
     let status = error
-        .get("code")
-        .and_then(Value::as_u64)
+        .code
         .and_then(|c| u16::try_from(c).ok())
         .filter(|c| (400..600).contains(c))
         .unwrap_or_else(|| {
-            let kind = error.get("type").and_then(Value::as_str).unwrap_or("");
+            let kind = error.kind.as_deref().unwrap_or("");
             if kind.contains("rate_limit") {
                 429
             } else if kind.contains("invalid_request") {
