@@ -112,7 +112,12 @@ pub async fn run(
         backlog: VecDeque::new(),
     };
     c.restore().await;
-    c.announce_ready().await;
+    match c.host.setup_workspace().await {
+        Ok(()) => c.announce_ready().await,
+        // The conversation still works (a message starts the agent); the reason says
+        // what went wrong.
+        Err(why) => c.set_state(AgentState::Error, &why).await,
+    }
     loop {
         if let Some(a) = c.backlog.pop_front() {
             c.on_event(a).await;

@@ -99,6 +99,11 @@ pub trait AgentHost: Send + Sync {
     fn set_busy(&self, busy: bool);
     /// Sets the conversation's title if it is still `if_title`, and tells the clients.
     async fn retitle(&self, title: String, if_title: String);
+    /// Prepares the workspace before the agent is ready (clones the conversation's
+    /// repository); an error says why it could not.
+    async fn setup_workspace(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// How often a crashed agent is restarted before it is given up.

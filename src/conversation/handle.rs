@@ -57,6 +57,9 @@ pub struct Conversation {
     pub(super) agent_busy: std::sync::atomic::AtomicBool,
     /// Settings for this conversation only (the raw `/ws` `initialize`), over the user's.
     overrides: Mutex<serde_json::Map<String, serde_json::Value>>,
+    /// The runtime's status as `GET /api/conversations/{id}` reports it
+    /// (`STATUS$SETTING_UP_WORKSPACE` while a repository is cloned, then `STATUS$READY`).
+    runtime_status: Mutex<&'static str>,
 }
 
 impl Conversation {
@@ -78,6 +81,22 @@ impl Conversation {
             pending_jobs: AtomicUsize::new(0),
             agent_busy: std::sync::atomic::AtomicBool::new(false),
             overrides: Mutex::new(serde_json::Map::new()),
+            runtime_status: Mutex::new("STATUS$READY"),
+        }
+    }
+
+    /// The runtime's status (a RuntimeStatus id).
+    pub fn runtime_status(&self) -> &'static str {
+        self.runtime_status
+            .lock()
+            .map(|s| *s)
+            .unwrap_or("STATUS$READY")
+    }
+
+    /// Records the runtime's status.
+    pub(super) fn set_runtime_status(&self, status: &'static str) {
+        if let Ok(mut s) = self.runtime_status.lock() {
+            *s = status;
         }
     }
 

@@ -17,6 +17,7 @@ pub(super) struct ConversationHost {
     pub conversation: Arc<Conversation>,
     pub store: Arc<dyn EventStore>,
     pub config: Arc<Config>,
+    pub runtime: Arc<crate::runtime::LocalRuntime>,
 }
 
 #[async_trait]
@@ -82,6 +83,46 @@ impl AgentHost for ConversationHost {
 
     fn set_busy(&self, busy: bool) {
         self.conversation.agent_busy.store(busy, Ordering::Relaxed);
+    }
+
+    async fn setup_workspace(&self) -> Result<(), String> {
+        let meta = match self.store.conversation(&self.conversation.id).await {
+            Ok(Some(m)) => m,
+            _ => return Ok(()),
+        };
+        let Some(repository) = meta.selected_repository.filter(|r| !r.trim().is_empty()) else {
+            return Ok(());
+        };
+        let status = |kind, id: &str, message: &str| {
+            self.conversation
+                .notify(crate::events::Notice::status(kind, id, message).to_json())
+        };
+        self.conversation
+            .set_runtime_status("STATUS$SETTING_UP_WORKSPACE");
+        status(
+            crate::events::NoticeKind::Info,
+            "STATUS$SETTING_UP_WORKSPACE",
+            "Setting up workspace...",
+        );
+        match self
+            .runtime
+            .open_repository(&repository, meta.selected_branch.as_deref())
+            .await
+        {
+            Ok(dir) => {
+                tracing::info!(conversation = %self.conversation.id, dir = %dir.display(), "repository ready");
+                self.conversation.set_runtime_status("STATUS$READY");
+                status(crate::events::NoticeKind::Info, "STATUS$READY", "");
+                Ok(())
+            }
+            Err(e) => {
+                let why = e.to_string();
+                // The conversation stays usable without the repository.
+                self.conversation.set_runtime_status("STATUS$READY");
+                status(crate::events::NoticeKind::Error, "STATUS$ERROR", &why);
+                Err(why)
+            }
+        }
     }
 
     async fn retitle(&self, title: String, if_title: String) {

@@ -126,6 +126,7 @@ pub(super) async fn run(
         conversation: conversation.clone(),
         store: store.clone(),
         config: agent.0,
+        runtime: runtime.clone(),
     });
     let _stop_agent = AbortOnDrop(tokio::spawn(crate::agent::run(host, agent.1, agent_rx)));
     let mut ctx = TaskContext {

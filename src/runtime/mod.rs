@@ -5,6 +5,7 @@ pub mod browse;
 mod child_env;
 pub mod editor;
 mod process;
+pub mod repository;
 pub mod shell;
 pub mod workspace;
 
@@ -136,6 +137,18 @@ impl LocalRuntime {
             *slot = Some(fresh.clone());
         }
         Ok((fresh, old.is_some()))
+    }
+
+    /// Clones `repository` into the workspace (once; see [`repository::open`]) with the
+    /// environment the agent's processes get.
+    pub async fn open_repository(
+        &self,
+        repository: &str,
+        branch: Option<&str>,
+    ) -> Result<PathBuf, repository::RepositoryError> {
+        let mut env = child_env::from_server();
+        env.extend(self.config.env.iter().cloned());
+        repository::open(&self.workspace, repository, branch, &env).await
     }
 
     /// Kills the running command and everything it started (Stop).

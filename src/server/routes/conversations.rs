@@ -128,7 +128,8 @@ struct ConversationInfo {
     title: String,
     last_updated_at: String,
     status: ConversationStatus,
-    /// `"STATUS$READY"` while open, else null.
+    /// The runtime's status while open (`STATUS$SETTING_UP_WORKSPACE` while its
+    /// repository is cloned, else `STATUS$READY`), else null.
     runtime_status: Option<&'static str>,
     selected_repository: Option<String>,
     selected_branch: Option<String>,
@@ -155,7 +156,7 @@ async fn info(state: &AppState, meta: ConversationMetadata) -> ConversationInfo 
     let (status, runtime_status, url, num_connections) = match &open {
         Some(c) => (
             ConversationStatus::Running,
-            Some("STATUS$READY"),
+            Some(c.runtime_status()),
             Some(format!("/api/conversations/{}", meta.conversation_id)),
             c.connections(),
         ),
