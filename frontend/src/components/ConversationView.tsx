@@ -44,6 +44,12 @@ export function ConversationView({ id, onChanged }: { id: string; onChanged: () 
 
   const log = session.log;
   const d = useMemo(() => derive(log), [log.version, log.agentState]);
+  // Every conversation starts waiting for input; the agent has asked something only once
+  // it has said something.
+  const agentAsked = useMemo(
+    () => log.events.some((e) => e.source === "agent" && e.action === "message"),
+    [log.version],
+  );
   const [view, setView] = useState<View>("chat");
   const [side, setSide] = useState<Side>("terminal");
   const [renaming, setRenaming] = useState(false);
@@ -260,7 +266,7 @@ export function ConversationView({ id, onChanged }: { id: string; onChanged: () 
             onSubmit={sendWithAttachments}
             attachments
             disabled={!connected}
-            placeholder={state === "awaiting_user_input" ? "The agent is waiting for your answer…" : "Message the agent…"}
+            placeholder={state === "awaiting_user_input" && agentAsked ? "The agent is waiting for your answer…" : "Message the agent…"}
             hint={connected ? undefined : "Not connected: messages can be sent once the connection is back."}
           />
         </div>

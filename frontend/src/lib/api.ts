@@ -74,11 +74,16 @@ export const api = {
   getConversation(id: string) {
     return request<ConversationInfo>("GET", conv(id));
   },
-  createConversation(initialUserMsg: string | null) {
+  /** A new conversation; with `repository`, that repository is cloned into its workspace first. */
+  createConversation(initialUserMsg: string | null, repository?: { repository: string; branch: string }) {
+    const repo = repository?.repository.trim();
     return request<{ status: string; conversation_id: string; conversation_status?: string; message?: string }>(
       "POST",
       "/api/conversations",
-      { initial_user_msg: initialUserMsg || null },
+      {
+        initial_user_msg: initialUserMsg || null,
+        ...(repo ? { repository: repo, selected_branch: repository?.branch.trim() || null } : {}),
+      },
     );
   },
   renameConversation(id: string, title: string) {
