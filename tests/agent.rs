@@ -805,14 +805,25 @@ async fn a_context_length_error_condenses_the_history_and_goes_on() {
     let server = agent_server(&llm, &[]);
     let (mut ws, _) = start(&server, "think a lot").await;
     let events = until_state(&mut ws, &["finished"]).await;
-    assert_eq!(of_kind(&events, "action", "condensation").len(), 1);
+    let condensation = of_kind(&events, "action", "condensation");
+    assert_eq!(condensation.len(), 1);
+    // The forgotten steps were summarised by the model, and the summary is stored.
+    let asked = llm.summary_requests();
+    assert_eq!(asked.len(), 1);
+    let forgotten = asked[0]["messages"][1]["content"].as_str().unwrap();
+    assert!(forgotten.contains("think"), "{forgotten}");
+    assert_eq!(
+        condensation[0]["args"]["summary"],
+        "Scripted summary: thoughts a and b."
+    );
     let reqs = llm.requests();
     let before = reqs[3]["messages"].as_array().unwrap().len();
     let after = reqs[4]["messages"].as_array().unwrap();
     assert!(after.len() < before, "{} !< {before}", after.len());
-    assert!(after
-        .iter()
-        .any(|m| m["content"].as_str().unwrap_or("").contains("condensed")));
+    assert!(after.iter().any(|m| m["content"]
+        .as_str()
+        .unwrap_or("")
+        .contains("Scripted summary: thoughts a and b.")));
 }
 
 #[tokio::test]

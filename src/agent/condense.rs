@@ -1,22 +1,42 @@
 //! Condensation: when the context overflows, the older half of the history is
-//! forgotten, recorded as a `condensation` action so that a restart forgets it too.
+//! forgotten and replaced by the model's summary of it, recorded as a `condensation`
+//! action (with `summary`) so that a restart sees the same history.
 
-use super::history::History;
+use super::history::{truncate_middle, History};
 use crate::events::{Action, CondensationArgs, Event};
+use crate::llm::{ChatMessage, ChatRequest};
+
+/// What the model is asked when it summarises.
+const INSTRUCTIONS: &str = "You summarize the earlier steps of a coding agent's work so that it can go on without them. Keep what matters to continue: the user's goals and requirements, decisions made, files created or changed (with paths), commands that worked or failed and why, and what remains to be done. Answer with the summary only, at most 400 words.";
+
+/// The most of the forgotten steps' text sent to be summarised.
+const MAX_SUMMARY_INPUT: usize = 24_000;
+
+/// The request for a summary of the events from `start` to `end`.
+pub(super) fn summary_request(history: &History, start: u64, end: u64) -> ChatRequest {
+    ChatRequest {
+        messages: vec![
+            ChatMessage::System(INSTRUCTIONS.into()),
+            ChatMessage::User(truncate_middle(
+                &history.text_between(start, end),
+                MAX_SUMMARY_INPUT,
+            )),
+        ],
+        tools: Vec::new(),
+    }
+}
+
+/// The `condensation` action forgetting `start..=end`, with the model's `summary`.
+pub(super) fn forget(start: u64, end: u64, summary: Option<String>) -> Event {
+    Event::action(Action::Condensation(CondensationArgs {
+        forgotten_event_ids: None,
+        forgotten_events_start_id: Some(start),
+        forgotten_events_end_id: Some(end),
+        summary_offset: summary.as_ref().map(|_| 1),
+        summary,
+    }))
+}
 
 /// The status message while condensing.
 pub(super) const NOTICE: &str =
     "The conversation is longer than the model's context: condensing older steps.";
-
-/// The `condensation` action that forgets the older half of `history`; None when
-/// there is nothing left to forget.
-pub(super) fn forget_older_half(history: &History) -> Option<Event> {
-    let (start, end) = history.condensation_range()?;
-    Some(Event::action(Action::Condensation(CondensationArgs {
-        forgotten_event_ids: None,
-        forgotten_events_start_id: Some(start),
-        forgotten_events_end_id: Some(end),
-        summary: None,
-        summary_offset: None,
-    })))
-}

@@ -609,12 +609,35 @@ impl Controller {
         self.advance().await;
     }
 
-    /// Forgets the older half of the history; false when there is too little of it.
+    /// The model's summary of the events from `start` to `end`, if it gives one within a
+    /// minute (the step waits for it).
+    async fn summarize(&self, start: u64, end: u64) -> Option<String> {
+        let mut settings = self.turn.as_ref()?.llm.clone();
+        settings.stream = false;
+        settings.timeout = settings.timeout.min(std::time::Duration::from_secs(60));
+        let request = condense::summary_request(&self.history, start, end);
+        let client = self.options.llm_factory.client(&settings).ok()?;
+        match client.complete(&request).await {
+            Ok(r) => r
+                .content
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty()),
+            Err(e) => {
+                tracing::warn!("no summary for the condensed steps: {e}");
+                None
+            }
+        }
+    }
+
+    /// Replaces the older half of the history by the model's summary of it (or forgets
+    /// it, when no summary comes); false when there is too little of it.
     async fn condense(&mut self) -> bool {
-        let Some(event) = condense::forget_older_half(&self.history) else {
+        let Some((start, end)) = self.history.condensation_range() else {
             return false;
         };
         self.notify_status(NoticeKind::Info, "STATUS$CONDENSING", condense::NOTICE);
+        let summary = self.summarize(start, end).await;
+        let event = condense::forget(start, end, summary);
         let copy = event.clone();
         match self.append(event, EventSource::Agent, false).await {
             Some(id) => {

@@ -30,6 +30,8 @@ pub struct History {
     seen: HashSet<u64>,
     /// Whether older turns were condensed away.
     condensed: bool,
+    /// The model's summary of what was condensed away, if it wrote one.
+    summary: Option<String>,
     /// Commands the user ran in the terminal, by action id, until their output comes.
     user_commands: std::collections::HashMap<u64, String>,
 }
@@ -164,6 +166,9 @@ impl History {
             };
             self.items.retain(|(i, _)| !forgotten.contains(i));
             self.condensed = true;
+            if let Some(s) = c.summary.as_ref().filter(|s| !s.trim().is_empty()) {
+                self.summary = Some(s.clone());
+            }
         }
     }
 
@@ -181,6 +186,36 @@ impl History {
         let start = rest.first()?.0;
         let end = rest.get(rest.len() / 2)?.0;
         Some((start, end))
+    }
+
+    /// The items with ids from `start` to `end` as plain text (and the summary of what was
+    /// condensed before them), for the model to summarise.
+    pub fn text_between(&self, start: u64, end: u64) -> String {
+        let mut out = String::new();
+        if let Some(s) = &self.summary {
+            out.push_str(&format!("Summary of even earlier steps:\n{s}\n\n"));
+        }
+        for (_, item) in self.items.iter().filter(|(i, _)| (start..=end).contains(i)) {
+            let line = match item {
+                Item::User(t) => format!("USER: {t}"),
+                Item::AssistantText(t) => format!("AGENT: {t}"),
+                Item::Assistant { content, calls } => {
+                    let calls: Vec<String> = calls
+                        .iter()
+                        .map(|c| format!("{}({})", c.name, c.arguments))
+                        .collect();
+                    format!(
+                        "AGENT: {} {}",
+                        content.as_deref().unwrap_or(""),
+                        calls.join(", ")
+                    )
+                }
+                Item::Tool { name, content, .. } => format!("RESULT of {name}: {content}"),
+            };
+            out.push_str(line.trim());
+            out.push('\n');
+        }
+        out
     }
 
     /// The chat messages for the next completion, after `system`.
@@ -214,9 +249,10 @@ impl History {
         for (n, (_, item)) in self.items.iter().enumerate() {
             if self.condensed && Some(n) == first_user.map(|f| f + 1) {
                 close(&mut out, &mut pending, &mut deferred);
-                out.push(ChatMessage::User(
-                    "[Earlier steps of this conversation were condensed to fit the model's context window. Re-check the current state of files before relying on earlier observations.]".into(),
-                ));
+                out.push(ChatMessage::User(match &self.summary {
+                    Some(summary) => format!("[Earlier steps of this conversation were condensed to fit the model's context window. Their summary:\n{summary}\nRe-check the current state of files before relying on it.]"),
+                    None => "[Earlier steps of this conversation were condensed to fit the model's context window. Re-check the current state of files before relying on earlier observations.]".into(),
+                }));
             }
             match item {
                 Item::Assistant { content, calls } => {

@@ -30,6 +30,7 @@ struct Script {
     requests: Vec<(HeaderMap, Value)>,
     /// Title requests are answered apart from the script.
     title_requests: Vec<Value>,
+    summary_requests: Vec<Value>,
 }
 
 /// Whether a request is the agent's "write a title" side request.
@@ -39,6 +40,15 @@ fn is_title_request(body: &Value) -> bool {
         .or_else(|| body["messages"][0]["content"].as_str())
         .unwrap_or("");
     body.get("tools").is_none() && system.contains("You write titles")
+}
+
+/// Whether a request asks for a summary of condensed steps.
+fn is_summary_request(body: &Value) -> bool {
+    body.get("tools").is_none()
+        && body["messages"][0]["content"]
+            .as_str()
+            .unwrap_or("")
+            .contains("You summarize the earlier steps")
 }
 
 /// The running scripted LLM.
@@ -79,6 +89,11 @@ impl ScriptedLlm {
             .collect()
     }
 
+    /// Bodies of the summary requests received so far.
+    pub fn summary_requests(&self) -> Vec<Value> {
+        self.script.lock().unwrap().summary_requests.clone()
+    }
+
     /// Bodies of the title requests received so far.
     pub fn title_requests(&self) -> Vec<Value> {
         self.script.lock().unwrap().title_requests.clone()
@@ -106,6 +121,10 @@ async fn complete(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
+    if is_summary_request(&body) {
+        script.lock().unwrap().summary_requests.push(body);
+        return Json(json!({"id": "summary", "choices": [{"message": {"role": "assistant", "content": "Scripted summary: thoughts a and b."}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}})).into_response();
+    }
     if is_title_request(&body) {
         script.lock().unwrap().title_requests.push(body);
         return Json(json!({"id": "title", "choices": [{"message": {"role": "assistant", "content": "Scripted title"}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}})).into_response();
