@@ -954,3 +954,67 @@ async fn the_same_answer_three_times_is_a_stuck_loop() {
     }
     panic!("three identical answers were not detected");
 }
+
+#[tokio::test]
+async fn microagents_give_the_model_repository_instructions_and_triggered_knowledge() {
+    let workspace = tempfile::tempdir().unwrap();
+    let m = workspace.path().join(".openhands/microagents");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(
+        m.join("repo.md"),
+        "Always run `make check` before finishing.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        m.join("docker.md"),
+        "---\nname: docker\ntriggers:\n- docker\n---\nThis machine uses podman, not docker.\n",
+    )
+    .unwrap();
+    std::fs::write(m.join("broken.md"), "---\ntriggers: [x]\nnever closed\n").unwrap();
+    let llm = ScriptedLlm::start(vec![text("Noted."), text("Fine.")]).await;
+    let ws_path = workspace.path().display().to_string();
+    let server = agent_server(&llm, &[("WORKSPACE_BASE", ws_path.as_str())]);
+    let (mut ws, _) = start(&server, "Please build the Docker image").await;
+    let events = until_state(&mut ws, &["awaiting_user_input"]).await;
+    // A malformed file is a notice naming it, and the conversation goes on.
+    assert!(events
+        .iter()
+        .any(|p| p["error"] == true && p["message"].as_str().unwrap_or("").contains("broken.md")));
+    let recall = of_kind(&events, "action", "recall");
+    assert_eq!(recall.len(), 1);
+    assert_eq!(recall[0]["source"], "user");
+    assert_eq!(recall[0]["args"]["recall_type"], "workspace_context");
+    let obs = of_kind(&events, "observation", "recall")[0];
+    assert_eq!(obs["cause"], recall[0]["id"]);
+    assert_eq!(
+        obs["extras"]["repo_instructions"],
+        "Always run `make check` before finishing."
+    );
+    assert_eq!(
+        obs["extras"]["microagent_knowledge"][0]["trigger"],
+        "docker"
+    );
+    assert_eq!(obs["extras"]["microagent_knowledge"][0]["name"], "docker");
+    // The model got both, with the first message.
+    let first = llm.requests()[0]["messages"].to_string();
+    assert!(
+        first.contains("make check") && first.contains("uses podman"),
+        "{first}"
+    );
+    // A message without a trigger word adds nothing.
+    send_user_action(
+        &mut ws,
+        &json!({"action": "message", "args": {"content": "and now the tests"}}),
+    )
+    .await;
+    let events = until_state(&mut ws, &["awaiting_user_input"]).await;
+    assert!(of_kind(&events, "action", "recall").is_empty());
+    assert_eq!(
+        llm.requests()[1]["messages"]
+            .to_string()
+            .matches("uses podman")
+            .count(),
+        1,
+        "the knowledge is in the history once"
+    );
+}

@@ -309,6 +309,7 @@ impl Controller {
         if !self.load_turn().await {
             return;
         }
+        self.recall(text, !self.titled).await;
         if !self.titled {
             self.titled = true;
             if let Some(turn) = &self.turn {
@@ -326,6 +327,40 @@ impl Controller {
         }
         self.set_state(AgentState::Running, "").await;
         self.advance().await;
+    }
+
+    /// Stores what the workspace's microagents add for this message: a `recall` action
+    /// (from the user's side) and its observation, which the history gives the model.
+    async fn recall(&mut self, text: &str, first: bool) {
+        let Some(extras) = self.host.recall(text, first).await else {
+            return;
+        };
+        let action = Action::Recall(crate::events::RecallArgs {
+            recall_type: extras.recall_type.clone(),
+            query: text.to_string(),
+            thought: String::new(),
+        });
+        let Some(id) = self
+            .append(Event::action(action), EventSource::User, false)
+            .await
+        else {
+            return;
+        };
+        let content = if first {
+            "Added workspace context"
+        } else {
+            "Added microagent knowledge"
+        };
+        let obs = Observation {
+            content: content.into(),
+            kind: ObservationKind::Recall(Box::new(extras)),
+        };
+        self.append(
+            Event::observation(obs, Some(id)),
+            EventSource::Environment,
+            false,
+        )
+        .await;
     }
 
     async fn on_change_state(&mut self, requested: &str) {

@@ -144,6 +144,29 @@ impl History {
                 _ => {}
             }
         }
+        // Repository instructions and triggered knowledge are context from the user's side.
+        if let Payload::Observation(o) = &event.payload {
+            if let crate::events::ObservationKind::Recall(r) = &o.kind {
+                let mut text = String::new();
+                if !r.repo_instructions.trim().is_empty() {
+                    text.push_str(&format!(
+                        "<REPOSITORY_INSTRUCTIONS>\n{}\n</REPOSITORY_INSTRUCTIONS>\n",
+                        r.repo_instructions.trim()
+                    ));
+                }
+                for k in &r.microagent_knowledge {
+                    text.push_str(&format!(
+                        "<EXTRA_INFO>\nThe following information was added because the message mentions \"{}\" ({}):\n{}\n</EXTRA_INFO>\n",
+                        k.trigger, k.name, k.content.trim()
+                    ));
+                }
+                if !text.is_empty() {
+                    self.items
+                        .push((id, Item::User(text.trim_end().to_string())));
+                }
+                return;
+            }
+        }
         if let Payload::Action(Action::Message(m)) = &event.payload {
             let mut text = m.content.clone();
             if let Some(files) = m.file_urls.as_ref().filter(|f| !f.is_empty()) {

@@ -104,6 +104,12 @@ pub trait AgentHost: Send + Sync {
     async fn setup_workspace(&self) -> Result<(), String> {
         Ok(())
     }
+    /// What the workspace's microagents add for the user message `query`: repository
+    /// instructions with the first message, triggered knowledge with any; None when
+    /// nothing applies.
+    async fn recall(&self, _query: &str, _first: bool) -> Option<crate::events::RecallExtras> {
+        None
+    }
 }
 
 /// How often a crashed agent is restarted before it is given up.

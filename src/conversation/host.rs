@@ -125,6 +125,59 @@ impl AgentHost for ConversationHost {
         }
     }
 
+    async fn recall(&self, query: &str, first: bool) -> Option<crate::events::RecallExtras> {
+        let dir = self.runtime.workspace().to_path_buf();
+        let found = tokio::task::spawn_blocking(move || crate::runtime::microagents::load(&dir))
+            .await
+            .ok()?;
+        if first {
+            for e in &found.errors {
+                self.conversation.notify(
+                    crate::events::Notice::error(format!("A microagent was skipped: {e}"))
+                        .to_json(),
+                );
+            }
+        }
+        let knowledge: Vec<crate::events::MicroagentKnowledge> = found
+            .triggered(query)
+            .into_iter()
+            .map(|(k, trigger)| crate::events::MicroagentKnowledge {
+                name: k.name.clone(),
+                trigger,
+                content: k.content.clone(),
+            })
+            .collect();
+        let instructions = if first {
+            found.repo.join("\n\n")
+        } else {
+            String::new()
+        };
+        if instructions.is_empty() && knowledge.is_empty() {
+            return None;
+        }
+        Some(crate::events::RecallExtras {
+            recall_type: if first {
+                "workspace_context"
+            } else {
+                "knowledge"
+            }
+            .into(),
+            repo_instructions: instructions,
+            working_dir: if first {
+                self.runtime.workspace().display().to_string()
+            } else {
+                String::new()
+            },
+            date: if first {
+                chrono::Local::now().format("%Y-%m-%d").to_string()
+            } else {
+                String::new()
+            },
+            microagent_knowledge: knowledge,
+            ..Default::default()
+        })
+    }
+
     async fn retitle(&self, title: String, if_title: String) {
         set_title_if(&self.conversation, &self.store, &title, if_title).await;
     }

@@ -4,6 +4,7 @@
 pub mod browse;
 mod child_env;
 pub mod editor;
+pub mod microagents;
 mod process;
 pub mod repository;
 pub mod shell;
@@ -137,6 +138,11 @@ impl LocalRuntime {
             *slot = Some(fresh.clone());
         }
         Ok((fresh, old.is_some()))
+    }
+
+    /// The workspace directory.
+    pub fn workspace(&self) -> &Path {
+        &self.workspace
     }
 
     /// Clones `repository` into the workspace (once; see [`repository::open`]) with the
