@@ -66,12 +66,10 @@ impl UserSettings {
     /// Why the API key may not be used with the base URL, if so: a key is only ever sent
     /// to the base URL it was saved with.
     pub fn key_mismatch(&self) -> Option<String> {
-        let norm = |u: &Option<String>| {
-            u.as_deref()
-                .map(|s| s.trim().trim_end_matches('/').to_string())
-                .filter(|s| !s.is_empty())
-        };
-        let (base, bound) = (norm(&self.llm_base_url), norm(&self.llm_api_key_base_url));
+        let (base, bound) = (
+            normalized_url(self.llm_base_url.as_deref()),
+            normalized_url(self.llm_api_key_base_url.as_deref()),
+        );
         (self.llm_api_key.is_some() && base != bound).then(|| {
             format!(
                 "The API key was saved for {} but the LLM base URL is now {}: enter the API key again in Settings (a key is only ever sent to the base URL it was saved with).",
@@ -88,9 +86,12 @@ impl UserSettings {
 pub const KEY_BASE_URL: &str = "llm_api_key_base_url";
 
 fn base_url_of(m: &Map<String, Value>, key: &str) -> Option<String> {
-    m.get(key)
-        .and_then(Value::as_str)
-        .map(|s| s.trim().trim_end_matches('/').to_string())
+    normalized_url(m.get(key).and_then(Value::as_str))
+}
+
+/// A base URL as compared: trimmed, without a trailing `/`; None when empty.
+fn normalized_url(url: Option<&str>) -> Option<String> {
+    url.map(|s| s.trim().trim_end_matches('/').to_string())
         .filter(|s| !s.is_empty())
 }
 

@@ -66,7 +66,7 @@ async fn cross_site_pages_cannot_open_sockets_or_poll() {
     assert!(!body.contains("\"sid\""));
     let (status, body) = raw_get(server.port, &poll, &host, None);
     assert_eq!(status, 200, "{body}");
-    // Nothing was stored for the refused attempts beyond what the allowed ones did.
+    // REST refuses a foreign page too, and without CORS headers.
     let r = http()
         .get(server.url("/api/settings"))
         .header("Origin", "http://evil.example")

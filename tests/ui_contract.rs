@@ -294,6 +294,12 @@ async fn secrets_are_listed_without_values_and_reach_the_shell() {
     );
     assert_eq!(post(json!({"name": "MY_TOKEN", "value": "x"})).await.0, 400);
     assert_eq!(post(json!({"name": "bad name", "value": "x"})).await.0, 400);
+    assert_eq!(
+        post(json!({"name": "HUGE", "value": "x".repeat(70_000)}))
+            .await
+            .0,
+        400
+    );
     assert_eq!(post(json!({"name": "X"})).await.0, 422);
     let (s, list) = get(&server, "/api/secrets").await;
     assert_eq!(s, 200);

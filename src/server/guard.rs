@@ -100,7 +100,8 @@ fn refuse(message: String) -> Response {
 /// Refuses requests for a foreign `Host` and browser requests from a foreign `Origin`,
 /// before anything else (a refused websocket upgrade never gets a session).
 pub async fn check_browser(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.uri().to_string().len() > MAX_URI_BYTES {
+    let uri_len = req.uri().path().len() + req.uri().query().map_or(0, |q| q.len() + 1);
+    if uri_len > MAX_URI_BYTES {
         return ApiError::detail(
             StatusCode::URI_TOO_LONG,
             format!("The request's URL is longer than {MAX_URI_BYTES} bytes"),
