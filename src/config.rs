@@ -47,6 +47,8 @@ pub struct CoreConfig {
     pub search_api_key: Option<String>,
     pub git_user_name: String,
     pub git_user_email: String,
+    /// The user's own knowledge microagents (`USER_MICROAGENTS_DIR`).
+    pub user_microagents_dir: String,
     pub debug: bool,
 }
 
@@ -70,6 +72,7 @@ impl Default for CoreConfig {
             search_api_key: None,
             git_user_name: "openhands".into(),
             git_user_email: "openhands@all-hands.dev".into(),
+            user_microagents_dir: "~/.openhands/microagents".into(),
             debug: false,
         }
     }
@@ -805,6 +808,14 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The folder of the user's knowledge microagents, if one is set.
+    pub fn user_microagents_dir(&self) -> Option<PathBuf> {
+        let dir = self.file.core.user_microagents_dir.trim();
+        (!dir.is_empty()).then(|| expand_home(dir))
+    }
+}
+
 fn expand_home(p: &str) -> PathBuf {
     if let Some(rest) = p.strip_prefix("~/") {
         if let Some(home) = std::env::var_os("HOME") {
@@ -995,7 +1006,7 @@ mod tests {
                 .find(|(k, _)| k == key)
                 .map(|(_, kind)| kind)
         };
-        assert_eq!(key_kinds::<CoreConfig>().len(), 18);
+        assert_eq!(key_kinds::<CoreConfig>().len(), 19);
         assert_eq!(key_kinds::<LlmConfig>().len(), 25);
         assert_eq!(key_kinds::<SandboxConfig>().len(), 19);
         for (keys, key, expected) in [
