@@ -5,6 +5,7 @@ pub mod config;
 pub mod conversation;
 pub mod events;
 pub mod llm;
+pub mod provider_tokens;
 pub mod runtime;
 pub mod server;
 pub mod settings;

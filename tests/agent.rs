@@ -1043,7 +1043,10 @@ async fn the_users_own_microagents_are_triggered_in_any_workspace() {
     let events = until_state(&mut ws, &["awaiting_user_input"]).await;
     let obs = of_kind(&events, "observation", "recall");
     assert_eq!(obs.len(), 1);
-    assert_eq!(obs[0]["extras"]["microagent_knowledge"][0]["name"], "deploy");
+    assert_eq!(
+        obs[0]["extras"]["microagent_knowledge"][0]["name"],
+        "deploy"
+    );
     assert!(llm.requests()[1]["messages"]
         .to_string()
         .contains("Deploys go through `make ship`."));

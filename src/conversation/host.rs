@@ -131,8 +131,8 @@ impl AgentHost for ConversationHost {
         let found = tokio::task::spawn_blocking(move || {
             crate::runtime::microagents::load(&dir, user.as_deref())
         })
-            .await
-            .ok()?;
+        .await
+        .ok()?;
         if first {
             for e in &found.errors {
                 self.conversation.notify(

@@ -181,16 +181,19 @@ impl ConversationManager {
         let stream = EventStream::open(id.clone(), self.store.clone(), live.clone()).await?;
         let (tx, rx) = mpsc::channel(256);
         let conversation = Arc::new(Conversation::new(id.clone(), tx, live));
-        let secrets = match self.store.settings().await {
-            Ok(stored) => crate::settings::custom_secrets(stored.as_ref()),
+        let (secrets, git_tokens) = match self.store.settings().await {
+            Ok(stored) => (
+                crate::settings::custom_secrets(stored.as_ref()),
+                crate::provider_tokens::stored(stored.as_ref()),
+            ),
             Err(e) => {
                 tracing::warn!(conversation = %id, "cannot read the user's secrets: {e}");
-                Vec::new()
+                (Vec::new(), Vec::new())
             }
         };
         let runtime = Arc::new(LocalRuntime::new(
             &self.config.workspace_for(&id),
-            self.runtime_config(secrets),
+            self.runtime_config(secrets, git_tokens),
         ));
         let workspace = self.config.workspace_for(&id).display().to_string();
         tokio::spawn(task::run(
@@ -238,8 +241,13 @@ impl ConversationManager {
         }
     }
 
-    /// The runtime's settings; the user's custom secrets become environment variables.
-    fn runtime_config(&self, secrets: Vec<crate::settings::CustomSecret>) -> RuntimeConfig {
+    /// The runtime's settings; the user's custom secrets and git provider tokens become
+    /// environment variables (a custom secret of the same name wins).
+    fn runtime_config(
+        &self,
+        secrets: Vec<crate::settings::CustomSecret>,
+        git_tokens: Vec<crate::provider_tokens::ProviderToken>,
+    ) -> RuntimeConfig {
         let sandbox = &self.config.file.sandbox;
         RuntimeConfig {
             default_timeout: Duration::from_secs(sandbox.timeout),
@@ -249,8 +257,10 @@ impl ConversationManager {
                 .runtime_startup_env_vars
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
+                .chain(crate::provider_tokens::shell_env(&git_tokens))
                 .chain(secrets.into_iter().map(|s| (s.name, s.value)))
                 .collect(),
+            git_tokens,
         }
     }
 

@@ -32,6 +32,8 @@ pub struct RuntimeConfig {
     pub browse: browse::BrowseLimits,
     /// Extra environment for the shell (`[sandbox] runtime_startup_env_vars`).
     pub env: Vec<(String, String)>,
+    /// The user's git provider tokens, for cloning from their hosts.
+    pub git_tokens: Vec<crate::provider_tokens::ProviderToken>,
 }
 
 /// Facts about the machine reported in command metadata.
@@ -154,7 +156,14 @@ impl LocalRuntime {
     ) -> Result<PathBuf, repository::RepositoryError> {
         let mut env = child_env::from_server();
         env.extend(self.config.env.iter().cloned());
-        repository::open(&self.workspace, repository, branch, &env).await
+        repository::open(
+            &self.workspace,
+            repository,
+            branch,
+            &env,
+            &self.config.git_tokens,
+        )
+        .await
     }
 
     /// Kills the running command and everything it started (Stop).
