@@ -3,6 +3,7 @@
 
 mod common;
 #[path = "common/llm.rs"]
+#[allow(dead_code)]
 mod llm;
 
 use std::path::{Path, PathBuf};
@@ -138,15 +139,25 @@ async fn a_form_is_filled_and_submitted_and_the_server_receives_the_values() {
     let site = site().await;
     let server = Server::start();
     let cid = new_id();
-    let mut ws = ws_ready(server.port, &format!("conversation_id={cid}&latest_event_id=-1")).await;
+    let mut ws = ws_ready(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
     let page = browse_in(&mut ws, &format!("goto('{}/form')", site.base)).await;
     assert_eq!(page["observation"], "browse", "{page}");
     let extras = &page["extras"];
     assert_eq!(extras["error"], false, "{page}");
     assert_eq!(extras["trigger_by_action"], "browse_interactive");
     assert_eq!(extras["url"], format!("{}/form", site.base));
-    assert!(extras["screenshot"].as_str().unwrap().starts_with("data:image/png;base64,iVBOR"));
-    assert_eq!(extras["open_pages_urls"], json!([format!("{}/form", site.base)]));
+    assert!(extras["screenshot"]
+        .as_str()
+        .unwrap()
+        .starts_with("data:image/png;base64,iVBOR"));
+    assert_eq!(
+        extras["open_pages_urls"],
+        json!([format!("{}/form", site.base)])
+    );
     assert_eq!(extras["active_page_index"], 0);
     let content = page["content"].as_str().unwrap();
     assert!(content.contains("BEGIN accessibility tree"), "{content}");
@@ -166,7 +177,13 @@ async fn a_form_is_filled_and_submitted_and_the_server_receives_the_values() {
         *site.posted.lock().unwrap(),
         ["name=Ada+%22the+first%22+Lovelace&color=g"]
     );
-    assert!(page["content"].as_str().unwrap().contains("heading 'Thanks'"), "{page}");
+    assert!(
+        page["content"]
+            .as_str()
+            .unwrap()
+            .contains("heading 'Thanks'"),
+        "{page}"
+    );
     assert_eq!(page["message"], format!("Visited {}/submit", site.base));
 }
 
@@ -176,23 +193,49 @@ async fn a_link_is_followed_and_history_goes_back_and_forward() {
     let site = site().await;
     let server = Server::start();
     let cid = new_id();
-    let mut ws = ws_ready(server.port, &format!("conversation_id={cid}&latest_event_id=-1")).await;
+    let mut ws = ws_ready(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
     let page = browse_in(&mut ws, &format!("goto('{}/links')", site.base)).await;
     let content = page["content"].as_str().unwrap();
     let link = bid_of(content, "link 'Go to the target'");
     let page = browse_in(&mut ws, &format!("click('{link}')")).await;
-    assert_eq!(page["extras"]["url"], format!("{}/target", site.base), "{page}");
-    assert!(page["content"].as_str().unwrap().contains("Target page reached"));
+    assert_eq!(
+        page["extras"]["url"],
+        format!("{}/target", site.base),
+        "{page}"
+    );
+    assert!(page["content"]
+        .as_str()
+        .unwrap()
+        .contains("Target page reached"));
     let page = browse_in(&mut ws, "go_back()").await;
-    assert_eq!(page["extras"]["url"], format!("{}/links", site.base), "{page}");
+    assert_eq!(
+        page["extras"]["url"],
+        format!("{}/links", site.base),
+        "{page}"
+    );
     let page = browse_in(&mut ws, "go_forward()").await;
-    assert_eq!(page["extras"]["url"], format!("{}/target", site.base), "{page}");
+    assert_eq!(
+        page["extras"]["url"],
+        format!("{}/target", site.base),
+        "{page}"
+    );
     // A link meant for a new tab opens in the same one: the model always sees the page.
     let page = browse_in(&mut ws, &format!("goto('{}/links')", site.base)).await;
     let tab = bid_of(page["content"].as_str().unwrap(), "link 'New tab'");
     let page = browse_in(&mut ws, &format!("click('{tab}')")).await;
-    assert_eq!(page["extras"]["url"], format!("{}/target", site.base), "{page}");
-    assert_eq!(page["extras"]["open_pages_urls"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        page["extras"]["url"],
+        format!("{}/target", site.base),
+        "{page}"
+    );
+    assert_eq!(
+        page["extras"]["open_pages_urls"].as_array().unwrap().len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -201,20 +244,35 @@ async fn a_page_that_never_finishes_loading_is_a_timeout_observation() {
     let site = site().await;
     let server = Server::with_env(&[("SANDBOX_BROWSER_ACTION_TIMEOUT", "3")]);
     let cid = new_id();
-    let mut ws = ws_ready(server.port, &format!("conversation_id={cid}&latest_event_id=-1")).await;
+    let mut ws = ws_ready(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
     let started = Instant::now();
     let page = browse_in(&mut ws, &format!("goto('{}/hang')", site.base)).await;
     let took = started.elapsed();
     assert!(took < Duration::from_secs(20), "took {took:?}");
     assert!(took >= Duration::from_secs(3), "took {took:?}");
     assert_eq!(page["extras"]["error"], true, "{page}");
-    let error = page["extras"]["last_browser_action_error"].as_str().unwrap();
-    assert!(error.contains("did not finish loading within 3 s"), "{error}");
-    assert!(page["content"].as_str().unwrap().contains("BEGIN error message"));
+    let error = page["extras"]["last_browser_action_error"]
+        .as_str()
+        .unwrap();
+    assert!(
+        error.contains("did not finish loading within 3 s"),
+        "{error}"
+    );
+    assert!(page["content"]
+        .as_str()
+        .unwrap()
+        .contains("BEGIN error message"));
     // The browser is still usable.
     let page = browse_in(&mut ws, &format!("goto('{}/target')", site.base)).await;
     assert_eq!(page["extras"]["error"], false, "{page}");
-    assert!(page["content"].as_str().unwrap().contains("Target page reached"));
+    assert!(page["content"]
+        .as_str()
+        .unwrap()
+        .contains("Target page reached"));
 }
 
 #[tokio::test]
@@ -223,22 +281,39 @@ async fn hostile_browser_actions_are_error_observations() {
     let site = site().await;
     let server = Server::start();
     let cid = new_id();
-    let mut ws = ws_ready(server.port, &format!("conversation_id={cid}&latest_event_id=-1")).await;
+    let mut ws = ws_ready(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
     // Not the action language: refused before any browser starts.
     for (code, says) in [
-        ("__import__('os').system('touch /tmp/pwned')", "syntax error"),
+        (
+            "__import__('os').system('touch /tmp/pwned')",
+            "syntax error",
+        ),
         ("exec('print(1)')", "unknown function \"exec\""),
         ("click('1\"] , [x')", "is not an element id"),
         ("", "empty"),
     ] {
         let page = browse_in(&mut ws, code).await;
         assert_eq!(page["extras"]["error"], true, "{page}");
-        let error = page["extras"]["last_browser_action_error"].as_str().unwrap();
+        let error = page["extras"]["last_browser_action_error"]
+            .as_str()
+            .unwrap();
         assert!(error.contains(says), "{code}: {error}");
     }
-    assert!(chromium_pids(&workspace(&server, &cid)).is_empty(), "a browser started for bad code");
+    assert!(
+        chromium_pids(&workspace(&server, &cid)).is_empty(),
+        "a browser started for bad code"
+    );
     // Local files and other schemes are not opened.
-    for url in ["file:///etc/passwd", "javascript:alert(1)", "chrome://version", "data:text/html,<b>x</b>"] {
+    for url in [
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "chrome://version",
+        "data:text/html,<b>x</b>",
+    ] {
         let page = browse_in(&mut ws, &format!("goto('{url}')")).await;
         assert_eq!(page["extras"]["error"], true, "{page}");
         let content = page["content"].as_str().unwrap();
@@ -257,10 +332,13 @@ async fn hostile_browser_actions_are_error_observations() {
     assert!(page["content"].as_str().unwrap().contains("textbox 'Name'"));
     // Filling something that is not a field.
     let page = browse_in(&mut ws, "fill('4', 'x')").await;
-    assert!(page["extras"]["last_browser_action_error"]
-        .as_str()
-        .unwrap()
-        .contains("is not an <input>"), "{page}");
+    assert!(
+        page["extras"]["last_browser_action_error"]
+            .as_str()
+            .unwrap()
+            .contains("is not an <input>"),
+        "{page}"
+    );
     // Uploads only from the workspace.
     browse_in(&mut ws, &format!("goto('{}/upload')", site.base)).await;
     let ws_dir = workspace(&server, &cid);
@@ -268,12 +346,27 @@ async fn hostile_browser_actions_are_error_observations() {
     let input = "3"; // html 0, head 1, body 2, input 3
     for outside in ["/etc/passwd", "../../../../etc/passwd"] {
         let page = browse_in(&mut ws, &format!("upload_file('{input}', '{outside}')")).await;
-        let error = page["extras"]["last_browser_action_error"].as_str().unwrap();
-        assert!(error.contains("outside the workspace"), "{outside}: {error}");
+        let error = page["extras"]["last_browser_action_error"]
+            .as_str()
+            .unwrap();
+        assert!(
+            error.contains("outside the workspace"),
+            "{outside}: {error}"
+        );
     }
-    let page = browse_in(&mut ws, &format!("upload_file('{input}', '/workspace/report.txt')")).await;
+    let page = browse_in(
+        &mut ws,
+        &format!("upload_file('{input}', '/workspace/report.txt')"),
+    )
+    .await;
     assert_eq!(page["extras"]["error"], false, "{page}");
-    assert!(page["content"].as_str().unwrap().contains("chosen report.txt"), "{page}");
+    assert!(
+        page["content"]
+            .as_str()
+            .unwrap()
+            .contains("chosen report.txt"),
+        "{page}"
+    );
 }
 
 #[tokio::test]
@@ -286,7 +379,11 @@ async fn without_chromium_the_action_is_a_clear_error_and_the_tool_is_not_offere
         ("LLM_BASE_URL", llm.base_url.as_str()),
     ]);
     let cid = new_id();
-    let mut ws = ws_ready(server.port, &format!("conversation_id={cid}&latest_event_id=-1")).await;
+    let mut ws = ws_ready(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
     let obs = act(&mut ws, &browse("goto('http://127.0.0.1:1/')")).await;
     assert_eq!(obs["observation"], "error", "{obs}");
     let content = obs["content"].as_str().unwrap();
@@ -310,8 +407,16 @@ async fn one_crashed_browser_does_not_affect_another_and_restarts_at_the_next_ac
     let site = site().await;
     let server = Server::start();
     let (a, b) = (new_id(), new_id());
-    let mut wa = ws_ready(server.port, &format!("conversation_id={a}&latest_event_id=-1")).await;
-    let mut wb = ws_ready(server.port, &format!("conversation_id={b}&latest_event_id=-1")).await;
+    let mut wa = ws_ready(
+        server.port,
+        &format!("conversation_id={a}&latest_event_id=-1"),
+    )
+    .await;
+    let mut wb = ws_ready(
+        server.port,
+        &format!("conversation_id={b}&latest_event_id=-1"),
+    )
+    .await;
     browse_in(&mut wa, &format!("goto('{}/links')", site.base)).await;
     browse_in(&mut wb, &format!("goto('{}/form')", site.base)).await;
     let victims = chromium_pids(&workspace(&server, &a));
@@ -319,14 +424,20 @@ async fn one_crashed_browser_does_not_affect_another_and_restarts_at_the_next_ac
     let others = chromium_pids(&workspace(&server, &b));
     assert!(!others.is_empty());
     for pid in &victims {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
     // B goes on, untouched.
     let page = browse_in(&mut wb, "noop(10)").await;
     assert_eq!(page["extras"]["error"], false, "{page}");
     assert!(page["content"].as_str().unwrap().contains("textbox 'Name'"));
     for pid in &others {
-        assert!(Path::new(&format!("/proc/{pid}")).exists(), "B's browser was hurt");
+        assert!(
+            Path::new(&format!("/proc/{pid}")).exists(),
+            "B's browser was hurt"
+        );
     }
     // A's next action runs in a new browser and says so.
     let page = browse_in(&mut wa, &format!("goto('{}/target')", site.base)).await;
@@ -342,20 +453,40 @@ async fn browsers_close_with_their_conversation_and_after_idling() {
     let site = site().await;
     let server = Server::with_env(&[("SANDBOX_BROWSER_IDLE_TIMEOUT", "2")]);
     let (a, b) = (new_id(), new_id());
-    let mut wa = ws_ready(server.port, &format!("conversation_id={a}&latest_event_id=-1")).await;
-    let mut wb = ws_ready(server.port, &format!("conversation_id={b}&latest_event_id=-1")).await;
+    let mut wa = ws_ready(
+        server.port,
+        &format!("conversation_id={a}&latest_event_id=-1"),
+    )
+    .await;
+    let mut wb = ws_ready(
+        server.port,
+        &format!("conversation_id={b}&latest_event_id=-1"),
+    )
+    .await;
     browse_in(&mut wa, &format!("goto('{}/links')", site.base)).await;
     let a_dir = workspace(&server, &a);
     assert!(!chromium_pids(&a_dir).is_empty());
     // Deleting the conversation ends its browser.
-    let (status, _) = send(&server, reqwest::Method::DELETE, &format!("/api/conversations/{a}"), None).await;
+    let (status, _) = send(
+        &server,
+        reqwest::Method::DELETE,
+        &format!("/api/conversations/{a}"),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
-    wait_until("chromium outlived its conversation", || chromium_pids(&a_dir).is_empty()).await;
+    wait_until("chromium outlived its conversation", || {
+        chromium_pids(&a_dir).is_empty()
+    })
+    .await;
     // An idle browser closes by itself and comes back at the next action.
     browse_in(&mut wb, &format!("goto('{}/links')", site.base)).await;
     let b_dir = workspace(&server, &b);
     assert!(!chromium_pids(&b_dir).is_empty());
-    wait_until("the idle browser stayed", || chromium_pids(&b_dir).is_empty()).await;
+    wait_until("the idle browser stayed", || {
+        chromium_pids(&b_dir).is_empty()
+    })
+    .await;
     let page = browse_in(&mut wb, &format!("goto('{}/target')", site.base)).await;
     assert_eq!(page["extras"]["error"], false, "{page}");
     assert!(!chromium_pids(&b_dir).is_empty());
@@ -363,7 +494,10 @@ async fn browsers_close_with_their_conversation_and_after_idling() {
     let mut server = server;
     let dir = server.dir.clone();
     assert!(server.sigterm().success());
-    wait_until("chromium outlived the server", || chromium_pids(&dir).is_empty()).await;
+    wait_until("chromium outlived the server", || {
+        chromium_pids(&dir).is_empty()
+    })
+    .await;
 }
 
 fn agent_env(llm: &ScriptedLlm) -> Vec<(String, String)> {
@@ -382,7 +516,11 @@ fn tool_results(request: &Value) -> Vec<String> {
         .unwrap()
         .iter()
         .filter(|m| m["role"] == "tool")
-        .map(|m| m["content"].as_str().map_or_else(|| m["content"].to_string(), str::to_string))
+        .map(|m| {
+            m["content"]
+                .as_str()
+                .map_or_else(|| m["content"].to_string(), str::to_string)
+        })
         .collect()
 }
 
@@ -402,38 +540,83 @@ async fn the_model_reads_the_tree_and_fills_a_form_across_a_restart() {
         text("Submitted."),
     ])
     .await;
-    let mut server = Server::start_with(Options { env: agent_env(&llm), ..Default::default() });
+    let mut server = Server::start_with(Options {
+        env: agent_env(&llm),
+        ..Default::default()
+    });
     let dir = server.dir.clone();
     let _keep = server.keep_dir();
     let cid = new_id();
-    let mut ws = ws_ready(server.port, &format!("conversation_id={cid}&latest_event_id=-1")).await;
+    let mut ws = ws_ready(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
     send_user_action(&mut ws, &message("Look at the form")).await;
-    wait_until("the model was not asked twice", || llm.requests().len() >= 2).await;
+    wait_until("the model was not asked twice", || {
+        llm.requests().len() >= 2
+    })
+    .await;
     let first = &llm.requests()[0];
-    let tools: Vec<&str> = first["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    let tools: Vec<&str> = first["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
     assert!(tools.contains(&"browser"), "{tools:?}");
     let results = tool_results(&llm.requests()[1]);
     assert_eq!(results.len(), 1);
-    assert!(results[0].starts_with(&format!("[Current URL: {form}]")), "{}", results[0]);
+    assert!(
+        results[0].starts_with(&format!("[Current URL: {form}]")),
+        "{}",
+        results[0]
+    );
     assert!(results[0].contains("[6] textbox 'Name'"), "{}", results[0]);
     assert!(results[0].contains("[10] button 'Send'"), "{}", results[0]);
-    assert!(!results[0].contains("base64"), "the screenshot went to the model");
+    assert!(
+        !results[0].contains("base64"),
+        "the screenshot went to the model"
+    );
     // The stored observation carries the screenshot for the UIs.
     let events = wait_events(&server, &cid, 8).await;
-    let obs = events.iter().find(|e| e["observation"] == "browse").expect("browse observation");
-    assert!(obs["extras"]["screenshot"].as_str().unwrap().starts_with("data:image/png;base64,"));
+    let obs = events
+        .iter()
+        .find(|e| e["observation"] == "browse")
+        .expect("browse observation");
+    assert!(obs["extras"]["screenshot"]
+        .as_str()
+        .unwrap()
+        .starts_with("data:image/png;base64,"));
     assert_eq!(obs["tool_call_metadata"]["function_name"], "browser");
-    let action = events.iter().find(|e| e["action"] == "browse_interactive").unwrap();
+    let action = events
+        .iter()
+        .find(|e| e["action"] == "browse_interactive")
+        .unwrap();
     assert_eq!(action["args"]["browser_actions"], format!("goto('{form}')"));
     assert_eq!(action["args"]["security_risk"], 0);
     drop(ws);
     assert!(server.sigterm().success());
-    assert!(chromium_pids(&dir).is_empty(), "chromium outlived the server");
+    assert!(
+        chromium_pids(&dir).is_empty(),
+        "chromium outlived the server"
+    );
 
-    let server = Server::start_with(Options { env: agent_env(&llm), dir: Some(dir), ..Default::default() });
-    let mut ws = ws_ready(server.port, &format!("conversation_id={cid}&latest_event_id=-1")).await;
+    let server = Server::start_with(Options {
+        env: agent_env(&llm),
+        dir: Some(dir),
+        ..Default::default()
+    });
+    let mut ws = ws_ready(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
     send_user_action(&mut ws, &message("Now send it with the name Grace")).await;
-    wait_until("the model was not asked after the restart", || llm.requests().len() >= 4).await;
+    wait_until("the model was not asked after the restart", || {
+        llm.requests().len() >= 4
+    })
+    .await;
     assert_eq!(*site.posted.lock().unwrap(), ["name=Grace&color=r"]);
     let results = tool_results(&llm.requests()[3]);
     assert_eq!(results.len(), 2, "history not rebuilt: {results:?}");

@@ -111,7 +111,11 @@ pub(super) fn risk(args: &Map<String, Value>) -> i64 {
     }
 }
 
-pub(super) fn string(args: &Map<String, Value>, key: &str, tool: &str) -> Result<String, ToolError> {
+pub(super) fn string(
+    args: &Map<String, Value>,
+    key: &str,
+    tool: &str,
+) -> Result<String, ToolError> {
     match args.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(other) => Err(ToolError::InvalidArguments(
@@ -136,7 +140,11 @@ fn opt_string(
     }
 }
 
-pub(super) fn check_keys(args: &Map<String, Value>, allowed: &[&str], tool: &str) -> Result<(), ToolError> {
+pub(super) fn check_keys(
+    args: &Map<String, Value>,
+    allowed: &[&str],
+    tool: &str,
+) -> Result<(), ToolError> {
     match args.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(ToolError::InvalidArguments(
             tool.into(),

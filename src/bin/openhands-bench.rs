@@ -353,7 +353,9 @@ async fn browser(port: u16) {
         let page = page.clone();
         async move { axum::response::Html(page) }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     let mut firsts = Vec::new();

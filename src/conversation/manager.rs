@@ -264,7 +264,8 @@ impl ConversationManager {
             return Err("the browser is turned off (`[core] enable_browser = false`)".into());
         }
         let executable = crate::runtime::browser::find_chromium().ok_or_else(|| {
-            "Chromium was not found (install Debian's `chromium` package or set CHROMIUM_PATH)".to_string()
+            "Chromium was not found (install Debian's `chromium` package or set CHROMIUM_PATH)"
+                .to_string()
         })?;
         let idle = match f.sandbox.browser_idle_timeout {
             0 => Duration::MAX,

@@ -89,17 +89,42 @@ pub enum Command {
     Goto(String),
     GoBack,
     GoForward,
-    Noop { wait_ms: f64 },
-    Scroll { dx: f64, dy: f64 },
-    Fill { bid: String, value: String },
-    SelectOption { bid: String, options: Vec<String> },
-    Click { bid: String, button: Button, modifiers: Vec<String>, double: bool },
+    Noop {
+        wait_ms: f64,
+    },
+    Scroll {
+        dx: f64,
+        dy: f64,
+    },
+    Fill {
+        bid: String,
+        value: String,
+    },
+    SelectOption {
+        bid: String,
+        options: Vec<String>,
+    },
+    Click {
+        bid: String,
+        button: Button,
+        modifiers: Vec<String>,
+        double: bool,
+    },
     Hover(String),
-    Press { bid: String, keys: String },
+    Press {
+        bid: String,
+        keys: String,
+    },
     Focus(String),
     Clear(String),
-    DragAndDrop { from: String, to: String },
-    UploadFile { bid: String, files: Vec<String> },
+    DragAndDrop {
+        from: String,
+        to: String,
+    },
+    UploadFile {
+        bid: String,
+        files: Vec<String>,
+    },
     SendMsgToUser(String),
 }
 
@@ -362,7 +387,10 @@ impl Parser<'_> {
                         _ => 8,
                     };
                     let digits: String = self.rest().chars().take(len).collect();
-                    match u32::from_str_radix(&digits, 16).ok().and_then(char::from_u32) {
+                    match u32::from_str_radix(&digits, 16)
+                        .ok()
+                        .and_then(char::from_u32)
+                    {
                         Some(ch) if digits.len() == len => {
                             self.at += len;
                             out.push(ch);
@@ -643,9 +671,18 @@ mod tests {
         assert_eq!(parse("  \n# only a comment\n"), Err(CodeError::Empty));
         assert!(matches!(parse("exec('x')"), Err(CodeError::Unknown(f)) if f == "exec"));
         assert!(matches!(parse("click()"), Err(CodeError::Arguments { .. })));
-        assert!(matches!(parse("click('1', button='up')"), Err(CodeError::Arguments { .. })));
-        assert!(matches!(parse("click('1\"]')"), Err(CodeError::Arguments { .. })));
-        assert!(matches!(parse("goto('a', 'b')"), Err(CodeError::Arguments { .. })));
+        assert!(matches!(
+            parse("click('1', button='up')"),
+            Err(CodeError::Arguments { .. })
+        ));
+        assert!(matches!(
+            parse("click('1\"]')"),
+            Err(CodeError::Arguments { .. })
+        ));
+        assert!(matches!(
+            parse("goto('a', 'b')"),
+            Err(CodeError::Arguments { .. })
+        ));
         assert_eq!(parse(&"noop()\n".repeat(21)), Err(CodeError::TooMany));
         assert_eq!(parse(&"x".repeat(MAX_CODE + 1)), Err(CodeError::TooLong));
     }

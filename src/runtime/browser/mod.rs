@@ -68,7 +68,9 @@ impl Browser {
         let code = args.browser_actions.as_str();
         let commands = match code::parse(code) {
             Ok(c) => c,
-            Err(e) => return observation(code, None, Some(e.to_string()), None, args.return_axtree),
+            Err(e) => {
+                return observation(code, None, Some(e.to_string()), None, args.return_axtree)
+            }
         };
         let mut guard = self.slot.session.lock().await;
         self.touch();
@@ -121,7 +123,9 @@ impl Browser {
                 None
             }
         };
-        if matches!(error, Some(ActionError::Cdp(cdp::CdpError::Closed))) || snapshot.is_none() && matches!(error, Some(ActionError::Cdp(_))) {
+        if matches!(error, Some(ActionError::Cdp(cdp::CdpError::Closed)))
+            || snapshot.is_none() && matches!(error, Some(ActionError::Cdp(_)))
+        {
             // The browser died under the action: the next one starts a new browser.
             *guard = None;
         }
@@ -147,7 +151,11 @@ impl Browser {
             loop {
                 let wait = {
                     let Some(slot) = slot.upgrade() else { return };
-                    let last = slot.last_used.lock().map(|t| *t).unwrap_or_else(|_| Instant::now());
+                    let last = slot
+                        .last_used
+                        .lock()
+                        .map(|t| *t)
+                        .unwrap_or_else(|_| Instant::now());
                     match last.checked_add(idle) {
                         Some(at) => at.saturating_duration_since(Instant::now()),
                         None => Duration::from_secs(86_400),
@@ -206,7 +214,11 @@ fn observation(
     extras.last_browser_action = code.to_string();
     extras.last_browser_action_error = error.clone().unwrap_or_default();
     extras.focused_element_bid = snapshot.focused_bid.clone();
-    extras.active_page_index = if snapshot.open_pages.is_empty() { -1 } else { 0 };
+    extras.active_page_index = if snapshot.open_pages.is_empty() {
+        -1
+    } else {
+        0
+    };
     extras.open_pages_urls = snapshot.open_pages;
     if with_tree {
         if let Some(nodes) = snapshot.nodes {

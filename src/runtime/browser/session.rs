@@ -27,7 +27,9 @@ const MAX_NOOP: Duration = Duration::from_secs(30);
 pub enum ActionError {
     #[error("{0}")]
     Refused(String),
-    #[error("Timeout: the page did not finish loading within {0} s; it is shown as far as it loaded")]
+    #[error(
+        "Timeout: the page did not finish loading within {0} s; it is shown as far as it loaded"
+    )]
     Timeout(u64),
     #[error(transparent)]
     Cdp(#[from] CdpError),
@@ -37,7 +39,6 @@ pub enum ActionError {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub url: String,
-    pub title: String,
     pub focused_bid: String,
     /// The flattened accessibility tree.
     pub tree: String,
@@ -77,7 +78,9 @@ impl Session {
             short,
         )
         .await?;
-        let targets = cdp.call("Target.getTargets", json!({}), None, short).await?;
+        let targets = cdp
+            .call("Target.getTargets", json!({}), None, short)
+            .await?;
         let existing = targets["targetInfos"]
             .as_array()
             .into_iter()
@@ -88,7 +91,12 @@ impl Session {
         let target = match existing {
             Some(t) => t,
             None => cdp
-                .call("Target.createTarget", json!({"url": "about:blank"}), None, short)
+                .call(
+                    "Target.createTarget",
+                    json!({"url": "about:blank"}),
+                    None,
+                    short,
+                )
                 .await?["targetId"]
                 .as_str()
                 .unwrap_or_default()
@@ -102,7 +110,10 @@ impl Session {
                 short,
             )
             .await?;
-        let session = attached["sessionId"].as_str().unwrap_or_default().to_string();
+        let session = attached["sessionId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let me = Session {
             chromium,
             cdp,
@@ -160,15 +171,22 @@ impl Session {
     async fn element(&self, bid: &str) -> Result<String, ActionError> {
         let selector = format!("[{}=\"{bid}\"]", snapshot::BID_ATTRIBUTE);
         let expression = format!("document.querySelector({})", json!(selector));
-        let r = self
-            .page("Runtime.evaluate", json!({"expression": expression}))
-            .await?;
-        match r["result"]["objectId"].as_str() {
-            Some(id) => Ok(id.to_string()),
-            None => Err(ActionError::Refused(format!(
-                "Could not find element with bid \"{bid}\" on the page; use a bid from the current accessibility tree."
-            ))),
+        for attempt in 0..2 {
+            let r = self
+                .page("Runtime.evaluate", json!({"expression": expression}))
+                .await?;
+            if let Some(id) = r["result"]["objectId"].as_str() {
+                return Ok(id.to_string());
+            }
+            if attempt == 0 {
+                // A page loaded by an earlier call of this action has no ids yet; they
+                // are given in document order, the same ones a snapshot would show.
+                self.eval(snapshot::MARK_ELEMENTS).await?;
+            }
         }
+        Err(ActionError::Refused(format!(
+            "Could not find element with bid \"{bid}\" on the page; use a bid from the current accessibility tree."
+        )))
     }
 
     /// Calls `function` with `this` = the element and `args`; returns its value.
@@ -215,7 +233,15 @@ impl Session {
         Ok((n(0), n(1)))
     }
 
-    async fn mouse(&self, kind: &str, x: f64, y: f64, button: &str, clicks: u32, modifiers: u32) -> Result<(), ActionError> {
+    async fn mouse(
+        &self,
+        kind: &str,
+        x: f64,
+        y: f64,
+        button: &str,
+        clicks: u32,
+        modifiers: u32,
+    ) -> Result<(), ActionError> {
         self.page(
             "Input.dispatchMouseEvent",
             json!({"type": kind, "x": x, "y": y, "button": button, "clickCount": clicks, "modifiers": modifiers}),
@@ -246,7 +272,11 @@ impl Session {
             Command::GoBack | Command::GoForward => {
                 let history = self.page("Page.getNavigationHistory", json!({})).await?;
                 let current = history["currentIndex"].as_i64().unwrap_or(0);
-                let step = if matches!(command, Command::GoBack) { -1 } else { 1 };
+                let step = if matches!(command, Command::GoBack) {
+                    -1
+                } else {
+                    1
+                };
                 let entry = history["entries"]
                     .as_array()
                     .and_then(|e| e.get(usize::try_from(current + step).ok()?))
@@ -259,7 +289,9 @@ impl Session {
                     .await?;
             }
             Command::Noop { wait_ms } => {
-                let wait = Duration::from_secs_f64((wait_ms.max(0.0) / 1000.0).min(MAX_NOOP.as_secs_f64()));
+                let wait = Duration::from_secs_f64(
+                    (wait_ms.max(0.0) / 1000.0).min(MAX_NOOP.as_secs_f64()),
+                );
                 tokio::time::sleep(wait).await;
             }
             Command::Scroll { dx, dy } => {
@@ -273,7 +305,8 @@ impl Session {
             Command::Clear(bid) => self.fill(bid, "").await?,
             Command::SelectOption { bid, options } => {
                 let object = self.element(bid).await?;
-                self.on_element(&object, SELECT_OPTION, &[json!(options)]).await?;
+                self.on_element(&object, SELECT_OPTION, &[json!(options)])
+                    .await?;
             }
             Command::Click {
                 bid,
@@ -298,11 +331,13 @@ impl Session {
             }
             Command::Focus(bid) => {
                 let object = self.element(bid).await?;
-                self.on_element(&object, "function() { this.focus(); }", &[]).await?;
+                self.on_element(&object, "function() { this.focus(); }", &[])
+                    .await?;
             }
             Command::Press { bid, keys } => {
                 let object = self.element(bid).await?;
-                self.on_element(&object, "function() { this.focus(); }", &[]).await?;
+                self.on_element(&object, "function() { this.focus(); }", &[])
+                    .await?;
                 let (mods, key) = parse_keys(keys).map_err(ActionError::Refused)?;
                 let mut bits = 0;
                 for m in &mods {
@@ -323,8 +358,15 @@ impl Session {
                 let (x2, y2) = self.center(to).await?;
                 for i in 1..=5 {
                     let f = f64::from(i) / 5.0;
-                    self.mouse("mouseMoved", x1 + (x2 - x1) * f, y1 + (y2 - y1) * f, "left", 0, 0)
-                        .await?;
+                    self.mouse(
+                        "mouseMoved",
+                        x1 + (x2 - x1) * f,
+                        y1 + (y2 - y1) * f,
+                        "left",
+                        0,
+                        0,
+                    )
+                    .await?;
                 }
                 self.mouse("mouseReleased", x2, y2, "left", 1, 0).await?;
             }
@@ -334,7 +376,11 @@ impl Session {
         self.settle(events, started).await
     }
 
-    async fn goto(&self, url: &str, events: broadcast::Receiver<CdpEvent>) -> Result<(), ActionError> {
+    async fn goto(
+        &self,
+        url: &str,
+        events: broadcast::Receiver<CdpEvent>,
+    ) -> Result<(), ActionError> {
         check_url(url).map_err(ActionError::Refused)?;
         let started = Instant::now();
         let r = match self.page("Page.navigate", json!({"url": url})).await {
@@ -355,7 +401,11 @@ impl Session {
     }
 
     /// Waits until a navigation the last action started (if any) has loaded.
-    async fn settle(&self, events: broadcast::Receiver<CdpEvent>, started: Instant) -> Result<(), ActionError> {
+    async fn settle(
+        &self,
+        events: broadcast::Receiver<CdpEvent>,
+        started: Instant,
+    ) -> Result<(), ActionError> {
         self.wait_for_load(events, started, false).await
     }
 
@@ -375,7 +425,11 @@ impl Session {
                 let _ = self.page("Page.stopLoading", json!({})).await;
                 return Err(ActionError::Timeout(self.timeout.as_secs()));
             }
-            let until = if loading { deadline } else { (started + NAVIGATION_GRACE).min(deadline) };
+            let until = if loading {
+                deadline
+            } else {
+                (started + NAVIGATION_GRACE).min(deadline)
+            };
             let event = match tokio::time::timeout(until - now, events.recv()).await {
                 Err(_) => continue,
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
@@ -392,6 +446,12 @@ impl Session {
                     loading = true
                 }
                 "Page.loadEventFired" if loading => return Ok(()),
+                // A page restored from the back-forward cache fires no load event.
+                "Page.frameStoppedLoading"
+                    if loading && self.is_main_frame(&event.params).await =>
+                {
+                    return Ok(())
+                }
                 _ => {}
             }
         }
@@ -405,21 +465,24 @@ impl Session {
 
     async fn fill(&self, bid: &str, value: &str) -> Result<(), ActionError> {
         let object = self.element(bid).await?;
-        let how = self.on_element(&object, PREPARE_FILL, &[json!(value)]).await?;
+        let how = self
+            .on_element(&object, PREPARE_FILL, &[json!(value)])
+            .await?;
         if how == "select" {
             if value.is_empty() {
                 self.page("Input.dispatchKeyEvent", json!({"type": "keyDown", "key": "Delete", "code": "Delete", "windowsVirtualKeyCode": 46})).await?;
                 self.page("Input.dispatchKeyEvent", json!({"type": "keyUp", "key": "Delete", "code": "Delete", "windowsVirtualKeyCode": 46})).await?;
             } else {
-                self.page("Input.insertText", json!({"text": value})).await?;
+                self.page("Input.insertText", json!({"text": value}))
+                    .await?;
             }
         }
         Ok(())
     }
 
     async fn upload(&self, bid: &str, files: &[String]) -> Result<(), ActionError> {
-        let workspace = Workspace::open(&self.workspace)
-            .map_err(|e| ActionError::Refused(e.to_string()))?;
+        let workspace =
+            Workspace::open(&self.workspace).map_err(|e| ActionError::Refused(e.to_string()))?;
         let mut paths = Vec::new();
         for f in files {
             let real = workspace.real_path(f).map_err(|e| {
@@ -443,10 +506,15 @@ impl Session {
             .page("Runtime.callFunctionOn", json!({"objectId": input_object, "functionDeclaration": "function() { return this.tagName === 'INPUT' ? this : (this.control || this.querySelector('input[type=file]')); }"}))
             .await?;
         let Some(id) = target["result"]["objectId"].as_str() else {
-            return Err(ActionError::Refused(format!("Element with bid \"{bid}\" has no file input.")));
+            return Err(ActionError::Refused(format!(
+                "Element with bid \"{bid}\" has no file input."
+            )));
         };
-        self.page("DOM.setFileInputFiles", json!({"files": paths, "objectId": id}))
-            .await?;
+        self.page(
+            "DOM.setFileInputFiles",
+            json!({"files": paths, "objectId": id}),
+        )
+        .await?;
         Ok(())
     }
 
@@ -480,7 +548,6 @@ impl Session {
             .collect();
         Ok(Snapshot {
             url: marked["url"].as_str().unwrap_or_default().to_string(),
-            title: marked["title"].as_str().unwrap_or_default().to_string(),
             focused_bid: marked["focused"].as_str().unwrap_or_default().to_string(),
             tree: text,
             nodes: with_nodes.then_some(nodes),
@@ -573,12 +640,20 @@ fn parse_keys(combination: &str) -> Result<(Vec<Modifier>, Key), String> {
             other => return Err(format!("unknown modifier {other:?} in {combination:?}")),
         };
         modifiers.push(Modifier {
-            key: Key { key: name.into(), code: format!("{name}Left"), key_code: code, text: None },
+            key: Key {
+                key: name.into(),
+                code: format!("{name}Left"),
+                key_code: code,
+                text: None,
+            },
             bit,
         });
     }
     let shift = modifiers.iter().any(|m| m.bit == SHIFT);
-    Ok((modifiers, key(last, shift).ok_or_else(|| format!("unknown key {last:?} in {combination:?}"))?))
+    Ok((
+        modifiers,
+        key(last, shift).ok_or_else(|| format!("unknown key {last:?} in {combination:?}"))?,
+    ))
 }
 
 fn key(name: &str, shift: bool) -> Option<Key> {
@@ -603,30 +678,56 @@ fn key(name: &str, shift: bool) -> Option<Key> {
         "ArrowUp" => named("ArrowUp", 38, None),
         "ArrowRight" => named("ArrowRight", 39, None),
         "ArrowDown" => named("ArrowDown", 40, None),
-        "Space" | " " => Key { key: " ".into(), code: "Space".into(), key_code: 32, text: Some(" ".into()) },
-        f if f.len() >= 2 && f.starts_with('F') && f[1..].parse::<u32>().is_ok_and(|n| (1..=12).contains(&n)) => {
+        "Space" | " " => Key {
+            key: " ".into(),
+            code: "Space".into(),
+            key_code: 32,
+            text: Some(" ".into()),
+        },
+        f if f.len() >= 2
+            && f.starts_with('F')
+            && f[1..].parse::<u32>().is_ok_and(|n| (1..=12).contains(&n)) =>
+        {
             let n: u32 = f[1..].parse().ok()?;
             named(f, 111 + n, None)
         }
         k if k.starts_with("Key") && k.len() == 4 => {
             let c = k.chars().nth(3)?.to_ascii_lowercase();
             let shown = if shift { c.to_ascii_uppercase() } else { c };
-            Key { key: shown.to_string(), code: k.into(), key_code: c.to_ascii_uppercase() as u32, text: Some(shown.to_string()) }
+            Key {
+                key: shown.to_string(),
+                code: k.into(),
+                key_code: c.to_ascii_uppercase() as u32,
+                text: Some(shown.to_string()),
+            }
         }
         d if d.starts_with("Digit") && d.len() == 6 => {
             let c = d.chars().nth(5)?;
-            Key { key: c.to_string(), code: d.into(), key_code: c as u32, text: Some(c.to_string()) }
+            Key {
+                key: c.to_string(),
+                code: d.into(),
+                key_code: c as u32,
+                text: Some(c.to_string()),
+            }
         }
         single if single.chars().count() == 1 => {
             let c = single.chars().next()?;
             let (code, key_code) = if c.is_ascii_alphabetic() {
-                (format!("Key{}", c.to_ascii_uppercase()), c.to_ascii_uppercase() as u32)
+                (
+                    format!("Key{}", c.to_ascii_uppercase()),
+                    c.to_ascii_uppercase() as u32,
+                )
             } else if c.is_ascii_digit() {
                 (format!("Digit{c}"), c as u32)
             } else {
                 (String::new(), 0)
             };
-            Key { key: c.to_string(), code, key_code, text: Some(c.to_string()) }
+            Key {
+                key: c.to_string(),
+                code,
+                key_code,
+                text: Some(c.to_string()),
+            }
         }
         _ => return None,
     };
@@ -697,7 +798,14 @@ mod tests {
     fn only_web_addresses_are_opened() {
         assert!(check_url("http://127.0.0.1:8000/x").is_ok());
         assert!(check_url("about:blank").is_ok());
-        for bad in ["file:///etc/passwd", "javascript:alert(1)", "data:text/html,hi", "chrome://settings", "view-source:http://x", "not a url"] {
+        for bad in [
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "chrome://settings",
+            "view-source:http://x",
+            "not a url",
+        ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
     }

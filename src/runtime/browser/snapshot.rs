@@ -90,10 +90,10 @@ pub fn flatten(nodes: &[Value], bids: &HashMap<i64, String>) -> String {
         lines: 0,
         cut: 0,
     };
-    for root in nodes
-        .iter()
-        .filter(|n| n.get("parentId").is_none_or(|p| !by_id.contains_key(p.as_str().unwrap_or(""))))
-    {
+    for root in nodes.iter().filter(|n| {
+        n.get("parentId")
+            .is_none_or(|p| !by_id.contains_key(p.as_str().unwrap_or("")))
+    }) {
         walk(root, &by_id, bids, 0, "", &mut out, 0);
     }
     if out.cut > 0 {
@@ -131,7 +131,10 @@ fn walk(
     if guard > 512 {
         return;
     }
-    let ignored = node.get("ignored").and_then(Value::as_bool).unwrap_or(false);
+    let ignored = node
+        .get("ignored")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let role = value_str(node, "role");
     let name = value_str(node, "name").trim();
     let silent = ignored
@@ -248,7 +251,9 @@ mod tests {
 
     #[test]
     fn a_huge_tree_is_cut_and_says_so() {
-        let mut nodes = vec![json!({"nodeId":"r","role":{"value":"RootWebArea"},"name":{"value":"x"},"childIds":(0..5000).map(|i| format!("n{i}")).collect::<Vec<_>>()})];
+        let mut nodes = vec![
+            json!({"nodeId":"r","role":{"value":"RootWebArea"},"name":{"value":"x"},"childIds":(0..5000).map(|i| format!("n{i}")).collect::<Vec<_>>()}),
+        ];
         for i in 0..5000 {
             nodes.push(json!({"nodeId":format!("n{i}"),"parentId":"r","role":{"value":"link"},"name":{"value":format!("link {i}")}}));
         }
