@@ -1001,7 +1001,7 @@ mod tests {
         };
         assert_eq!(key_kinds::<CoreConfig>().len(), 18);
         assert_eq!(key_kinds::<LlmConfig>().len(), 25);
-        assert_eq!(key_kinds::<SandboxConfig>().len(), 19);
+        assert_eq!(key_kinds::<SandboxConfig>().len(), 21);
         for (keys, key, expected) in [
             (
                 key_kinds::<CoreConfig>(),

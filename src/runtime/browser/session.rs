@@ -789,7 +789,9 @@ mod tests {
         let (mods, k) = parse_keys("Enter").unwrap();
         assert!(mods.is_empty());
         assert_eq!(k.text.as_deref(), Some("\r"));
-        assert_eq!(parse_keys("Meta+Shift+t").unwrap().1.key, "T");
+        let (mods, k) = parse_keys("Meta+Shift+t").unwrap();
+        assert_eq!((mods.len(), k.code.as_str()), (2, "KeyT"));
+        assert_eq!(parse_keys("Shift+KeyA").unwrap().1.key, "A");
         assert!(parse_keys("Hyper+x").is_err());
         assert!(parse_keys("NoSuchKey").is_err());
     }
