@@ -500,6 +500,27 @@ async fn browsers_close_with_their_conversation_and_after_idling() {
     .await;
 }
 
+#[tokio::test]
+async fn a_killed_server_takes_its_browsers_with_it() {
+    require_chromium();
+    let site = site().await;
+    let mut server = Server::start();
+    let cid = new_id();
+    let mut ws = ws_ready(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
+    browse_in(&mut ws, &format!("goto('{}/links')", site.base)).await;
+    let dir = server.dir.clone();
+    assert!(!chromium_pids(&dir).is_empty());
+    server.sigkill();
+    wait_until("chromium outlived a SIGKILLed server", || {
+        chromium_pids(&dir).is_empty()
+    })
+    .await;
+}
+
 fn agent_env(llm: &ScriptedLlm) -> Vec<(String, String)> {
     vec![
         ("LLM_MODEL".into(), "openai/scripted-model".into()),

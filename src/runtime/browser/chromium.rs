@@ -95,6 +95,17 @@ impl Chromium {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        // SAFETY: only an async-signal-safe call between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                // If the server dies without cleaning up (SIGKILL), the browser dies too
+                // (its helper processes exit when it does).
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let mut child = command.spawn().map_err(|source| LaunchError::Spawn {
             path: executable.display().to_string(),
             source,
