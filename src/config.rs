@@ -203,6 +203,10 @@ pub struct SandboxConfig {
     pub close_delay: u64,
     /// Seconds without new output after which a command returns, still running.
     pub no_change_timeout: u64,
+    /// Longest wait, in seconds, for one step of the interactive browser (a page load).
+    pub browser_action_timeout: u64,
+    /// Seconds after which an unused browser is closed (0: only with its conversation).
+    pub browser_idle_timeout: u64,
     pub keep_runtime_alive: bool,
     pub pause_closed_runtimes: bool,
     pub base_container_image: Option<String>,
@@ -228,6 +232,8 @@ impl Default for SandboxConfig {
             timeout: 120,
             close_delay: 3600,
             no_change_timeout: 30,
+            browser_action_timeout: 30,
+            browser_idle_timeout: 600,
             keep_runtime_alive: false,
             pause_closed_runtimes: true,
             base_container_image: None,
@@ -433,7 +439,6 @@ const UNSUPPORTED: &[(&str, &[&str])] = &[
             "runtime",
             "file_store",
             "conversation_max_age_seconds",
-            "enable_browser",
             "init_git_in_empty_workspace",
             "file_uploads_max_file_size_mb",
         ],
@@ -456,7 +461,6 @@ const UNSUPPORTED: &[(&str, &[&str])] = &[
     (
         "agent",
         &[
-            "enable_browsing",
             "enable_editor",
             "enable_llm_editor",
             "enable_jupyter",
@@ -1008,7 +1012,7 @@ mod tests {
         };
         assert_eq!(key_kinds::<CoreConfig>().len(), 19);
         assert_eq!(key_kinds::<LlmConfig>().len(), 25);
-        assert_eq!(key_kinds::<SandboxConfig>().len(), 19);
+        assert_eq!(key_kinds::<SandboxConfig>().len(), 21);
         for (keys, key, expected) in [
             (
                 key_kinds::<CoreConfig>(),

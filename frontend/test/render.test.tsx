@@ -5,7 +5,7 @@ import { ChatItemView } from "../src/components/EventViews";
 import { settingsPayload } from "../src/components/SettingsDialog";
 import { buildChatItems } from "../src/lib/eventlog";
 import type { OHEvent } from "../src/lib/types";
-import { editAction, editObs, errorObs, finishAction, runAction, runObs, stateChanged, taskTracking, userMessage } from "./fixtures";
+import { browseInteractiveAction, browseInteractiveObs, editAction, editObs, errorObs, finishAction, runAction, runObs, stateChanged, taskTracking, userMessage } from "./fixtures";
 
 function html(events: OHEvent[], pendingId: number | null = null, settled = false) {
   return buildChatItems(events)
@@ -22,6 +22,25 @@ describe("chat views", () => {
     expect(out).toContain("&lt;evil");
     expect(out).not.toContain("<evil>");
     expect(out).toMatch(/exit 2/);
+  });
+
+  it("the interactive browser shows its actions, the screenshot and the accessibility tree", () => {
+    const shot = "data:image/png;base64,iVBORw0KGgo=";
+    const out = html([
+      browseInteractiveAction(1, "fill('6', 'Ada')\nclick('10')"),
+      browseInteractiveObs(2, 1, "http://localhost:8000/form", shot, "\t[6] textbox 'Name' <script>"),
+    ]);
+    expect(out).toContain(`src="${shot}"`);
+    expect(out).toContain("http://localhost:8000/form");
+    expect(out).toContain("click");
+    expect(out).toContain("[6] textbox 'Name'");
+    expect(out).toContain("&lt;script>");
+    expect(out).not.toContain("<script>");
+  });
+
+  it("a screenshot that is not a data image is not shown", () => {
+    const out = html([browseInteractiveAction(1, "noop()"), browseInteractiveObs(2, 1, "http://x/", "javascript:alert(1)", "")]);
+    expect(out).not.toContain("<img");
   });
 
   it("a command still running, and one that will not get a result", () => {

@@ -523,7 +523,7 @@ impl Controller {
             self.system_sent = true;
             let system = Action::System(SystemArgs {
                 content: self.system_prompt(),
-                tools: Some(Value::Array(tools::definitions())),
+                tools: Some(Value::Array(self.tool_definitions())),
                 openhands_version: Some(env!("CARGO_PKG_VERSION").into()),
                 agent_class: Some("CodeActAgent".into()),
             });
@@ -538,7 +538,7 @@ impl Controller {
         }
         let request = ChatRequest {
             messages: self.history.messages(&self.system_prompt()),
-            tools: tools::definitions(),
+            tools: self.tool_definitions(),
         };
         let retries = self.retries.clone();
         let factory = self.options.llm_factory.clone();
@@ -550,6 +550,15 @@ impl Controller {
             })
             .await
         }));
+    }
+
+    /// The tools offered to the model.
+    fn tool_definitions(&self) -> Vec<Value> {
+        let mut tools = tools::definitions();
+        if self.options.browser {
+            tools.push(super::browser_tool::definition());
+        }
+        tools
     }
 
     fn system_prompt(&self) -> String {

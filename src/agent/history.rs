@@ -63,7 +63,7 @@ pub fn observation_text(event: &Event, max_chars: usize) -> Option<String> {
             truncate_middle(&o.content, max_chars),
             e.metadata.suffix
         ),
-        ObservationKind::Browse(e) if e.error => format!(
+        ObservationKind::Browse(e) if e.error && e.trigger_by_action == "browse" => format!(
             "Error fetching {}: {}",
             e.url,
             truncate_middle(&o.content, max_chars)

@@ -29,6 +29,7 @@ pub(super) fn options() -> AgentOptions {
         confirmation_mode: false,
         workspace: "/workspace".into(),
         llm_factory: LlmFactory::default(),
+        browser: false,
     }
 }
 

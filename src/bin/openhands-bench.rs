@@ -1,7 +1,8 @@
 //! The benchmark program: starts the release server and measures cold start, idle
 //! memory, replay, fan-out latency and durable append throughput.
 //!
-//! `cargo run --release --bin openhands-bench` (after `cargo build --release`).
+//! `cargo run --release --bin openhands-bench` (after `cargo build --release`);
+//! `openhands-bench browser` measures only the interactive browser (needs Chromium).
 
 use futures::{SinkExt, StreamExt};
 use std::io::{BufRead, BufReader};
@@ -318,6 +319,70 @@ async fn run_commands(port: u16, cid: &str, n: usize) -> Vec<f64> {
     times
 }
 
+/// Sends one `browse_interactive` action and waits for its observation; returns the
+/// round trip in milliseconds.
+async fn browse_once(ws: &mut Ws, code: &str) -> f64 {
+    let frame = serde_json::json!(["oh_user_action", {"action": "browse_interactive", "args": {"browser_actions": code}}]);
+    let t0 = Instant::now();
+    ws.send(Message::Text(format!("42{frame}").into()))
+        .await
+        .expect("send browse");
+    loop {
+        let Some(Ok(Message::Text(t))) = ws.next().await else {
+            panic!("connection lost");
+        };
+        if t.as_str() == "2" {
+            let _ = ws.send(Message::Text("3".into())).await;
+        } else if t.contains(r#""observation":"browse""#) {
+            assert!(t.contains(r#""error":false"#), "browser action failed: {t}");
+            return t0.elapsed().as_secs_f64() * 1000.0;
+        } else if t.contains(r#""observation":"error""#) {
+            panic!("the browser is not available: {t}");
+        }
+    }
+}
+
+/// Browser start (a conversation's first action) and `goto` + snapshot round trips on a
+/// local page.
+async fn browser(port: u16) {
+    let page = "<html><head><title>Bench</title></head><body><h1>Bench</h1><form><input name=q><button>Go</button></form><ul>"
+        .to_string()
+        + &(0..50).map(|i| format!("<li><a href=/p{i}>link {i}</a></li>")).collect::<String>()
+        + "</ul></body></html>";
+    let app = axum::Router::new().fallback(move || {
+        let page = page.clone();
+        async move { axum::response::Html(page) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut firsts = Vec::new();
+    let mut trips = Vec::new();
+    for run in 0..3 {
+        let mut ws = connect(port, &format!("bench_browser_{run}"), -1).await;
+        firsts.push(browse_once(&mut ws, &format!("goto('{base}/a')")).await);
+        for i in 0..20 {
+            trips.push(browse_once(&mut ws, &format!("goto('{base}/p{i}')")).await);
+        }
+    }
+    let trip = median(trips.clone());
+    println!(
+        "browser: first action (Chromium start + goto + snapshot): median {:.0} ms (3 conversations)",
+        median(firsts.clone())
+    );
+    println!(
+        "browser: goto + snapshot (accessibility tree and screenshot) of a local page: median {trip:.1} ms, max {:.1} ms ({} runs)",
+        trips.iter().cloned().fold(0.0, f64::max),
+        trips.len()
+    );
+    println!(
+        "browser: start alone (first action minus a round trip): about {:.0} ms",
+        median(firsts) - trip
+    );
+}
+
 /// Sends `events` messages at `rate` per second to a conversation with `clients`
 /// readers; prints latency percentiles and checks exactly-once delivery.
 async fn fan_out(port: u16, cid: &str, clients: usize, events: u64, rate: u64) {
@@ -401,6 +466,11 @@ async fn fan_out(port: u16, cid: &str, clients: usize, events: u64, rate: u64) {
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("browser") {
+        let (server, _) = start().await;
+        browser(server.port).await;
+        return;
+    }
     println!(
         "openhands-server benchmark ({} cores)",
         std::thread::available_parallelism()
@@ -506,6 +576,16 @@ async fn main() {
             sys.as_secs_f64(),
             cpu.as_secs_f64() * 1e6 / 200_000.0
         );
+    }
+    // 7. The interactive browser, when Chromium is installed.
+    if ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .any(|p| std::path::Path::new(p).is_file())
+        || std::env::var_os("CHROMIUM_PATH").is_some()
+    {
+        browser(port).await;
+    } else {
+        println!("browser: skipped (Chromium is not installed)");
     }
     println!(
         "RSS after the benchmark: {:.1} MB",

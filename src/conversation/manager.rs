@@ -15,6 +15,7 @@ use crate::agent::AgentOptions;
 use crate::config::Config;
 use crate::events::{Action, Event, MessageArgs, Notice, NoticeKind};
 use crate::runtime::browse::BrowseLimits;
+use crate::runtime::browser::BrowserConfig;
 use crate::runtime::{LocalRuntime, RuntimeConfig};
 use crate::store::{ConversationMetadata, EventStore, StoreError};
 
@@ -238,6 +239,7 @@ impl ConversationManager {
             confirmation_mode: f.security.confirmation_mode,
             workspace,
             llm_factory: crate::agent::LlmFactory::default(),
+            browser: f.agent.enable_browsing && self.browser_config().is_ok(),
         }
     }
 
@@ -253,6 +255,7 @@ impl ConversationManager {
             default_timeout: Duration::from_secs(sandbox.timeout),
             no_change_timeout: Duration::from_secs(sandbox.no_change_timeout),
             browse: BrowseLimits::default(),
+            browser: self.browser_config(),
             env: sandbox
                 .runtime_startup_env_vars
                 .iter()
@@ -262,6 +265,27 @@ impl ConversationManager {
                 .collect(),
             git_tokens,
         }
+    }
+
+    /// The interactive browser's settings, or why there is none.
+    fn browser_config(&self) -> Result<BrowserConfig, String> {
+        let f = &self.config.file;
+        if !f.core.enable_browser {
+            return Err("the browser is turned off (`[core] enable_browser = false`)".into());
+        }
+        let executable = crate::runtime::browser::find_chromium().ok_or_else(|| {
+            "Chromium was not found (install Debian's `chromium` package or set CHROMIUM_PATH)"
+                .to_string()
+        })?;
+        let idle = match f.sandbox.browser_idle_timeout {
+            0 => Duration::MAX,
+            secs => Duration::from_secs(secs),
+        };
+        Ok(BrowserConfig {
+            executable,
+            action_timeout: Duration::from_secs(f.sandbox.browser_action_timeout.max(1)),
+            idle_timeout: idle,
+        })
     }
 
     /// Creates a conversation (new id) and opens it; the initial message becomes its first event.

@@ -2,6 +2,7 @@
 //! does: a persistent shell, files and the editor, and web pages.
 
 pub mod browse;
+pub mod browser;
 mod child_env;
 pub mod editor;
 pub mod microagents;
@@ -30,6 +31,8 @@ pub struct RuntimeConfig {
     /// A command that prints nothing for this long returns, still running.
     pub no_change_timeout: Duration,
     pub browse: browse::BrowseLimits,
+    /// The interactive browser, or why there is none (said to whoever asks for it).
+    pub browser: Result<browser::BrowserConfig, String>,
     /// Extra environment for the shell (`[sandbox] runtime_startup_env_vars`).
     pub env: Vec<(String, String)>,
     /// The user's git provider tokens, for cloning from their hosts.
@@ -88,6 +91,8 @@ pub struct LocalRuntime {
     editor: Mutex<Editor>,
     http: reqwest::Client,
     host: HostInfo,
+    /// The interactive browser (started at its first action), or why there is none.
+    browser: Result<browser::Browser, String>,
 }
 
 impl LocalRuntime {
@@ -102,6 +107,10 @@ impl LocalRuntime {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut config = config;
         config.env.push((child_env::MARKER.into(), id.clone()));
+        let browser = config
+            .browser
+            .clone()
+            .map(|c| browser::Browser::new(workspace, c));
         LocalRuntime {
             id,
             workspace: workspace.to_path_buf(),
@@ -111,6 +120,7 @@ impl LocalRuntime {
             editor: Mutex::new(Editor::default()),
             http,
             host: HostInfo::get(),
+            browser,
         }
     }
 
@@ -175,6 +185,9 @@ impl LocalRuntime {
 
     /// Kills the shell and every process of its session (close, delete, shutdown).
     pub fn close(&self) {
+        if let Ok(browser) = &self.browser {
+            browser.close();
+        }
         if let Some(shell) = self.current_shell() {
             shell.kill_all();
         }
@@ -256,10 +269,13 @@ impl LocalRuntime {
                 "IPython cells are not available in this runtime; run Python with execute_bash (for example `python3 -c ...` or a script file).",
                 "",
             ),
-            Action::BrowseInteractive(_) => Observation::error(
-                "Interactive browsing is not available in this runtime; fetch pages with the browse action instead.",
-                "",
-            ),
+            Action::BrowseInteractive(args) => match &self.browser {
+                Ok(browser) => browser.execute(args).await,
+                Err(why) => Observation::error(
+                    format!("Interactive browsing is not available: {why}. Fetch pages with the browse action instead."),
+                    "",
+                ),
+            },
             Action::CallToolMcp(a) => Observation::error(format!("MCP tool {:?} is not available: this server has no MCP servers configured.", a.name), ""),
             other => Observation::error(format!("The runtime cannot execute {} actions.", other.kind()), ""),
         }
