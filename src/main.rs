@@ -30,6 +30,7 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
+    openhands_server::runtime::child_env::stop_inheriting_descriptors();
     let cli = Cli::parse();
     let overrides = CliOverrides {
         config: cli.config,

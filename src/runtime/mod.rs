@@ -3,7 +3,7 @@
 
 pub mod browse;
 pub mod browser;
-mod child_env;
+pub mod child_env;
 pub mod editor;
 pub mod microagents;
 mod process;
