@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::executor::{self, Job};
 use super::handle::{Command, Conversation, ConversationError};
@@ -116,11 +117,15 @@ pub(super) async fn run(
         None,
     );
     let (jobs, jobs_rx) = mpsc::unbounded_channel();
-    let mut executor = tokio::spawn(executor::run(
-        runtime.clone(),
-        jobs_rx,
-        conversation.commands.clone(),
-    ));
+    let mut executor = tokio::spawn(
+        executor::run(
+            runtime.clone(),
+            jobs_rx,
+            conversation.commands.clone(),
+            conversation.metrics.clone(),
+        )
+        .in_current_span(),
+    );
     let (agent_tx, agent_rx) = mpsc::unbounded_channel();
     let host = Arc::new(ConversationHost {
         conversation: conversation.clone(),
@@ -128,7 +133,9 @@ pub(super) async fn run(
         config: agent.0,
         runtime: runtime.clone(),
     });
-    let _stop_agent = AbortOnDrop(tokio::spawn(crate::agent::run(host, agent.1, agent_rx)));
+    let _stop_agent = AbortOnDrop(tokio::spawn(
+        crate::agent::run(host, agent.1, agent_rx).in_current_span(),
+    ));
     let mut ctx = TaskContext {
         store,
         runtime,
