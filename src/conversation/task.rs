@@ -26,6 +26,8 @@ pub(super) struct TaskContext {
     /// The agent's inbox: every appended event, in order.
     agent: mpsc::UnboundedSender<Appended>,
     untitled: bool,
+    /// Cost and token totals not yet written to the metadata.
+    usage: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl TaskContext {
@@ -142,6 +144,7 @@ pub(super) async fn run(
         jobs,
         agent: agent_tx,
         untitled: true,
+        usage: None,
     };
     let mut dirty = false;
     let mut tick = tokio::time::interval(METADATA_FLUSH);
@@ -157,7 +160,7 @@ pub(super) async fn run(
             },
             _ = tick.tick() => {
                 if std::mem::take(&mut dirty) {
-                    touch_metadata(&ctx.store, &conversation.id).await;
+                    touch_metadata(&ctx.store, &conversation.id, ctx.usage.take()).await;
                 }
             }
             _ = conversation.closed.cancelled() => break,
@@ -189,7 +192,7 @@ pub(super) async fn run(
     while let Some(cmd) = commands.recv().await {
         handle(&conversation, &mut stream, &mut ctx, cmd).await;
     }
-    touch_metadata(&ctx.store, &conversation.id).await;
+    touch_metadata(&ctx.store, &conversation.id, ctx.usage.take()).await;
     if let Err(e) = ctx.store.flush().await {
         tracing::error!(conversation = %conversation.id, "flush on close failed: {e}");
     }
@@ -239,6 +242,9 @@ async fn handle(
             reply,
         } => {
             conversation.touch();
+            if let Some(totals) = event.llm_metrics.as_ref().and_then(super::usage::totals) {
+                ctx.usage = Some(totals);
+            }
             let id = ctx.append(conversation, stream, event, source, None);
             let _ = reply.send(id);
         }
@@ -255,8 +261,15 @@ async fn auto_title(conversation: &Arc<Conversation>, store: &Arc<dyn EventStore
     super::host::set_title_if(conversation, store, &title, default_title(&conversation.id)).await;
 }
 
-async fn touch_metadata(store: &Arc<dyn EventStore>, id: &str) {
-    let patch = serde_json::json!({"last_updated_at": metadata_utc_now()});
+/// Writes `last_updated_at`, and the cost and token totals when they changed.
+async fn touch_metadata(
+    store: &Arc<dyn EventStore>,
+    id: &str,
+    usage: Option<serde_json::Map<String, serde_json::Value>>,
+) {
+    let mut patch = usage.unwrap_or_default();
+    patch.insert("last_updated_at".into(), metadata_utc_now().into());
+    let patch = serde_json::Value::Object(patch);
     if let Err(e) = store.patch_conversation(id, patch, None).await {
         tracing::warn!(conversation = %id, "cannot update metadata: {e}");
     }
