@@ -107,6 +107,7 @@ pub(super) async fn run(
 ) {
     // Whatever happens (even a panic), the conversation ends up closed and finished.
     let _finished = FinishGuard(conversation.clone());
+    tracing::debug!("conversation task started");
     // The first event of every (re)opening, as upstream stores it: the agent is loading.
     // It goes before any command, so an initial message always follows it; the agent
     // announces `awaiting_user_input` once it has read the history.

@@ -30,6 +30,8 @@ pub struct Options {
     pub host: Option<String>,
     /// More command-line arguments.
     pub args: Vec<String>,
+    /// Write the server's stderr (its log) to this file instead of the test's stderr.
+    pub stderr_to: Option<PathBuf>,
 }
 
 impl Server {
@@ -77,6 +79,9 @@ impl Server {
             .stderr(Stdio::inherit());
         for (k, v) in &opts.env {
             cmd.env(k, v);
+        }
+        if let Some(path) = &opts.stderr_to {
+            cmd.stderr(std::fs::File::create(path).expect("log file"));
         }
         let mut child = cmd.spawn().expect("spawn server");
         let stdout = child.stdout.take().expect("stdout");
