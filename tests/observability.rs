@@ -3,6 +3,8 @@
 //! the budget limit, and the version report.
 
 mod common;
+// Shared with tests/agent.rs, which uses all of it.
+#[allow(dead_code)]
 #[path = "common/llm.rs"]
 mod llm;
 
