@@ -95,3 +95,13 @@ describe("settings form", () => {
     expect(settingsPayload({ ...base, max_iterations: "" }).max_iterations).toBeNull();
   });
 });
+
+describe("conversation list usage", () => {
+  it("shows the cost and tokens of a conversation that used the LLM, nothing otherwise", async () => {
+    const { usageText } = await import("../src/components/ConversationList");
+    expect(usageText({ conversation_id: "a", title: "t", accumulated_cost: 0.36, total_tokens: 1330 })).toBe("$0.36 · 1,330 tokens");
+    expect(usageText({ conversation_id: "a", title: "t", accumulated_cost: 0.0012, total_tokens: 5 })).toBe("$0.0012 · 5 tokens");
+    expect(usageText({ conversation_id: "a", title: "t" })).toBe("");
+    expect(usageText({ conversation_id: "a", title: "t", accumulated_cost: 0, total_tokens: 0 })).toBe("");
+  });
+});

@@ -587,6 +587,30 @@ async fn main() {
     } else {
         println!("browser: skipped (Chromium is not installed)");
     }
+    // 8. Scraping /metrics (absent from builds without it: then skipped).
+    let client = reqwest::Client::new();
+    let mut scrapes = Vec::new();
+    for _ in 0..20 {
+        let t0 = Instant::now();
+        match client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => {
+                let _ = r.text().await;
+                scrapes.push(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+            _ => break,
+        }
+    }
+    if !scrapes.is_empty() {
+        println!(
+            "GET /metrics after the benchmark: median {:.2} ms ({} scrapes)",
+            median(scrapes.clone()),
+            scrapes.len()
+        );
+    }
     println!(
         "RSS after the benchmark: {:.1} MB",
         rss_kb(server.child.id()) as f64 / 1024.0

@@ -7,6 +7,7 @@ use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, Mutex};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::handle::Conversation;
 use super::stream::{EventStream, LIVE_BUFFER};
@@ -61,18 +62,44 @@ pub struct ConversationManager {
     /// One lock per conversation id being opened or deleted (see [`IdLock`]).
     id_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
     shutdown: CancellationToken,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl ConversationManager {
     /// A manager over `store`; call [`ConversationManager::spawn_reaper`] to close idle ones.
     pub fn new(store: Arc<dyn EventStore>, config: Arc<Config>) -> Arc<Self> {
+        Self::with_metrics(store, config, Arc::default())
+    }
+
+    /// [`ConversationManager::new`], reporting to `metrics`.
+    pub fn with_metrics(
+        store: Arc<dyn EventStore>,
+        config: Arc<Config>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Arc<Self> {
         Arc::new(ConversationManager {
+            metrics,
             store,
             config,
             open: Mutex::new(HashMap::new()),
             deleting: std::sync::Mutex::new(HashSet::new()),
             id_locks: std::sync::Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// The metrics the conversations report to.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// How many conversations are open, and how many of those are working (agent busy
+    /// or actions running).
+    pub async fn activity(&self) -> (usize, usize) {
+        let open = self.open.lock().await;
+        let live = open.values().filter(|c| !c.is_closed());
+        live.fold((0, 0), |(n, busy), c| {
+            (n + 1, busy + usize::from(c.is_busy()))
         })
     }
 
@@ -181,7 +208,12 @@ impl ConversationManager {
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let stream = EventStream::open(id.clone(), self.store.clone(), live.clone()).await?;
         let (tx, rx) = mpsc::channel(256);
-        let conversation = Arc::new(Conversation::new(id.clone(), tx, live));
+        let conversation = Arc::new(Conversation::new(
+            id.clone(),
+            tx,
+            live,
+            self.metrics.clone(),
+        ));
         let (secrets, git_tokens) = match self.store.settings().await {
             Ok(stored) => (
                 crate::settings::custom_secrets(stored.as_ref()),
@@ -197,14 +229,18 @@ impl ConversationManager {
             self.runtime_config(secrets, git_tokens),
         ));
         let workspace = self.config.workspace_for(&id).display().to_string();
-        tokio::spawn(task::run(
-            conversation.clone(),
-            stream,
-            rx,
-            self.store.clone(),
-            runtime,
-            (self.config.clone(), self.agent_options(workspace)),
-        ));
+        let span = tracing::info_span!("conversation", conversation_id = %id);
+        tokio::spawn(
+            task::run(
+                conversation.clone(),
+                stream,
+                rx,
+                self.store.clone(),
+                runtime,
+                (self.config.clone(), self.agent_options(workspace)),
+            )
+            .instrument(span),
+        );
         tracing::info!(conversation = %id, "conversation opened");
         Ok(conversation)
     }
@@ -238,7 +274,7 @@ impl ConversationManager {
             max_budget_per_task: f.core.max_budget_per_task,
             confirmation_mode: f.security.confirmation_mode,
             workspace,
-            llm_factory: crate::agent::LlmFactory::default(),
+            llm_factory: metered_factory(&f.llm, self.metrics.clone()),
             browser: f.agent.enable_browsing && self.browser_config().is_ok(),
         }
     }
@@ -458,4 +494,24 @@ impl Drop for IdLock<'_> {
             }
         }
     }
+}
+
+/// The production LLM factory, with every client reporting to `metrics`.
+fn metered_factory(
+    llm: &crate::config::LlmConfig,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> crate::agent::LlmFactory {
+    let prices = crate::metrics::Prices {
+        input: llm.input_cost_per_token,
+        output: llm.output_cost_per_token,
+    };
+    crate::agent::LlmFactory::new(move |settings| {
+        let client = crate::llm::client(settings)?;
+        Ok(crate::metrics::metered(
+            client,
+            &settings.model,
+            prices,
+            metrics.clone(),
+        ))
+    })
 }

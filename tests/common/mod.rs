@@ -33,6 +33,8 @@ pub struct Options {
     /// Start the server with an extra open descriptor (number 5, not close-on-exec), as a
     /// parent holding a lock or socket would.
     pub leak_fd: bool,
+    /// Write the server's stderr (its log) to this file instead of the test's stderr.
+    pub stderr_to: Option<PathBuf>,
 }
 
 impl Server {
@@ -80,6 +82,9 @@ impl Server {
             .stderr(Stdio::inherit());
         for (k, v) in &opts.env {
             cmd.env(k, v);
+        }
+        if let Some(path) = &opts.stderr_to {
+            cmd.stderr(std::fs::File::create(path).expect("log file"));
         }
         if opts.leak_fd {
             use std::os::fd::AsRawFd;
