@@ -5,6 +5,7 @@ pub mod config;
 pub mod conversation;
 pub mod events;
 pub mod llm;
+pub mod mcp;
 pub mod runtime;
 pub mod server;
 pub mod settings;

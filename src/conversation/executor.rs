@@ -56,11 +56,15 @@ impl Job {
 /// Executes jobs until the channel closes; observations go to `results`.
 pub(super) async fn run(
     runtime: Arc<LocalRuntime>,
+    mcp: Arc<crate::mcp::McpTools>,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     results: mpsc::Sender<Command>,
 ) {
     while let Some(job) = jobs.recv().await {
-        let observation = runtime.execute(&job.action, job.timeout).await;
+        let observation = match &job.action {
+            Action::CallToolMcp(args) => mcp.call(args).await,
+            action => runtime.execute(action, job.timeout).await,
+        };
         let mut event = Event::observation(observation, Some(job.id));
         event.tool_call_metadata = job.tool_call_metadata;
         if results
