@@ -4,6 +4,7 @@
 
 mod common;
 #[path = "common/llm.rs"]
+#[allow(dead_code)]
 mod llm;
 
 use common::*;
@@ -273,20 +274,32 @@ async fn a_client_can_call_an_mcp_tool_over_the_socket() {
 }
 
 /// Starts the reference server in streamable-HTTP mode on a free port.
-async fn http_everything(path: &str, tag: &str) -> (std::process::Child, u16) {
+/// A child process killed (and reaped) when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn http_everything(path: &str, tag: &str) -> (Killed, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let child = std::process::Command::new("node")
-        .args([path, "streamableHttp"])
-        .env("PORT", port.to_string())
-        .env("MCP_TEST_TAG", tag)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = Killed(
+        std::process::Command::new("node")
+            .args([path, "streamableHttp"])
+            .env("PORT", port.to_string())
+            .env("MCP_TEST_TAG", tag)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -303,7 +316,7 @@ async fn http_everything(path: &str, tag: &str) -> (std::process::Child, u16) {
 async fn settings_mcp_config_starts_a_streamable_http_server_for_later_conversations_and_hides_its_key(
 ) {
     let Some(path) = everything() else { return };
-    let (mut http_server, port) = http_everything(&path, &new_id()).await;
+    let (_http_server, port) = http_everything(&path, &new_id()).await;
     let llm = ScriptedLlm::start(vec![
         call("get-sum", json!({"a": 20, "b": 22})),
         call("finish", json!({"message": "done"})),
@@ -331,9 +344,7 @@ async fn settings_mcp_config_starts_a_streamable_http_server_for_later_conversat
     assert!(connected[0]["content"]
         .as_str()
         .unwrap()
-        .starts_with(&format!(
-            "MCP server \"127.0.0.1/mcp\" (shttp) connected with "
-        )));
+        .starts_with("MCP server \"127.0.0.1/mcp\" (shttp) connected with "));
     let events = until_state(&mut ws, &["finished"]).await;
     assert!(tool(&llm.requests()[0], "get-sum").is_some());
     let obs = of_kind(&events, "observation", "mcp")[0];
@@ -343,8 +354,6 @@ async fn settings_mcp_config_starts_a_streamable_http_server_for_later_conversat
     let all = serde_json::to_string(&wait_events(&server, &cid, 8).await).unwrap();
     assert!(!all.contains(secret));
     assert!(!server.stdout.lock().unwrap().contains(secret));
-    let _ = http_server.kill();
-    let _ = http_server.wait();
 }
 
 #[tokio::test]

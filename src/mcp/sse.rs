@@ -108,21 +108,17 @@ impl Transport<RoleClient> for SseTransport {
         }
     }
 
-    fn receive(
-        &mut self,
-    ) -> impl std::future::Future<Output = Option<RxJsonRpcMessage<RoleClient>>> + Send {
-        async move {
-            loop {
-                match self.events.next().await? {
-                    Ok(ev) if ev.event == "message" || ev.event.is_empty() => {
-                        match serde_json::from_str(&ev.data) {
-                            Ok(message) => return Some(message),
-                            Err(e) => tracing::warn!("unreadable MCP SSE message: {e}"),
-                        }
+    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
+        loop {
+            match self.events.next().await? {
+                Ok(ev) if ev.event == "message" || ev.event.is_empty() => {
+                    match serde_json::from_str(&ev.data) {
+                        Ok(message) => return Some(message),
+                        Err(e) => tracing::warn!("unreadable MCP SSE message: {e}"),
                     }
-                    Ok(_) => continue,
-                    Err(_) => return None,
                 }
+                Ok(_) => continue,
+                Err(_) => return None,
             }
         }
     }

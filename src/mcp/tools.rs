@@ -183,7 +183,7 @@ impl McpTools {
             let mut offered = Vec::new();
             for tool in tools {
                 let name = tool.name.to_string();
-                let refuse = if reserved.iter().any(|r| *r == name) {
+                let refuse = if reserved.contains(&name) {
                     Some("a built-in tool has that name".to_string())
                 } else if state.routes.contains_key(&name) {
                     Some("an earlier MCP server has a tool of that name".to_string())
