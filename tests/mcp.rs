@@ -285,6 +285,11 @@ impl Drop for Killed {
 }
 
 async fn http_everything(path: &str, tag: &str) -> (Killed, u16) {
+    everything_in_mode(path, tag, "streamableHttp").await
+}
+
+/// Starts the reference server in an HTTP `mode` on a free port.
+async fn everything_in_mode(path: &str, tag: &str, mode: &str) -> (Killed, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -292,7 +297,7 @@ async fn http_everything(path: &str, tag: &str) -> (Killed, u16) {
         .port();
     let child = Killed(
         std::process::Command::new("node")
-            .args([path, "streamableHttp"])
+            .args([path, mode])
             .env("PORT", port.to_string())
             .env("MCP_TEST_TAG", tag)
             .stdout(std::process::Stdio::null())
@@ -361,8 +366,10 @@ async fn a_crashed_stdio_server_is_an_error_for_the_model_and_restarts_for_the_n
     let Some(path) = everything() else { return };
     let tag = new_id();
     let llm = ScriptedLlm::start(vec![
-        call("echo", json!({"message": "one"})),
-        call("echo", json!({"message": "two"})),
+        call(
+            "trigger-long-running-operation",
+            json!({"duration": 8, "steps": 1}),
+        ),
         call("echo", json!({"message": "three"})),
         call("finish", json!({"message": "done"})),
     ])
@@ -372,15 +379,16 @@ async fn a_crashed_stdio_server_is_an_error_for_the_model_and_restarts_for_the_n
         stdio_entry("everything", &path, &tag)
     );
     let server = agent_server(&llm, config);
-    let (mut ws, _cid, _) = start(&server, "Echo three times").await;
-    // After the first result, the server is killed.
+    let (mut ws, _cid, _) = start(&server, "Run the slow tool, then echo").await;
+    // The server is killed while it works on the first call.
     loop {
         let p = next_payload(&mut ws).await;
-        if p["observation"] == "mcp" {
+        if p["action"] == "call_tool_mcp" {
             break;
         }
         assert_ne!(p["observation"], "error", "{p}");
     }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let pids = tagged(&tag);
     assert_eq!(pids.len(), 1);
     nix_kill(pids[0]);
@@ -393,7 +401,9 @@ async fn a_crashed_stdio_server_is_an_error_for_the_model_and_restarts_for_the_n
     assert_eq!(observations[0]["observation"], "error");
     let why = observations[0]["content"].as_str().unwrap();
     assert!(
-        why.contains("MCP tool \"echo\" of server \"everything\" failed"),
+        why.contains(
+            "MCP tool \"trigger-long-running-operation\" of server \"everything\" failed: the server stopped"
+        ),
         "{why}"
     );
     assert!(why.contains("started again"), "{why}");
@@ -670,4 +680,33 @@ async fn an_invalid_mcp_config_is_refused_by_the_settings_and_by_the_config_file
     let text =
         String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("must be http(s)://host"), "{text}");
+}
+
+#[tokio::test]
+async fn an_sse_server_works_through_the_older_transport() {
+    let Some(path) = everything() else { return };
+    let (_sse_server, port) = everything_in_mode(&path, &new_id(), "sse").await;
+    let llm = ScriptedLlm::start(vec![]).await;
+    let config = format!("[mcp]\nsse_servers = [\"http://127.0.0.1:{port}/sse\"]\n");
+    let server = agent_server(&llm, config);
+    let cid = new_id();
+    let mut ws = ws_connect(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
+    let startup = until_state(&mut ws, &["awaiting_user_input"]).await;
+    let connected = of_kind(&startup, "observation", "success");
+    assert_eq!(connected.len(), 1, "{startup:?}");
+    assert!(connected[0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("(sse) connected with"));
+    let obs = act(
+        &mut ws,
+        &json!({"action": "call_tool_mcp", "args": {"name": "echo", "arguments": {"message": "over sse"}}}),
+    )
+    .await;
+    assert_eq!(obs["observation"], "mcp", "{obs}");
+    assert!(obs["content"].as_str().unwrap().contains("Echo: over sse"));
 }
