@@ -426,8 +426,12 @@ async fn mcp(path: &str) {
     use rmcp::ServiceExt;
     let spawn = || {
         let mut cmd = tokio::process::Command::new("node");
-        cmd.args([path, "stdio"]).stderr(Stdio::null());
-        rmcp::transport::TokioChildProcess::new(cmd).expect("spawn node")
+        cmd.args([path, "stdio"]);
+        rmcp::transport::TokioChildProcess::builder(cmd)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn node")
+            .0
     };
     let mut starts = Vec::new();
     for _ in 0..5 {
