@@ -312,6 +312,8 @@ pub struct FileConfig {
     pub sandbox: SandboxConfig,
     pub security: SecurityConfig,
     pub limits: LimitsConfig,
+    /// `[mcp]`: MCP servers whose tools the agent gets.
+    pub mcp: crate::mcp::McpConfig,
 }
 
 /// Everything the server runs with.
@@ -759,6 +761,10 @@ impl Config {
                 "sandbox.timeout must be at least 1 second".into(),
             ));
         }
+        self.file
+            .mcp
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if let Some(v) = &self.file.sandbox.volumes {
             for mount in v.split(',').filter(|m| !m.trim().is_empty()) {
                 if mount.split(':').count() < 2 {

@@ -7,6 +7,7 @@ pub mod conversation;
 pub mod events;
 pub mod llm;
 pub mod logging;
+pub mod mcp;
 pub mod metrics;
 pub mod provider_tokens;
 pub mod runtime;

@@ -18,6 +18,8 @@ pub enum SettingsError {
     CondenserTooSmall,
     #[error("The LLM base URL changed but no API key was given: enter the API key again for the new base URL (a saved key is only ever sent to the base URL it was saved with).")]
     KeyNeedsReentry,
+    #[error("`mcp_config`: {0}")]
+    BadMcp(#[from] crate::mcp::McpConfigError),
 }
 
 /// The effective settings as the agent uses them (the wire keeps the map, whose keys and
@@ -371,6 +373,7 @@ pub fn merge(stored: Option<Value>, posted: Value) -> Result<Value, SettingsErro
         let mut value = value;
         if key == "mcp_config" {
             unmask_mcp(&mut value, out.get("mcp_config"));
+            crate::mcp::McpConfig::from_settings(&value)?;
         }
         out.insert(key, value);
     }

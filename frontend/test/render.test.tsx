@@ -84,6 +84,29 @@ describe("chat views", () => {
     expect(out).toContain("LLM authentication failed");
     expect(out).toContain("Write tests");
   });
+
+  it("an MCP call with its arguments and the text of its result; a server's start as a note", () => {
+    const call: OHEvent = {
+      id: 5, timestamp: "2025-01-01T00:00:00", source: "agent", message: "I am calling MCP tool: echo",
+      action: "call_tool_mcp", args: { name: "echo", arguments: { message: "hi" }, thought: "", security_risk: -1 },
+    };
+    const result: OHEvent = {
+      id: 6, timestamp: "2025-01-01T00:00:01", source: "agent", cause: 5, message: "x", observation: "mcp",
+      content: JSON.stringify({ content: [{ type: "text", text: "Echo: <hi>" }], isError: false }),
+      extras: { name: "echo", arguments: { message: "hi" } },
+    };
+    const out = html([call, result]);
+    expect(out).toContain("<code>echo</code>");
+    expect(out).toContain("Echo: &lt;hi>");
+    expect(out).not.toContain("tool error");
+    const failed = { ...result, content: JSON.stringify({ content: [{ type: "text", text: "bad input" }], isError: true }) };
+    expect(html([call, failed])).toContain("tool error");
+    const started: OHEvent = {
+      id: 1, timestamp: "2025-01-01T00:00:00", source: "environment", message: "m", observation: "success",
+      content: 'MCP server "everything" (stdio) connected with 13 tools: echo', extras: {},
+    };
+    expect(html([started])).toContain("connected with 13 tools");
+  });
 });
 
 describe("settings form", () => {

@@ -80,6 +80,10 @@ struct Controller {
     titled: bool,
     /// Events taken from the inbox early (to complete the history) and not yet handled.
     backlog: VecDeque<Appended>,
+    /// The MCP tools' definitions, offered after the built-in ones.
+    mcp_tools: Vec<Value>,
+    /// Their names.
+    mcp_names: std::collections::HashSet<String>,
 }
 
 /// Runs the agent of one conversation until its inbox closes.
@@ -110,9 +114,15 @@ pub async fn run(
         inbox,
         titled: false,
         backlog: VecDeque::new(),
+        mcp_tools: Vec::new(),
+        mcp_names: Default::default(),
     };
     c.restore().await;
-    match c.host.setup_workspace().await {
+    let host = c.host.clone();
+    let builtin = tools::names(&c.builtin_tools());
+    let (workspace, mcp_tools) = tokio::join!(host.setup_workspace(), host.start_tools(builtin));
+    c.set_mcp_tools(mcp_tools);
+    match workspace {
         Ok(()) => c.announce_ready().await,
         // The conversation still works (a message starts the agent); the reason says
         // what went wrong.
@@ -155,6 +165,23 @@ async fn llm_done(waiting: &mut Waiting) -> Result<ChatResponse, LlmError> {
 }
 
 impl Controller {
+    fn set_mcp_tools(&mut self, definitions: Vec<Value>) {
+        self.mcp_names = definitions
+            .iter()
+            .filter_map(|d| d.pointer("/function/name").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect();
+        self.mcp_tools = definitions;
+    }
+
+    /// The built-in tools and the MCP servers' tools.
+    /// The built-in tools (with the browser when it is on), then the MCP servers' tools.
+    fn tools(&self) -> Vec<Value> {
+        let mut all = self.builtin_tools();
+        all.extend(self.mcp_tools.iter().cloned());
+        all
+    }
+
     fn max_chars(&self) -> usize {
         self.options.llm.max_message_chars
     }
@@ -528,7 +555,7 @@ impl Controller {
             self.system_sent = true;
             let system = Action::System(SystemArgs {
                 content: self.system_prompt(),
-                tools: Some(Value::Array(self.tool_definitions())),
+                tools: Some(Value::Array(self.tools())),
                 openhands_version: Some(env!("CARGO_PKG_VERSION").into()),
                 agent_class: Some("CodeActAgent".into()),
             });
@@ -543,7 +570,7 @@ impl Controller {
         }
         let request = ChatRequest {
             messages: self.history.messages(&self.system_prompt()),
-            tools: self.tool_definitions(),
+            tools: self.tools(),
         };
         let retries = self.retries.clone();
         let factory = self.options.llm_factory.clone();
@@ -558,7 +585,7 @@ impl Controller {
     }
 
     /// The tools offered to the model.
-    fn tool_definitions(&self) -> Vec<Value> {
+    fn builtin_tools(&self) -> Vec<Value> {
         let mut tools = tools::definitions();
         if self.options.browser {
             tools.push(super::browser_tool::definition());
@@ -636,7 +663,12 @@ impl Controller {
                 "model_response": response.raw,
                 "total_calls_in_response": total,
             });
-            let item = match tools::to_action(&call.name, &call.arguments) {
+            let planned = if self.mcp_names.contains(&call.name) {
+                tools::mcp_action(&call.name, &call.arguments)
+            } else {
+                tools::to_action(&call.name, &call.arguments)
+            };
+            let item = match planned {
                 Ok(mut planned) => {
                     if i == 0 {
                         if let Some(text) = &response.content {
@@ -717,6 +749,7 @@ fn set_thought(action: &mut Action, text: &str) {
         Action::Browse(a) => a.thought = text.to_string(),
         Action::Finish(a) => a.thought = text.to_string(),
         Action::TaskTracking(a) => a.thought = text.to_string(),
+        Action::CallToolMcp(a) => a.thought = text.to_string(),
         Action::Think(a) if a.thought.is_empty() => a.thought = text.to_string(),
         _ => {}
     }

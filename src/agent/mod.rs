@@ -107,6 +107,11 @@ pub trait AgentHost: Send + Sync {
     async fn setup_workspace(&self) -> Result<(), String> {
         Ok(())
     }
+    /// Starts the conversation's MCP servers and returns their tool definitions (tools
+    /// named like one of `reserved` are refused); each server's start is stored.
+    async fn start_tools(&self, _reserved: Vec<String>) -> Vec<Value> {
+        Vec::new()
+    }
     /// What the workspace's microagents add for the user message `query`: repository
     /// instructions with the first message, triggered knowledge with any; None when
     /// nothing applies.

@@ -5,7 +5,7 @@ use thiserror::Error;
 
 use crate::events::{
     Action, BrowseUrlArgs, CmdRunArgs, ConfirmationState, FileEditArgs, FileReadArgs, FinishArgs,
-    TaskItem, TaskTrackingArgs, ThinkArgs,
+    McpArgs, TaskItem, TaskTrackingArgs, ThinkArgs,
 };
 
 /// A tool call the model should hear about as an error (the loop goes on).
@@ -94,6 +94,41 @@ pub fn definitions() -> Vec<Value> {
             }, "required": ["command"]},
         }}),
     ]
+}
+
+/// The names of the built-in tools.
+pub fn names(definitions: &[Value]) -> Vec<String> {
+    definitions
+        .iter()
+        .filter_map(|d| d.pointer("/function/name").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A call of the MCP tool `name` (its server checks the arguments).
+pub fn mcp_action(name: &str, arguments: &str) -> Result<PlannedAction, ToolError> {
+    let parsed: Value = if arguments.trim().is_empty() {
+        json!({})
+    } else {
+        serde_json::from_str(arguments).map_err(|e| {
+            ToolError::InvalidArguments(name.into(), format!("arguments are not valid JSON ({e})"))
+        })?
+    };
+    let Value::Object(arguments) = parsed else {
+        return Err(ToolError::InvalidArguments(
+            name.into(),
+            "arguments must be a JSON object".into(),
+        ));
+    };
+    Ok(PlannedAction {
+        action: Action::CallToolMcp(McpArgs {
+            name: name.to_string(),
+            arguments,
+            thought: String::new(),
+            security_risk: -1,
+        }),
+        timeout: None,
+    })
 }
 
 /// The `security_risk` argument as the int OpenHands stores (-1 unknown … 2 high).

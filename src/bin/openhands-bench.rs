@@ -58,7 +58,15 @@ async fn start() -> (Server, Duration) {
 
 /// Starts the server with extra environment.
 async fn start_with(env: &[(&str, &str)]) -> (Server, Duration) {
+    start_configured(env, None).await
+}
+
+/// Starts the server with extra environment and a `config.toml`.
+async fn start_configured(env: &[(&str, &str)], config: Option<&str>) -> (Server, Duration) {
     let dir = tempfile_dir::Dir::new();
+    if let Some(c) = config {
+        std::fs::write(dir.0.join("config.toml"), c).expect("write config.toml");
+    }
     let t0 = Instant::now();
     let mut child = Command::new(server_binary())
         .args(["--host", "127.0.0.1", "--port", "0"])
@@ -464,6 +472,116 @@ async fn fan_out(port: u16, cid: &str, clients: usize, events: u64, rate: u64) {
     );
 }
 
+/// The reference MCP server's entry point (`npm ci` in tests/node installs it).
+fn everything_server() -> Option<String> {
+    let path = std::env::var("MCP_EVERYTHING")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
+                "tests/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+            )
+        });
+    path.exists().then(|| path.display().to_string())
+}
+
+/// MCP: stdio server start to tools listed (rmcp directly, and a conversation's start
+/// through our server), and what a tool call through our server adds to the server's
+/// own round trip.
+async fn mcp(path: &str) {
+    use rmcp::ServiceExt;
+    let spawn = || {
+        let mut cmd = tokio::process::Command::new("node");
+        cmd.args([path, "stdio"]);
+        rmcp::transport::TokioChildProcess::builder(cmd)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn node")
+            .0
+    };
+    let mut starts = Vec::new();
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        let client = ().serve(spawn()).await.expect("initialize");
+        let tools = client.list_all_tools().await.expect("list tools");
+        starts.push(t0.elapsed().as_secs_f64() * 1000.0);
+        assert!(tools.iter().any(|t| t.name == "echo"));
+        let _ = client.cancel().await;
+    }
+    println!(
+        "MCP stdio server (server-everything) start to tools listed, rmcp directly: median {:.0} ms (5 runs)",
+        median(starts)
+    );
+    // The server's own time: echo round trips from a direct client.
+    let client = ().serve(spawn()).await.expect("initialize");
+    let mut direct = Vec::new();
+    for i in 0..220 {
+        let mut args = serde_json::Map::new();
+        args.insert("message".into(), serde_json::json!("hi"));
+        let params = rmcp::model::CallToolRequestParams::new("echo").with_arguments(args);
+        let t0 = Instant::now();
+        client.call_tool(params).await.expect("echo");
+        if i >= 20 {
+            direct.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let _ = client.cancel().await;
+
+    let config = format!(
+        "[mcp]\nstdio_servers = [{{ name = \"everything\", command = \"node\", args = [\"{path}\", \"stdio\"] }}]\n"
+    );
+    let (server, _) = start_configured(&[], Some(&config)).await;
+    let mut opens = Vec::new();
+    for i in 0..5 {
+        let t0 = Instant::now();
+        let mut ws = connect(server.port, &format!("bench_mcp_open_{i}"), -1).await;
+        loop {
+            let Some(Ok(Message::Text(t))) = ws.next().await else {
+                panic!("connection lost");
+            };
+            if t.contains(r#""observation":"success""#) {
+                assert!(t.contains("connected with"), "{t}");
+                break;
+            }
+            assert!(!t.contains("MCP$SERVER_FAILED"), "{t}");
+        }
+        opens.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!(
+        "conversation opened to its MCP stdio server connected (stored event delivered): median {:.0} ms (5 runs)",
+        median(opens)
+    );
+    let mut ws = connect(server.port, "bench_mcp_open_0", -1).await;
+    let frame = Message::Text(
+        r#"42["oh_user_action",{"action":"call_tool_mcp","args":{"name":"echo","arguments":{"message":"hi"}}}]"#.into(),
+    );
+    let mut through = Vec::new();
+    for i in 0..220 {
+        let t0 = Instant::now();
+        ws.send(frame.clone()).await.expect("send call");
+        loop {
+            let Some(Ok(Message::Text(t))) = ws.next().await else {
+                panic!("connection lost");
+            };
+            if t.as_str() == "2" {
+                let _ = ws.send(Message::Text("3".into())).await;
+            } else if t.contains(r#""observation":"mcp""#) {
+                assert!(t.contains("Echo: hi"), "{t}");
+                break;
+            } else {
+                assert!(!t.contains(r#""observation":"error""#), "{t}");
+            }
+        }
+        if i >= 20 {
+            through.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let (d, o) = (median(direct), median(through));
+    println!(
+        "MCP echo round trip: rmcp directly median {d:.2} ms; through our server (action stored, called, observation stored and delivered) median {o:.2} ms; overhead {:.2} ms (200 calls each)",
+        o - d
+    );
+}
+
 #[tokio::main]
 async fn main() {
     if std::env::args().nth(1).as_deref() == Some("browser") {
@@ -471,6 +589,17 @@ async fn main() {
         browser(server.port).await;
         return;
     }
+    if std::env::args().any(|a| a == "--mcp") {
+        match everything_server() {
+            Some(path) => mcp(&path).await,
+            None => println!("MCP: skipped (run `npm ci` in tests/node, or set MCP_EVERYTHING)"),
+        }
+        return;
+    }
+    run_all().await;
+}
+
+async fn run_all() {
     println!(
         "openhands-server benchmark ({} cores)",
         std::thread::available_parallelism()
@@ -615,4 +744,10 @@ async fn main() {
         "RSS after the benchmark: {:.1} MB",
         rss_kb(server.child.id()) as f64 / 1024.0
     );
+
+    // 7. MCP.
+    match everything_server() {
+        Some(path) => mcp(&path).await,
+        None => println!("MCP: skipped (run `npm ci` in tests/node, or set MCP_EVERYTHING)"),
+    }
 }

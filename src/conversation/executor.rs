@@ -56,13 +56,17 @@ impl Job {
 /// Executes jobs until the channel closes; observations go to `results`.
 pub(super) async fn run(
     runtime: Arc<LocalRuntime>,
+    mcp: Arc<crate::mcp::McpTools>,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     results: mpsc::Sender<Command>,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
     while let Some(job) = jobs.recv().await {
         let started = std::time::Instant::now();
-        let observation = runtime.execute(&job.action, job.timeout).await;
+        let observation = match &job.action {
+            Action::CallToolMcp(args) => mcp.call(args).await,
+            action => runtime.execute(action, job.timeout).await,
+        };
         metrics.command_ran(action_name(&job.action), started.elapsed());
         let mut event = Event::observation(observation, Some(job.id));
         event.tool_call_metadata = job.tool_call_metadata;

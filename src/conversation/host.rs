@@ -18,6 +18,8 @@ pub(super) struct ConversationHost {
     pub store: Arc<dyn EventStore>,
     pub config: Arc<Config>,
     pub runtime: Arc<crate::runtime::LocalRuntime>,
+    /// The conversation's MCP clients (the executor calls them).
+    pub mcp: Arc<crate::mcp::McpTools>,
 }
 
 #[async_trait]
@@ -123,6 +125,39 @@ impl AgentHost for ConversationHost {
                 Err(why)
             }
         }
+    }
+
+    async fn start_tools(&self, reserved: Vec<String>) -> Vec<Value> {
+        let settings = self.settings().await;
+        let mut config = self.config.file.mcp.clone();
+        let mut notes = Vec::new();
+        match settings
+            .get("mcp_config")
+            .map(crate::mcp::McpConfig::from_settings)
+        {
+            Some(Ok(user)) => config = config.merge(user),
+            Some(Err(e)) => notes.push(crate::events::Observation::error(
+                format!("The MCP servers of the settings were not started: {e}"),
+                crate::mcp::SERVER_FAILED,
+            )),
+            None => {}
+        }
+        if !config.is_empty() {
+            let process = crate::mcp::ProcessContext {
+                env: self.runtime.process_env(),
+                cwd: self.runtime.workspace(),
+            };
+            let span = tracing::info_span!("mcp", conversation = %self.conversation.id);
+            let started = self.mcp.start(config, &reserved, process);
+            notes.extend(tracing::Instrument::instrument(started, span).await);
+        }
+        for note in notes {
+            let event = Event::observation(note, None);
+            if self.append(event, EventSource::Environment).await.is_none() {
+                break;
+            }
+        }
+        self.mcp.definitions().await
     }
 
     async fn recall(&self, query: &str, first: bool) -> Option<crate::events::RecallExtras> {

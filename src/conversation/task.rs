@@ -120,9 +120,12 @@ pub(super) async fn run(
         None,
     );
     let (jobs, jobs_rx) = mpsc::unbounded_channel();
+    // Started by the agent as it gets ready, stopped below with the conversation.
+    let mcp = Arc::new(crate::mcp::McpTools::new());
     let mut executor = tokio::spawn(
         executor::run(
             runtime.clone(),
+            mcp.clone(),
             jobs_rx,
             conversation.commands.clone(),
             conversation.metrics.clone(),
@@ -135,6 +138,7 @@ pub(super) async fn run(
         store: store.clone(),
         config: agent.0,
         runtime: runtime.clone(),
+        mcp: mcp.clone(),
     });
     let _stop_agent = AbortOnDrop(tokio::spawn(
         crate::agent::run(host, agent.1, agent_rx).in_current_span(),
@@ -168,7 +172,9 @@ pub(super) async fn run(
         }
     }
     // Kill what runs, and let the action in progress report before we stop listening,
-    // so that every stored action that ran has its observation.
+    // so that every stored action that ran has its observation. MCP servers go first;
+    // what they started carries the runtime's marker and dies with its processes.
+    mcp.close().await;
     ctx.runtime.close();
     let (closed_jobs, _) = mpsc::unbounded_channel();
     ctx.jobs = closed_jobs;

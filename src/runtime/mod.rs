@@ -176,6 +176,15 @@ impl LocalRuntime {
         .await
     }
 
+    /// The environment a process of this conversation starts with (the server's
+    /// allow-listed variables, the runtime's, and its marker, so that closing the
+    /// conversation finds it): for MCP stdio servers.
+    pub fn process_env(&self) -> Vec<(String, String)> {
+        let mut env = child_env::from_server();
+        env.extend(self.config.env.iter().cloned());
+        env
+    }
+
     /// Kills the running command and everything it started (Stop).
     pub fn interrupt(&self) {
         if let Some(shell) = self.current_shell() {

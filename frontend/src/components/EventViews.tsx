@@ -143,6 +143,7 @@ function StatusBadge({ action, obs, settled }: { action: OHEvent; obs?: OHEvent;
     if (code !== null) return <span class="badge badge-err" data-testid="exit-code">exit {code}</span>;
   }
   if (obs.observation === "browse" && obs.extras?.error) return <span class="badge badge-err">failed</span>;
+  if (obs.observation === "mcp" && mcpResult(obs.content ?? "").isError) return <span class="badge badge-err">tool error</span>;
   return (
     <span class="badge badge-ok">
       <Icon name="check" size={12} />
@@ -349,7 +350,7 @@ function ActionBody({ action: a, obs }: { action: OHEvent; obs?: OHEvent }) {
       return (
         <>
           <pre class="code">{JSON.stringify(args.arguments ?? {}, null, 2)}</pre>
-          {obs && <Output text={obs.content ?? ""} />}
+          {obs && (obs.observation === "mcp" ? <McpResult text={obs.content ?? ""} /> : <ObservationView obs={obs} />)}
         </>
       );
     case "think":
@@ -363,8 +364,44 @@ function ActionBody({ action: a, obs }: { action: OHEvent; obs?: OHEvent }) {
   }
 }
 
+/** An MCP tool result (the JSON of the server's answer): its text blocks, and whether the server called it an error. */
+export function mcpResult(text: string): { isError: boolean; text: string } {
+  try {
+    const r = JSON.parse(text);
+    if (r && typeof r === "object" && Array.isArray(r.content)) {
+      const parts = r.content.map((c: { type?: string; text?: unknown }) =>
+        c && c.type === "text" && typeof c.text === "string" ? c.text : `[${String(c?.type ?? "content")}]`,
+      );
+      return { isError: r.isError === true, text: parts.join("\n") || (r.error ? String(r.error) : "") };
+    }
+  } catch {
+    // Not JSON: shown as it is.
+  }
+  return { isError: false, text };
+}
+
+function McpResult({ text }: { text: string }) {
+  const r = mcpResult(text);
+  return <div class={r.isError ? "obs-error" : ""} data-testid="mcp-result"><Output text={r.text} /></div>;
+}
+
 export function ObservationView({ obs }: { obs: OHEvent }) {
   switch (obs.observation) {
+    case "mcp":
+      return (
+        <div class="obs-generic">
+          <div class="muted small">
+            Tool <code>{String(obs.extras?.name ?? "")}</code>
+          </div>
+          <McpResult text={obs.content ?? ""} />
+        </div>
+      );
+    case "success":
+      return (
+        <div class="obs-note" role="note" data-testid="obs-success">
+          <Icon name="check" size={14} /> <span>{obs.content}</span>
+        </div>
+      );
     case "error":
       return (
         <div class="obs-error" role="note" data-testid="obs-error">
