@@ -314,6 +314,17 @@ pub struct FileConfig {
     pub limits: LimitsConfig,
     /// `[mcp]`: MCP servers whose tools the agent gets.
     pub mcp: crate::mcp::McpConfig,
+    pub condenser: CondenserConfig,
+}
+
+/// `[condenser]`: when the history is summarised before the context overflows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CondenserConfig {
+    /// Summarise the older half once the history holds more than this many events
+    /// (`CONDENSER_MAX_SIZE`; the settings' `condenser_max_size` wins). Without it, only
+    /// an overflowing context or a `condensation_request` condenses.
+    pub max_size: Option<u64>,
 }
 
 /// Everything the server runs with.
@@ -388,6 +399,7 @@ const SECTIONS: &[(&str, &str, KeyKinds)] = &[
     ("sandbox", "SANDBOX_", key_kinds::<SandboxConfig>),
     ("security", "SECURITY_", key_kinds::<SecurityConfig>),
     ("limits", "LIMITS_", key_kinds::<LimitsConfig>),
+    ("condenser", "CONDENSER_", key_kinds::<CondenserConfig>),
 ];
 
 /// The keys of a section (its fields as serde names them, from its default) with their

@@ -38,6 +38,7 @@ pub struct UserSettings {
     pub agent: Option<String>,
     pub language: Option<String>,
     pub security_analyzer: Option<String>,
+    pub condenser_max_size: Option<u64>,
 }
 
 impl UserSettings {
@@ -62,6 +63,7 @@ impl UserSettings {
             agent: text("agent"),
             language: text("language"),
             security_analyzer: text("security_analyzer"),
+            condenser_max_size: field("condenser_max_size").as_u64(),
         }
     }
 

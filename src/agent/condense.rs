@@ -1,4 +1,5 @@
-//! Condensation: when the context overflows, the older half of the history is
+//! Condensation: when the context overflows, the history passes `[condenser] max_size`
+//! events or the user asks (`condensation_request`), the older half of the history is
 //! forgotten and replaced by the model's summary of it, recorded as a `condensation`
 //! action (with `summary`) so that a restart sees the same history.
 
@@ -39,4 +40,4 @@ pub(super) fn forget(start: u64, end: u64, summary: Option<String>) -> Event {
 
 /// The status message while condensing.
 pub(super) const NOTICE: &str =
-    "The conversation is longer than the model's context: condensing older steps.";
+    "Condensing older steps: the model continues from a summary of them.";

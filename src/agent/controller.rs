@@ -84,6 +84,8 @@ struct Controller {
     mcp_tools: Vec<Value>,
     /// Their names.
     mcp_names: std::collections::HashSet<String>,
+    /// The user asked for a condensation (`condensation_request`): done at the next step.
+    condense_requested: bool,
 }
 
 /// Runs the agent of one conversation until its inbox closes.
@@ -116,6 +118,7 @@ pub async fn run(
         backlog: VecDeque::new(),
         mcp_tools: Vec::new(),
         mcp_names: Default::default(),
+        condense_requested: false,
     };
     c.restore().await;
     let host = c.host.clone();
@@ -305,6 +308,9 @@ impl Controller {
                 let state = s.agent_state.clone();
                 self.on_change_state(&state).await
             }
+            Payload::Action(Action::CondensationRequest(_)) if a.source == EventSource::User => {
+                self.on_condensation_request().await
+            }
             Payload::Observation(o) if self.waiting.is_observation_of(a.event.cause) => {
                 if let Waiting::Observation { signature, .. } =
                     std::mem::replace(&mut self.waiting, Waiting::Nothing)
@@ -358,6 +364,27 @@ impl Controller {
         }
         self.set_state(AgentState::Running, "").await;
         self.advance().await;
+    }
+
+    /// A user's `condensation_request`: condensed at the agent's next step, or at once
+    /// when the agent is idle.
+    async fn on_condensation_request(&mut self) {
+        self.condense_requested = true;
+        let idle = matches!(self.waiting, Waiting::Nothing)
+            && !matches!(
+                self.state,
+                Some(AgentState::Running | AgentState::RateLimited)
+            );
+        if idle && self.load_turn().await {
+            self.condense_requested = false;
+            if !self.condense().await {
+                self.notify_status(
+                    NoticeKind::Info,
+                    "STATUS$CONDENSING",
+                    "There is too little history to condense yet.",
+                );
+            }
+        }
     }
 
     /// Stores what the workspace's microagents add for this message: a `recall` action
@@ -568,6 +595,14 @@ impl Controller {
             self.history.push(a.id, a.source, &a.event, max);
             self.backlog.push_back(a);
         }
+        let too_long = self
+            .turn
+            .as_ref()
+            .and_then(|t| t.condenser_max_size)
+            .is_some_and(|max| self.history.len() as u64 > max);
+        if std::mem::take(&mut self.condense_requested) || too_long {
+            self.condense().await;
+        }
         let request = ChatRequest {
             messages: self.history.messages(&self.system_prompt()),
             tools: self.tools(),
@@ -718,6 +753,14 @@ impl Controller {
         };
         self.notify_status(NoticeKind::Info, "STATUS$CONDENSING", condense::NOTICE);
         let summary = self.summarize(start, end).await;
+        if summary.is_none() {
+            self.host.notify(
+                Notice::error(
+                    "The model gave no summary of the older steps: they were dropped from its context instead.",
+                )
+                .to_json(),
+            );
+        }
         let event = condense::forget(start, end, summary);
         let copy = event.clone();
         match self.append(event, EventSource::Agent, false).await {

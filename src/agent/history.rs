@@ -197,6 +197,11 @@ impl History {
 
     /// Event ids to forget to roughly halve the history: everything after the first
     /// user message up to the middle. None when there is too little to condense.
+    /// How many events the model's context holds.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
     pub fn condensation_range(&self) -> Option<(u64, u64)> {
         let first_user = self
             .items

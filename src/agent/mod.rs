@@ -43,6 +43,8 @@ pub struct AgentOptions {
     pub llm_factory: LlmFactory,
     /// Offer the `browser` tool (Chromium is there and browsing is on).
     pub browser: bool,
+    /// Condense once the history holds more events than this (`[condenser] max_size`).
+    pub condenser_max_size: Option<u64>,
 }
 
 /// The signature of a function that makes an LLM client for some settings.

@@ -30,6 +30,7 @@ pub(super) fn options() -> AgentOptions {
         workspace: "/workspace".into(),
         llm_factory: LlmFactory::default(),
         browser: false,
+        condenser_max_size: None,
     }
 }
 

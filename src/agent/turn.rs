@@ -19,6 +19,8 @@ pub(super) struct Turn {
     pub max_iterations: u64,
     pub max_budget: Option<f64>,
     pub confirmation_mode: bool,
+    /// Condense once the history holds more events than this.
+    pub condenser_max_size: Option<u64>,
     /// Configured (input, output) prices per token, if any.
     costs: (Option<f64>, Option<f64>),
 }
@@ -74,6 +76,7 @@ impl Turn {
             max_iterations: s.max_iterations.unwrap_or(options.max_iterations),
             max_budget: s.max_budget_per_task.or(options.max_budget_per_task),
             confirmation_mode: s.confirmation_mode.unwrap_or(options.confirmation_mode),
+            condenser_max_size: s.condenser_max_size.or(options.condenser_max_size),
             costs: (llm.input_cost_per_token, llm.output_cost_per_token),
         })
     }

@@ -276,6 +276,7 @@ impl ConversationManager {
             workspace,
             llm_factory: metered_factory(&f.llm, self.metrics.clone()),
             browser: f.agent.enable_browsing && self.browser_config().is_ok(),
+            condenser_max_size: f.condenser.max_size,
         }
     }
 
