@@ -190,7 +190,7 @@ impl ConversationManager {
         };
         let runtime = Arc::new(LocalRuntime::new(
             &self.config.workspace_for(&id),
-            self.runtime_config(secrets),
+            self.runtime_config(&id, secrets),
         ));
         let workspace = self.config.workspace_for(&id).display().to_string();
         tokio::spawn(task::run(
@@ -239,7 +239,11 @@ impl ConversationManager {
     }
 
     /// The runtime's settings; the user's custom secrets become environment variables.
-    fn runtime_config(&self, secrets: Vec<crate::settings::CustomSecret>) -> RuntimeConfig {
+    fn runtime_config(
+        &self,
+        id: &str,
+        secrets: Vec<crate::settings::CustomSecret>,
+    ) -> RuntimeConfig {
         let sandbox = &self.config.file.sandbox;
         RuntimeConfig {
             default_timeout: Duration::from_secs(sandbox.timeout),
@@ -251,6 +255,7 @@ impl ConversationManager {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .chain(secrets.into_iter().map(|s| (s.name, s.value)))
                 .collect(),
+            sandbox: crate::runtime::sandbox::SandboxPolicy::for_conversation(&self.config, id),
         }
     }
 
@@ -326,6 +331,15 @@ impl ConversationManager {
             if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(conversation = %id, "cannot remove {}: {e}", dir.display());
+                }
+            }
+        }
+        if existed {
+            // The sandbox's private home and temporary directory go with it.
+            let private = self.config.file_store_path().join("sandbox").join(id);
+            if let Err(e) = tokio::fs::remove_dir_all(&private).await {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(conversation = %id, "cannot remove {}: {e}", private.display());
                 }
             }
         }
