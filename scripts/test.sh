@@ -6,6 +6,13 @@ cd "$(dirname "$0")/.."
 echo "== installing test dependencies"
 (cd tests/node && npm ci --no-audit --no-fund)
 python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+# The sandbox tests drive curl, git, python3 (with venv) and util-linux inside the sandbox.
+if ! command -v curl >/dev/null || ! python3 -m venv --help >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq curl python3-venv util-linux >/dev/null
+fi
 
 echo "== formatting and lints"
 cargo fmt --all -- --check

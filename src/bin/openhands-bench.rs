@@ -399,6 +399,36 @@ async fn fan_out(port: u16, cid: &str, clients: usize, events: u64, rate: u64) {
     );
 }
 
+/// The sandbox's cost: per command in an open shell, and the first command of a
+/// conversation (which starts the shell in its sandbox), `workspace-write` against `off`.
+async fn sandbox_latency() {
+    let mut per_mode = Vec::new();
+    for mode in ["off", "workspace-write"] {
+        let (server, _) = start_with(&[("SANDBOX_MODE", mode)]).await;
+        run_commands(server.port, "bench_sandbox_warmup", 5).await;
+        let mut command = Vec::new();
+        for round in 0..3 {
+            command.extend(run_commands(server.port, &format!("bench_sandbox_{round}"), 200).await);
+        }
+        let mut first = Vec::new();
+        for i in 0..20 {
+            first.extend(run_commands(server.port, &format!("bench_sandbox_first_{i}"), 1).await);
+        }
+        let (command, first) = (median(command), median(first));
+        println!(
+            "sandbox {mode}: run `echo hi` median {command:.2} ms (600 runs); first command of a conversation (shell start) median {first:.1} ms (20 conversations)"
+        );
+        per_mode.push((command, first));
+    }
+    if let [(off_cmd, off_first), (ww_cmd, ww_first)] = per_mode[..] {
+        println!(
+            "sandbox workspace-write vs off: {:+.2} ms per command, {:+.1} ms per shell start",
+            ww_cmd - off_cmd,
+            ww_first - off_first
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() {
     println!(
@@ -407,6 +437,10 @@ async fn main() {
             .map(|n| n.get())
             .unwrap_or(1)
     );
+    if std::env::args().any(|a| a == "--sandbox") {
+        sandbox_latency().await;
+        return;
+    }
 
     // 1. Cold start to /alive 200, and idle RSS.
     let mut starts = Vec::new();
@@ -489,6 +523,9 @@ async fn main() {
         1_000.0 / t.as_secs_f64(),
         t.as_secs_f64() * 1000.0
     );
+
+    // 4b. The sandbox's added latency.
+    sandbox_latency().await;
 
     // 5. Agent step overhead with a scripted LLM.
     let steps = agent_steps(200).await;

@@ -131,6 +131,7 @@ async fn socket_post(
 /// Binds, serves until SIGINT/SIGTERM, then closes every conversation cleanly.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    crate::runtime::sandbox::announce(&config).map_err(|e| anyhow::anyhow!(e))?;
     let store_dir = config.file_store_path();
     let store = crate::store::SqliteStore::open(&store_dir)
         .map_err(|e| anyhow::anyhow!("cannot open the store in {}: {e}", store_dir.display()))?;

@@ -85,6 +85,17 @@ export interface ConversationInfo {
   session_api_key?: string | null;
   num_connections?: number;
   trigger?: string | null;
+  /** Ours: the sandbox the conversation's commands run in. */
+  sandbox?: SandboxInfo;
+}
+
+export interface SandboxInfo {
+  mode: "workspace-write" | "read-only" | "off";
+  network: boolean;
+  landlock_abi: number | null;
+  namespaces: boolean;
+  /** What this kernel cannot enforce of the mode (empty when complete). */
+  missing: string[];
 }
 
 export interface Settings {

@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use super::{cstring, open_path, SandboxError, SandboxPolicy};
+use super::{cstring, SandboxError, SandboxPolicy};
 
 /// The mount and network setup of one child, planned in the server.
 pub(super) struct Namespaces {
@@ -19,10 +19,8 @@ pub(super) struct Namespaces {
     hide_files: Vec<CString>,
     /// Directories created in those tmpfs, parents first, as mount points.
     mkdirs: Vec<CString>,
-    /// (`/proc/self/fd/N` of the original, its path): kept directories bound back.
-    binds: Vec<(CString, CString)>,
-    /// The `O_PATH` descriptors `binds` name; open until the spawn is done.
-    _kept: Vec<OwnedFd>,
+    /// Kept directories beneath a hidden one, bound back over the tmpfs.
+    binds: Vec<CString>,
     loopback: bool,
 }
 
@@ -40,7 +38,6 @@ impl Namespaces {
         let mut hide_files = Vec::new();
         let mut mkdirs: Vec<PathBuf> = Vec::new();
         let mut binds = Vec::new();
-        let mut fds = Vec::new();
         // A hidden path beneath another hidden one is already covered.
         let hidden: Vec<&PathBuf> = policy
             .hidden
@@ -51,10 +48,7 @@ impl Namespaces {
             if h.is_dir() {
                 hide_dirs.push(cstring(h)?);
                 for k in kept.iter().filter(|k| k.starts_with(h) && *k != h) {
-                    let fd = open_path(k)?;
-                    let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-                    binds.push((cstring(Path::new(&proc_path))?, cstring(k)?));
-                    fds.push(fd);
+                    binds.push(cstring(k)?);
                     let mut chain: Vec<PathBuf> = k
                         .ancestors()
                         .take_while(|a| a.starts_with(h) && *a != h.as_path())
@@ -82,7 +76,6 @@ impl Namespaces {
                 .map(|d| cstring(d))
                 .collect::<Result<_, _>>()?,
             binds,
-            _kept: fds,
             loopback: !policy.network,
         })
     }
@@ -107,6 +100,18 @@ impl Namespaces {
                 libc::MS_REC | libc::MS_PRIVATE,
                 std::ptr::null(),
             ))?;
+            // Handles on the kept directories, taken in this namespace before they are
+            // covered (a bind source must belong to the caller's mount namespace).
+            let mut kept = [-1 as libc::c_int; MAX_BINDS];
+            if self.binds.len() > MAX_BINDS {
+                return Err(io::Error::from_raw_os_error(libc::E2BIG));
+            }
+            for (slot, dir) in kept.iter_mut().zip(&self.binds) {
+                *slot = libc::open(dir.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
+                if *slot < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             for dir in &self.hide_dirs {
                 check(libc::mount(
                     c"tmpfs".as_ptr(),
@@ -121,14 +126,18 @@ impl Namespaces {
                     return Err(io::Error::last_os_error());
                 }
             }
-            for (source, target) in &self.binds {
-                check(libc::mount(
-                    source.as_ptr(),
+            for (fd, target) in kept.iter().zip(&self.binds) {
+                let mut source = [0u8; 32];
+                fd_path(*fd, &mut source);
+                let result = check(libc::mount(
+                    source.as_ptr().cast(),
                     target.as_ptr(),
                     std::ptr::null(),
                     libc::MS_BIND | libc::MS_REC,
                     std::ptr::null(),
-                ))?;
+                ));
+                libc::close(*fd);
+                result?;
             }
             for file in &self.hide_files {
                 check(libc::mount(
@@ -169,6 +178,30 @@ impl Confine {
         }
         Ok(())
     }
+}
+
+/// Most kept directories one child binds back (workspace, home, temporary directory).
+const MAX_BINDS: usize = 8;
+
+/// Writes `/proc/self/fd/<fd>` and a NUL into `out`, without allocating.
+fn fd_path(fd: libc::c_int, out: &mut [u8; 32]) {
+    const PREFIX: &[u8] = b"/proc/self/fd/";
+    out[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 10];
+    let mut n = fd.max(0) as u32;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        out[PREFIX.len() + i] = digits[len - 1 - i];
+    }
+    out[PREFIX.len() + len] = 0;
 }
 
 fn errno() -> i32 {
@@ -264,4 +297,19 @@ unsafe fn drop_capabilities() -> io::Result<()> {
         inheritable: 0,
     }; 2];
     check(libc::syscall(libc::SYS_capset, &header, data.as_ptr()) as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fd_paths_are_written_without_allocating() {
+        for (fd, want) in [(0, "/proc/self/fd/0"), (7, "/proc/self/fd/7"), (1234, "/proc/self/fd/1234")] {
+            let mut out = [0u8; 32];
+            fd_path(fd, &mut out);
+            let got = CStr::from_bytes_until_nul(&out).unwrap();
+            assert_eq!(got.to_str().unwrap(), want);
+        }
+    }
 }

@@ -33,7 +33,6 @@ pub use support::{support, Support};
 
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
-use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -69,11 +68,6 @@ impl SandboxMode {
 pub enum SandboxError {
     #[error("cannot prepare the sandbox directory {path}: {source}")]
     Dir {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("cannot open {path} for the sandbox: {source}")]
-    Open {
         path: String,
         source: std::io::Error,
     },
@@ -165,12 +159,17 @@ impl SandboxPolicy {
             ),
             ("TMPDIR".to_string(), self.tmp.display().to_string()),
         ];
-        if let Some(real_home) = std::env::var_os("HOME").map(PathBuf::from) {
-            for (var, dir) in [("RUSTUP_HOME", ".rustup"), ("PYENV_ROOT", ".pyenv")] {
-                let path = real_home.join(dir);
-                if std::env::var_os(var).is_none() && path.is_dir() {
-                    env.push((var.to_string(), path.display().to_string()));
-                }
+        let real_home = std::env::var_os("HOME").map(PathBuf::from);
+        for (var, dir) in [("RUSTUP_HOME", ".rustup"), ("PYENV_ROOT", ".pyenv")] {
+            let path = match std::env::var_os(var) {
+                Some(set) => PathBuf::from(set),
+                None => match &real_home {
+                    Some(home) => home.join(dir),
+                    None => continue,
+                },
+            };
+            if path.is_dir() {
+                env.push((var.to_string(), path.display().to_string()));
             }
         }
         env
@@ -279,15 +278,59 @@ fn cstring(path: &Path) -> Result<CString, SandboxError> {
         .map_err(|_| SandboxError::Nul(path.display().to_string()))
 }
 
-fn open_path(path: &Path) -> Result<OwnedFd, SandboxError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-        .open(path)
-        .map(OwnedFd::from)
-        .map_err(|source| SandboxError::Open {
-            path: path.display().to_string(),
-            source,
-        })
+/// The sandbox as clients see it (conversation info, `GET /api/options/config`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SandboxInfo {
+    pub mode: SandboxMode,
+    pub network: bool,
+    /// The Landlock ABI of this kernel, if any.
+    pub landlock_abi: Option<u32>,
+    /// Whether user, mount and network namespaces are used.
+    pub namespaces: bool,
+    /// What the mode asks for that this kernel cannot enforce (empty when complete).
+    pub missing: Vec<String>,
+}
+
+impl SandboxInfo {
+    /// The configured sandbox and this kernel's support for it.
+    pub fn of(config: &crate::config::Config) -> Self {
+        let sandbox = &config.file.sandbox;
+        let support = support();
+        let off = sandbox.mode == SandboxMode::Off;
+        SandboxInfo {
+            mode: sandbox.mode,
+            network: sandbox.network || off,
+            landlock_abi: support.landlock_abi,
+            namespaces: support.user_namespaces && !off,
+            missing: support.missing(sandbox.mode, sandbox.network),
+        }
+    }
+}
+
+/// Says at start what the sandbox enforces; an error when `[sandbox] require` is set and
+/// the kernel lacks something the configuration asks for.
+pub fn announce(config: &crate::config::Config) -> Result<(), String> {
+    let info = SandboxInfo::of(config);
+    if info.mode == SandboxMode::Off {
+        tracing::warn!("sandbox mode is off: the agent's commands run with this server user's full rights");
+        return Ok(());
+    }
+    if info.missing.is_empty() {
+        tracing::info!(
+            mode = info.mode.as_str(),
+            network = info.network,
+            landlock_abi = info.landlock_abi,
+            "sandbox enforced"
+        );
+        return Ok(());
+    }
+    let text = info.missing.join("; ");
+    if config.file.sandbox.require {
+        return Err(format!(
+            "the sandbox ({}) cannot be enforced on this kernel and [sandbox] require is set: {text}",
+            info.mode.as_str()
+        ));
+    }
+    tracing::warn!(mode = info.mode.as_str(), "the sandbox is incomplete on this kernel: {text}");
+    Ok(())
 }

@@ -142,6 +142,8 @@ struct ConversationInfo {
     session_api_key: Option<String>,
     created_at: String,
     pr_number: Vec<i64>,
+    /// Ours: the sandbox the conversation's processes run in.
+    sandbox: crate::runtime::sandbox::SandboxInfo,
 }
 
 /// One page of `GET /api/conversations`.
@@ -177,6 +179,7 @@ async fn info(state: &AppState, meta: ConversationMetadata) -> ConversationInfo 
         session_api_key: None,
         created_at: meta.created_at,
         pr_number: meta.pr_number,
+        sandbox: crate::runtime::sandbox::SandboxInfo::of(&state.config),
     }
 }
 

@@ -47,6 +47,8 @@ struct WebClientConfig {
     /// Git providers with an integration: none.
     providers_configured: Vec<String>,
     feature_flags: FeatureFlags,
+    /// Ours: the sandbox's mode and what this kernel enforces of it.
+    sandbox: crate::runtime::sandbox::SandboxInfo,
 }
 
 /// Upstream's feature flags, all off.
@@ -60,7 +62,7 @@ struct FeatureFlags {
     enable_linear: bool,
 }
 
-async fn config() -> Json<WebClientConfig> {
+async fn config(State(state): State<AppState>) -> Json<WebClientConfig> {
     Json(WebClientConfig {
         app_mode: "oss",
         github_client_id: "",
@@ -73,6 +75,7 @@ async fn config() -> Json<WebClientConfig> {
             enable_jira_dc: false,
             enable_linear: false,
         },
+        sandbox: crate::runtime::sandbox::SandboxInfo::of(&state.config),
     })
 }
 
