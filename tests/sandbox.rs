@@ -23,7 +23,11 @@ fn start(env: &[(&str, &str)]) -> Sandboxed {
     let home = dir.join("home");
     std::fs::create_dir_all(home.join(".ssh")).unwrap();
     std::fs::write(home.join(".bashrc"), "# original\n").unwrap();
-    std::fs::write(home.join(".ssh/authorized_keys"), "ssh-ed25519 AAAA original\n").unwrap();
+    std::fs::write(
+        home.join(".ssh/authorized_keys"),
+        "ssh-ed25519 AAAA original\n",
+    )
+    .unwrap();
     let real_home = std::env::var("HOME").unwrap_or_default();
     let mut vars: Vec<(String, String)> = vec![
         ("HOME".into(), home.display().to_string()),
@@ -60,7 +64,11 @@ struct Conv {
 impl Conv {
     async fn open(server: &Server) -> Conv {
         let id = new_id();
-        let ws = ws_ready(server.port, &format!("conversation_id={id}&latest_event_id=-1")).await;
+        let ws = ws_ready(
+            server.port,
+            &format!("conversation_id={id}&latest_event_id=-1"),
+        )
+        .await;
         Conv { ws, id }
     }
 
@@ -114,7 +122,8 @@ async fn workspace_write_keeps_the_agent_out_of_home_etc_the_store_and_other_wor
 
     let out = c.fails(&format!("echo pwned >> {home}/.bashrc")).await;
     assert!(out.contains("[Sandbox:"), "the model is told why: {out}");
-    c.fails(&format!("echo key >> {home}/.ssh/authorized_keys")).await;
+    c.fails(&format!("echo key >> {home}/.ssh/authorized_keys"))
+        .await;
     c.fails("echo x > /etc/openhands-sandbox-test").await;
     c.fails(&format!("echo x > {other_ws}/pwn")).await;
     c.fails(&format!("cat {other_ws}/secret.txt")).await;
@@ -129,7 +138,10 @@ async fn workspace_write_keeps_the_agent_out_of_home_etc_the_store_and_other_wor
     let (_, out) = c.run(&format!("head -c 16 {store}/openhands.db")).await;
     assert!(!out.contains("SQLite format"), "{out}");
     // Symlinks planted in the workspace do not lead out.
-    c.ok(&format!("ln -s {home}/.bashrc rc && ln -s {store}/openhands.db db")).await;
+    c.ok(&format!(
+        "ln -s {home}/.bashrc rc && ln -s {store}/openhands.db db"
+    ))
+    .await;
     c.fails("echo pwned >> rc").await;
     let (_, out) = c.run("head -c 16 db").await;
     assert!(!out.contains("SQLite format"), "{out}");
@@ -152,7 +164,12 @@ async fn workspace_write_keeps_the_agent_out_of_home_etc_the_store_and_other_wor
     );
     assert!(!Path::new("/etc/openhands-sandbox-test").exists());
     assert!(!s.store.join("pwn").exists());
-    assert!(!s.store.join("workspaces").join(&other.id).join("pwn").exists());
+    assert!(!s
+        .store
+        .join("workspaces")
+        .join(&other.id)
+        .join("pwn")
+        .exists());
     // Outside the sandbox, the database is really there.
     assert!(std::fs::read(s.store.join("openhands.db"))
         .unwrap()
@@ -165,7 +182,10 @@ async fn the_servers_file_operations_follow_the_same_policy_on_resolved_paths() 
     let mut c = Conv::open(&s.server).await;
     let home = s.home.display().to_string();
     let store = s.store.display().to_string();
-    c.ok(&format!("ln -s {home}/.bashrc rc && ln -s {store}/openhands.db db && ln -s {home} h")).await;
+    c.ok(&format!(
+        "ln -s {home}/.bashrc rc && ln -s {store}/openhands.db db && ln -s {home} h"
+    ))
+    .await;
     for action in [
         json!({"action": "write", "args": {"path": "rc", "content": "pwned"}}),
         json!({"action": "write", "args": {"path": "h/.profile", "content": "pwned"}}),
@@ -178,14 +198,24 @@ async fn the_servers_file_operations_follow_the_same_policy_on_resolved_paths() 
     ] {
         let o = c.act(action.clone()).await;
         assert_eq!(o["observation"], "error", "{action}: {o}");
-        assert!(o["content"].as_str().unwrap().starts_with("Permission denied"), "{o}");
+        assert!(
+            o["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("Permission denied"),
+            "{o}"
+        );
     }
     assert_eq!(read(&s.home.join(".bashrc")), "# original\n");
     assert!(!s.home.join(".profile").exists());
     // Inside the workspace everything works, and the system stays readable.
-    let o = c.act(json!({"action": "write", "args": {"path": "notes.txt", "content": "fine"}})).await;
+    let o = c
+        .act(json!({"action": "write", "args": {"path": "notes.txt", "content": "fine"}}))
+        .await;
     assert_eq!(o["observation"], "write", "{o}");
-    let o = c.act(json!({"action": "read", "args": {"path": "/etc/hostname"}})).await;
+    let o = c
+        .act(json!({"action": "read", "args": {"path": "/etc/hostname"}}))
+        .await;
     assert_eq!(o["observation"], "read", "{o}");
 }
 
@@ -201,11 +231,14 @@ async fn projects_virtualenvs_git_and_caches_work_in_the_workspace() {
         .await;
     assert!(out.contains(".venv"), "{out}");
     // The private home, cache and temporary directory are writable.
-    c.ok("echo x > $HOME/f && mkdir -p $XDG_CACHE_HOME/pip && echo y > $TMPDIR/t && mktemp").await;
+    c.ok("echo x > $HOME/f && mkdir -p $XDG_CACHE_HOME/pip && echo y > $TMPDIR/t && mktemp")
+        .await;
     c.ok("git init -q . && git add main.py app && git -c user.email=a@b -c user.name=a commit -qm first && git log --oneline | wc -l").await;
     // A background server on loopback is reachable from the same conversation.
     c.ok("python3 -m http.server 18765 --bind 127.0.0.1 >/dev/null 2>&1 & for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:18765/ && break; sleep 0.1; done").await;
-    let out = c.ok("curl -s http://127.0.0.1:18765/ | grep -c main.py").await;
+    let out = c
+        .ok("curl -s http://127.0.0.1:18765/ | grep -c main.py")
+        .await;
     assert!(out.starts_with('1'), "{out}");
     c.ok("kill %1").await;
     let has_cargo = c.run("command -v cargo").await.0 == 0;
@@ -228,7 +261,9 @@ fn outside_server() -> u16 {
             let Ok(mut s) = stream else { continue };
             let mut buf = [0u8; 1024];
             let _ = s.read(&mut buf);
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\noutside");
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\noutside",
+            );
         }
     });
     port
@@ -247,8 +282,13 @@ async fn with_the_network_off_a_server_outside_the_sandbox_is_unreachable() {
     let out = c.fails(&fetch).await;
     assert!(!out.contains("outside"), "{out}");
     let out = c.fails(&py).await;
-    assert!(out.contains("Connection refused") && out.contains("network is off"), "{out}");
-    let o = c.act(json!({"action": "browse", "args": {"url": format!("http://127.0.0.1:{port}/")}})).await;
+    assert!(
+        out.contains("Connection refused") && out.contains("network is off"),
+        "{out}"
+    );
+    let o = c
+        .act(json!({"action": "browse", "args": {"url": format!("http://127.0.0.1:{port}/")}}))
+        .await;
     assert_eq!(o["observation"], "error", "{o}");
 }
 
@@ -259,22 +299,35 @@ async fn read_only_allows_reading_but_no_write_anywhere() {
     c.ok("cat /etc/hostname >/dev/null && ls").await;
     let out = c.fails("echo x > a.txt").await;
     assert!(out.contains("read-only"), "{out}");
-    c.fails(&format!("echo x >> {}/.bashrc", s.home.display())).await;
-    let (_, out) = c.run(&format!("head -c 16 {}/openhands.db", s.store.display())).await;
+    c.fails(&format!("echo x >> {}/.bashrc", s.home.display()))
+        .await;
+    let (_, out) = c
+        .run(&format!("head -c 16 {}/openhands.db", s.store.display()))
+        .await;
     assert!(!out.contains("SQLite format"), "{out}");
-    let o = c.act(json!({"action": "write", "args": {"path": "a.txt", "content": "x"}})).await;
+    let o = c
+        .act(json!({"action": "write", "args": {"path": "a.txt", "content": "x"}}))
+        .await;
     assert_eq!(o["observation"], "error", "{o}");
     assert!(o["content"].as_str().unwrap().contains("read-only"), "{o}");
-    assert!(!s.store.join("workspaces").join(&c.id).join("a.txt").exists());
+    assert!(!s
+        .store
+        .join("workspaces")
+        .join(&c.id)
+        .join("a.txt")
+        .exists());
 }
 
 #[tokio::test]
 async fn off_gives_the_agent_the_server_users_rights_and_says_so() {
     let s = start(&[("SANDBOX_MODE", "off")]);
     let mut c = Conv::open(&s.server).await;
-    c.ok(&format!("echo added >> {}/.bashrc", s.home.display())).await;
+    c.ok(&format!("echo added >> {}/.bashrc", s.home.display()))
+        .await;
     assert_eq!(read(&s.home.join(".bashrc")), "# original\nadded\n");
-    let out = c.ok(&format!("head -c 15 {}/openhands.db", s.store.display())).await;
+    let out = c
+        .ok(&format!("head -c 15 {}/openhands.db", s.store.display()))
+        .await;
     assert!(out.contains("SQLite format"), "{out}");
     let (_, info) = get(&s.server, &format!("/api/conversations/{}", c.id)).await;
     assert_eq!(info["sandbox"]["mode"], "off", "{info}");
@@ -303,5 +356,8 @@ async fn a_bad_mode_is_refused_at_start() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("danger"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("danger"),
+        "{out:?}"
+    );
 }

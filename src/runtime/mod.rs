@@ -163,13 +163,14 @@ impl LocalRuntime {
         Ok(())
     }
 
-    /// Checks a file operation's resolved path against the sandbox.
-    fn allowed(&self, path: &Path, access: sandbox::Access) -> Result<(), Observation> {
+    /// The error observation for a file operation the sandbox refuses on its resolved
+    /// path, if it does.
+    fn denial(&self, path: &Path, access: sandbox::Access) -> Option<Observation> {
         self.config
             .sandbox
             .check(path, access)
-            .map(|_| ())
-            .map_err(|denied| Observation::error(denied.to_string(), ""))
+            .err()
+            .map(|denied| Observation::error(denied.to_string(), ""))
     }
 
     /// The workspace directory.
@@ -232,7 +233,7 @@ impl LocalRuntime {
             Action::Run(args) => self.run(args, timeout).await,
             Action::Read(args) => {
                 let path = self.resolve(&args.path);
-                if let Err(denied) = self.allowed(&path, sandbox::Access::Read) {
+                if let Some(denied) = self.denial(&path, sandbox::Access::Read) {
                     return denied;
                 }
                 let editor = self.editor.lock().await;
@@ -258,7 +259,7 @@ impl LocalRuntime {
             }
             Action::Write(args) => {
                 let path = self.resolve(&args.path);
-                if let Err(denied) = self.allowed(&path, sandbox::Access::Write) {
+                if let Some(denied) = self.denial(&path, sandbox::Access::Write) {
                     return denied;
                 }
                 match self.editor.lock().await.write(&path, &args.content) {
@@ -335,7 +336,8 @@ impl LocalRuntime {
                 format!("\n[The command timed out after {secs} seconds and was killed, with every process it started.]"),
             ),
         };
-        let suffix = match sandbox::hint_for_output(&self.config.sandbox, exit_code, &result.output) {
+        let suffix = match sandbox::hint_for_output(&self.config.sandbox, exit_code, &result.output)
+        {
             Some(hint) => format!("\n{hint}{suffix}"),
             None => suffix,
         };
@@ -377,7 +379,7 @@ impl LocalRuntime {
         };
         // A write reads the file too (undo, replace): both must be allowed.
         for a in [sandbox::Access::Read, access] {
-            if let Err(denied) = self.allowed(&path, a) {
+            if let Some(denied) = self.denial(&path, a) {
                 return denied;
             }
         }

@@ -107,7 +107,10 @@ impl Namespaces {
                 return Err(io::Error::from_raw_os_error(libc::E2BIG));
             }
             for (slot, dir) in kept.iter_mut().zip(&self.binds) {
-                *slot = libc::open(dir.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
+                *slot = libc::open(
+                    dir.as_ptr(),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                );
                 if *slot < 0 {
                     return Err(io::Error::last_os_error());
                 }
@@ -305,7 +308,11 @@ mod tests {
 
     #[test]
     fn fd_paths_are_written_without_allocating() {
-        for (fd, want) in [(0, "/proc/self/fd/0"), (7, "/proc/self/fd/7"), (1234, "/proc/self/fd/1234")] {
+        for (fd, want) in [
+            (0, "/proc/self/fd/0"),
+            (7, "/proc/self/fd/7"),
+            (1234, "/proc/self/fd/1234"),
+        ] {
             let mut out = [0u8; 32];
             fd_path(fd, &mut out);
             let got = CStr::from_bytes_until_nul(&out).unwrap();

@@ -53,12 +53,16 @@ mod tests {
         let out = "bash: /etc/x: Permission denied";
         assert_eq!(hint_for_output(&p, 1, out), None);
         p.mode = SandboxMode::WorkspaceWrite;
-        assert!(hint_for_output(&p, 1, out).unwrap().contains("writes only inside the workspace"));
+        assert!(hint_for_output(&p, 1, out)
+            .unwrap()
+            .contains("writes only inside the workspace"));
         assert_eq!(hint_for_output(&p, 0, out), None);
         assert_eq!(hint_for_output(&p, 1, "all fine"), None);
         p.network = false;
-        assert!(hint_for_output(&p, 7, "curl: (7) Failed to connect: Connection refused")
-            .unwrap()
-            .contains("network is off"));
+        assert!(
+            hint_for_output(&p, 7, "curl: (7) Failed to connect: Connection refused")
+                .unwrap()
+                .contains("network is off")
+        );
     }
 }

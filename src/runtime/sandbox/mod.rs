@@ -312,7 +312,9 @@ impl SandboxInfo {
 pub fn announce(config: &crate::config::Config) -> Result<(), String> {
     let info = SandboxInfo::of(config);
     if info.mode == SandboxMode::Off {
-        tracing::warn!("sandbox mode is off: the agent's commands run with this server user's full rights");
+        tracing::warn!(
+            "sandbox mode is off: the agent's commands run with this server user's full rights"
+        );
         return Ok(());
     }
     if info.missing.is_empty() {
@@ -331,6 +333,9 @@ pub fn announce(config: &crate::config::Config) -> Result<(), String> {
             info.mode.as_str()
         ));
     }
-    tracing::warn!(mode = info.mode.as_str(), "the sandbox is incomplete on this kernel: {text}");
+    tracing::warn!(
+        mode = info.mode.as_str(),
+        "the sandbox is incomplete on this kernel: {text}"
+    );
     Ok(())
 }

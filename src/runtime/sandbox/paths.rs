@@ -157,12 +157,18 @@ mod tests {
         let p = policy(tmp.path(), SandboxMode::WorkspaceWrite);
         symlink("/etc", p.workspace.join("etc")).unwrap();
         symlink("../b/x", p.workspace.join("sibling")).unwrap();
-        symlink(tmp.path().join("nowhere/file"), p.workspace.join("dangling")).unwrap();
+        symlink(
+            tmp.path().join("nowhere/file"),
+            p.workspace.join("dangling"),
+        )
+        .unwrap();
         for name in ["etc/passwd", "sibling", "dangling", "../b/y"] {
             let r = p.check(&p.workspace.join(name), Access::Write);
             assert!(matches!(r, Err(Denied::Write { .. })), "{name}: {r:?}");
         }
-        assert!(p.check(&p.workspace.join("new/file"), Access::Write).is_ok());
+        assert!(p
+            .check(&p.workspace.join("new/file"), Access::Write)
+            .is_ok());
         assert!(p.check(&p.tmp.join("f"), Access::Write).is_ok());
     }
 

@@ -43,7 +43,9 @@ impl Support {
                 "user namespaces are not available ({why}): the store and the configuration stay readable to the agent"
             ));
             if !network {
-                missing.push("network namespaces are not available: network = off is not enforced".into());
+                missing.push(
+                    "network namespaces are not available: network = off is not enforced".into(),
+                );
             }
         }
         missing
