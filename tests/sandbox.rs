@@ -3,7 +3,12 @@
 //! `network = off`, `read-only` and `off`.
 
 mod common;
+#[path = "common/llm.rs"]
+#[allow(dead_code)]
+mod llm;
+
 use common::*;
+use llm::{call, text, ScriptedLlm};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -133,6 +138,12 @@ async fn workspace_write_keeps_the_agent_out_of_home_etc_the_store_and_other_wor
     assert!(!out.contains("SQLite format"), "{out}");
     let (_, out) = c.run(&format!("ls -a {store}")).await;
     assert!(!out.contains("openhands.db"), "{out}");
+    // Not through the working directory either (it is entered through the new mounts).
+    let (_, out) = c
+        .run("( cd ../.. && pwd && head -c 16 openhands.db; ls )")
+        .await;
+    assert!(!out.contains("SQLite format"), "{out}");
+    assert!(!out.contains(&other.id), "{out}");
     // Undoing the mounts is refused too.
     c.fails(&format!("umount -l {store}")).await;
     let (_, out) = c.run(&format!("head -c 16 {store}/openhands.db")).await;
@@ -154,10 +165,22 @@ async fn workspace_write_keeps_the_agent_out_of_home_etc_the_store_and_other_wor
     assert_eq!(read(&ws.join("daemon.txt")), "ran\n");
     assert_ne!(read(&ws.join("daemon_exit.txt")).trim(), "0");
     assert!(!s.home.join("escaped").exists());
+    // Metadata outside the writable directories cannot change either.
+    c.fails(&format!("chmod 777 {home}/.bashrc")).await;
+    c.fails(&format!("touch -d 2000-01-01 {home}/.bashrc"))
+        .await;
+    c.ok("touch -d 2000-01-01 daemon.txt && chmod 600 daemon.txt")
+        .await;
     // The server is out of the sandbox's reach.
     c.fails(&format!("kill -0 {}", s.server.child.id())).await;
 
     assert_eq!(read(&s.home.join(".bashrc")), "# original\n");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(s.home.join(".bashrc"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_ne!(mode & 0o777, 0o777);
     assert_eq!(
         read(&s.home.join(".ssh/authorized_keys")),
         "ssh-ed25519 AAAA original\n"
@@ -360,4 +383,54 @@ async fn a_bad_mode_is_refused_at_start() {
         String::from_utf8_lossy(&out.stderr).contains("danger"),
         "{out:?}"
     );
+}
+
+#[tokio::test]
+async fn the_model_is_told_when_the_sandbox_denies_its_command_or_edit() {
+    let llm = ScriptedLlm::start(vec![
+        call("execute_bash", json!({"command": "echo pwned > /etc/openhands-sandbox-agent", "security_risk": "LOW"})),
+        call("str_replace_editor", json!({"command": "create", "path": "/etc/openhands-sandbox-agent", "file_text": "x", "security_risk": "LOW"})),
+        text("I will write inside the workspace instead."),
+    ])
+    .await;
+    let s = start(&[
+        ("LLM_MODEL", "openai/scripted-model"),
+        ("LLM_API_KEY", "sk-test"),
+        ("LLM_BASE_URL", llm.base_url.as_str()),
+    ]);
+    let mut c = Conv::open(&s.server).await;
+    send_user_action(&mut c.ws, &message("write /etc/openhands-sandbox-agent")).await;
+    loop {
+        let p = tokio::time::timeout(std::time::Duration::from_secs(30), next_payload(&mut c.ws))
+            .await
+            .expect("the agent took too long");
+        if p["observation"] == "agent_state_changed"
+            && p["extras"]["agent_state"] == "awaiting_user_input"
+            && llm.requests().len() >= 3
+        {
+            break;
+        }
+    }
+    let reqs = llm.requests();
+    let tool_text = |i: usize| -> String {
+        reqs[i]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rfind(|m| m["role"] == "tool")
+            .map(|m| m["content"].to_string())
+            .unwrap_or_default()
+    };
+    let after_bash = tool_text(1);
+    assert!(
+        after_bash.contains("Permission denied") || after_bash.contains("Read-only file system"),
+        "{after_bash}"
+    );
+    assert!(after_bash.contains("[Sandbox:"), "{after_bash}");
+    let after_edit = tool_text(2);
+    assert!(
+        after_edit.contains("Permission denied") && after_edit.contains("workspace"),
+        "{after_edit}"
+    );
+    assert!(!Path::new("/etc/openhands-sandbox-agent").exists());
 }

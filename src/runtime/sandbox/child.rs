@@ -21,6 +21,9 @@ pub(super) struct Namespaces {
     mkdirs: Vec<CString>,
     /// Kept directories beneath a hidden one, bound back over the tmpfs.
     binds: Vec<CString>,
+    /// The only mounts left writable (every other mount is made read-only, so that even
+    /// metadata such as modes and times cannot change outside them).
+    writable: Vec<CString>,
     loopback: bool,
 }
 
@@ -76,6 +79,14 @@ impl Namespaces {
                 .map(|d| cstring(d))
                 .collect::<Result<_, _>>()?,
             binds,
+            writable: policy
+                .writable()
+                .iter()
+                .map(PathBuf::as_path)
+                .chain([Path::new("/dev/shm")])
+                .filter(|p| p.is_dir())
+                .map(cstring)
+                .collect::<Result<_, _>>()?,
             loopback: !policy.network,
         })
     }
@@ -151,9 +162,51 @@ impl Namespaces {
                     std::ptr::null(),
                 ))?;
             }
+            self.read_only_elsewhere()?;
+            // The working directory was entered before the mounts, so it still points
+            // into the covered tree (where `..` would lead to the store): enter it again
+            // by name, through the new mounts.
+            let mut cwd = [0u8; libc::PATH_MAX as usize];
+            if libc::getcwd(cwd.as_mut_ptr().cast(), cwd.len()).is_null() {
+                return Err(io::Error::last_os_error());
+            }
+            check(libc::chdir(cwd.as_ptr().cast()))?;
             if self.loopback {
                 loopback_up()?;
             }
+        }
+        Ok(())
+    }
+
+    /// Makes every mount read-only but the writable directories (each bound onto itself
+    /// first, so it is a mount of its own). A kernel without `mount_setattr` (before 5.12)
+    /// keeps its mounts as they are: Landlock still guards every file's content.
+    unsafe fn read_only_elsewhere(&self) -> io::Result<()> {
+        for dir in &self.writable {
+            check(libc::mount(
+                dir.as_ptr(),
+                dir.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ))?;
+        }
+        let set = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY,
+            ..MountAttr::default()
+        };
+        if let Err(e) = mount_setattr(c"/", &set) {
+            return match e.raw_os_error() {
+                Some(libc::ENOSYS) => Ok(()),
+                _ => Err(e),
+            };
+        }
+        let clear = MountAttr {
+            attr_clr: MOUNT_ATTR_RDONLY,
+            ..MountAttr::default()
+        };
+        for dir in &self.writable {
+            mount_setattr(dir, &clear)?;
         }
         Ok(())
     }
@@ -168,6 +221,16 @@ pub(super) struct Confine {
 impl Confine {
     /// Runs in the child: namespaces, capabilities, `no_new_privs`, Landlock.
     pub(super) fn enter(&self) -> io::Result<()> {
+        // Descriptors the server inherited or opened without close-on-exec (an open file
+        // is not checked again by Landlock) do not reach the sandboxed program.
+        // SAFETY: marks descriptors 3 and up close-on-exec; stdio is already in place.
+        unsafe {
+            const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+            let ret = libc::syscall(libc::SYS_close_range, 3_u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
+            if ret < 0 && errno() != libc::ENOSYS {
+                return Err(io::Error::last_os_error());
+            }
+        }
         if let Some(ns) = &self.namespaces {
             ns.enter()?;
         }
@@ -181,6 +244,31 @@ impl Confine {
         }
         Ok(())
     }
+}
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+#[derive(Default)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// `mount_setattr(AT_FDCWD, path, AT_RECURSIVE, attr)`.
+unsafe fn mount_setattr(path: &CStr, attr: &MountAttr) -> io::Result<()> {
+    let ret = libc::syscall(
+        libc::SYS_mount_setattr,
+        libc::AT_FDCWD,
+        path.as_ptr(),
+        libc::AT_RECURSIVE as libc::c_uint,
+        attr as *const MountAttr,
+        std::mem::size_of::<MountAttr>(),
+    );
+    check(ret as libc::c_int)
 }
 
 /// Most kept directories one child binds back (workspace, home, temporary directory).
