@@ -430,10 +430,13 @@ async fn sandbox_latency() {
     let mut medians = [[0.0f64; 3]; 2];
     for (c, (label, command)) in commands.iter().enumerate() {
         let mut times = [Vec::new(), Vec::new()];
-        for _ in 0..30 {
+        for round in 0..30 {
             for (i, (_, port)) in servers.iter().enumerate() {
-                let cid = format!("bench_sandbox_{c}");
-                times[i].extend(run_command_n(*port, &cid, 10, command).await);
+                // A fresh conversation per batch (a reconnection would replay the old
+                // observations); its first command starts the shell and is not counted.
+                let cid = format!("bench_sandbox_{c}_{round}");
+                let batch = run_command_n(*port, &cid, 11, command).await;
+                times[i].extend(batch.into_iter().skip(1));
             }
         }
         for (i, (mode, _)) in servers.iter().enumerate() {
