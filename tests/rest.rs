@@ -77,7 +77,9 @@ async fn conversation_lifecycle_over_rest() {
             "url",
             "session_api_key",
             "created_at",
-            "pr_number"
+            "pr_number",
+            // Ours, after upstream's keys: the conversation's sandbox.
+            "sandbox"
         ]
     );
     // The title comes from the first message once it is stored.

@@ -85,7 +85,7 @@ export interface ConversationInfo {
   session_api_key?: string | null;
   num_connections?: number;
   trigger?: string | null;
-  /** Ours: the sandbox the conversation's commands run in. */
+  // Ours: the sandbox the conversation runs in.
   sandbox?: SandboxInfo;
 }
 
@@ -94,7 +94,7 @@ export interface SandboxInfo {
   network: boolean;
   landlock_abi: number | null;
   namespaces: boolean;
-  /** What this kernel cannot enforce of the mode (empty when complete). */
+  // What this kernel cannot enforce of the mode (empty when complete).
   missing: string[];
 }
 
