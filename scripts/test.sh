@@ -14,6 +14,13 @@ if [ -z "${CHROMIUM_PATH:-}" ] && [ ! -x /usr/bin/chromium ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
+# The sandbox tests drive curl, git, python3 (with venv) and util-linux inside the sandbox.
+if ! command -v curl >/dev/null || ! python3 -m venv --help >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq curl python3-venv util-linux >/dev/null
+fi
 
 echo "== formatting and lints"
 cargo fmt --all -- --check

@@ -224,6 +224,14 @@ pub struct SandboxConfig {
     pub enable_auto_lint: bool,
     pub initialize_plugins: bool,
     pub platform: Option<String>,
+    /// What the agent's processes may touch (ours; `SANDBOX_MODE`).
+    pub mode: crate::runtime::sandbox::SandboxMode,
+    /// Whether the agent's processes reach the network (ours; `SANDBOX_NETWORK`); off
+    /// leaves only loopback services the conversation started itself.
+    pub network: bool,
+    /// Refuse to start when the kernel cannot enforce `mode`/`network` completely (ours;
+    /// `SANDBOX_REQUIRE`); otherwise the server runs with what it has and says so.
+    pub require: bool,
 }
 
 impl Default for SandboxConfig {
@@ -250,6 +258,9 @@ impl Default for SandboxConfig {
             enable_auto_lint: false,
             initialize_plugins: true,
             platform: None,
+            mode: crate::runtime::sandbox::SandboxMode::default(),
+            network: true,
+            require: false,
         }
     }
 }
@@ -345,6 +356,8 @@ pub struct Config {
     /// Warnings collected while loading (unknown keys, unsupported keys that are set),
     /// logged at start.
     pub warnings: Vec<String>,
+    /// The configuration file that was read (absolute), if any: hidden from the agent.
+    pub config_path: Option<PathBuf>,
 }
 
 /// Command-line overrides (the highest precedence).
@@ -673,8 +686,12 @@ impl Config {
             Some(p) => (p.clone(), true),
             None => (PathBuf::from("config.toml"), false),
         };
+        let mut config_path = None;
         let mut table = match std::fs::read_to_string(&path) {
-            Ok(text) => parse_file(&path.display().to_string(), &text, &mut warnings)?,
+            Ok(text) => {
+                config_path = std::fs::canonicalize(&path).ok();
+                parse_file(&path.display().to_string(), &text, &mut warnings)?
+            }
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
             Err(e) => {
                 return Err(ConfigError::Read {
@@ -752,6 +769,7 @@ impl Config {
             generated_key,
             file,
             warnings,
+            config_path,
         };
         config.validate()?;
         Ok(config)
@@ -1030,7 +1048,7 @@ mod tests {
         };
         assert_eq!(key_kinds::<CoreConfig>().len(), 19);
         assert_eq!(key_kinds::<LlmConfig>().len(), 25);
-        assert_eq!(key_kinds::<SandboxConfig>().len(), 21);
+        assert_eq!(key_kinds::<SandboxConfig>().len(), 24);
         for (keys, key, expected) in [
             (
                 key_kinds::<CoreConfig>(),

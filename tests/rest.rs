@@ -83,7 +83,9 @@ async fn conversation_lifecycle_over_rest() {
             "accumulated_cost",
             "prompt_tokens",
             "completion_tokens",
-            "total_tokens"
+            "total_tokens",
+            // Ours, after upstream's keys: the conversation's sandbox.
+            "sandbox"
         ]
     );
     // The title comes from the first message once it is stored.

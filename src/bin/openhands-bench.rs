@@ -303,9 +303,19 @@ async fn agent_steps(steps: usize) -> Vec<f64> {
 /// Runs `echo hi` through the runtime `n` times in a row, each after the previous
 /// observation; returns each round trip in milliseconds.
 async fn run_commands(port: u16, cid: &str, n: usize) -> Vec<f64> {
+    run_command_n(port, cid, n, "echo hi").await
+}
+
+/// Runs `command` (which must print exactly `hi`) `n` times in a row; each round trip in
+/// milliseconds.
+async fn run_command_n(port: u16, cid: &str, n: usize, command: &str) -> Vec<f64> {
     let mut ws = connect(port, cid, -1).await;
     let frame = Message::Text(
-        r#"42["oh_user_action",{"action":"run","args":{"command":"echo hi"}}]"#.into(),
+        format!(
+            r#"42["oh_user_action",{{"action":"run","args":{{"command":{}}}}}]"#,
+            serde_json::Value::String(command.into())
+        )
+        .into(),
     );
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {
@@ -582,6 +592,66 @@ async fn mcp(path: &str) {
     );
 }
 
+/// The sandbox's cost: per command in an open shell, and the first command of a
+/// conversation (which starts the shell in its sandbox), `workspace-write` against `off`.
+/// Both servers run at once and take turns, so that load from elsewhere on the machine
+/// falls on both alike.
+async fn sandbox_latency() {
+    let (off, _) = start_with(&[("SANDBOX_MODE", "off")]).await;
+    let (ww, _) = start_with(&[("SANDBOX_MODE", "workspace-write")]).await;
+    let servers = [("off", off.port), ("workspace-write", ww.port)];
+    let commands = [
+        ("`echo hi`", "echo hi"),
+        (
+            "`cat; ls; /bin/echo` (three programs)",
+            "cat /etc/hostname >/dev/null && ls / >/dev/null && /bin/echo hi",
+        ),
+    ];
+    for (_, port) in servers {
+        run_commands(port, "bench_sandbox_warmup", 5).await;
+    }
+    let mut medians = [[0.0f64; 3]; 2];
+    for (c, (label, command)) in commands.iter().enumerate() {
+        let mut times = [Vec::new(), Vec::new()];
+        for round in 0..30 {
+            for (i, (_, port)) in servers.iter().enumerate() {
+                // A fresh conversation per batch (a reconnection would replay the old
+                // observations); its first command starts the shell and is not counted.
+                let cid = format!("bench_sandbox_{c}_{round}");
+                let batch = run_command_n(*port, &cid, 11, command).await;
+                times[i].extend(batch.into_iter().skip(1));
+            }
+        }
+        for (i, (mode, _)) in servers.iter().enumerate() {
+            medians[i][c] = median(times[i].clone());
+            println!(
+                "sandbox {mode}: {label} median {:.2} ms (300 runs)",
+                medians[i][c]
+            );
+        }
+    }
+    let mut first = [Vec::new(), Vec::new()];
+    for n in 0..20 {
+        for (i, (_, port)) in servers.iter().enumerate() {
+            first[i].extend(run_commands(*port, &format!("bench_sandbox_first_{n}"), 1).await);
+        }
+    }
+    for (i, (mode, _)) in servers.iter().enumerate() {
+        medians[i][2] = median(first[i].clone());
+        println!(
+            "sandbox {mode}: first command of a conversation (starts its shell) median {:.1} ms (20 conversations)",
+            medians[i][2]
+        );
+    }
+    let [o, w] = medians;
+    println!(
+        "sandbox workspace-write vs off: {:+.2} ms per `echo hi`, {:+.2} ms per command running three programs, {:+.1} ms per shell start",
+        w[0] - o[0],
+        w[1] - o[1],
+        w[2] - o[2]
+    );
+}
+
 #[tokio::main]
 async fn main() {
     if std::env::args().nth(1).as_deref() == Some("browser") {
@@ -606,6 +676,10 @@ async fn run_all() {
             .map(|n| n.get())
             .unwrap_or(1)
     );
+    if std::env::args().any(|a| a == "--sandbox") {
+        sandbox_latency().await;
+        return;
+    }
 
     // 1. Cold start to /alive 200, and idle RSS.
     let mut starts = Vec::new();
@@ -688,6 +762,9 @@ async fn run_all() {
         1_000.0 / t.as_secs_f64(),
         t.as_secs_f64() * 1000.0
     );
+
+    // 4b. The sandbox's added latency.
+    sandbox_latency().await;
 
     // 5. Agent step overhead with a scripted LLM.
     let steps = agent_steps(200).await;

@@ -226,7 +226,7 @@ impl ConversationManager {
         };
         let runtime = Arc::new(LocalRuntime::new(
             &self.config.workspace_for(&id),
-            self.runtime_config(secrets, git_tokens),
+            self.runtime_config(&id, secrets, git_tokens),
         ));
         let workspace = self.config.workspace_for(&id).display().to_string();
         let span = tracing::info_span!("conversation", conversation_id = %id);
@@ -284,6 +284,7 @@ impl ConversationManager {
     /// environment variables (a custom secret of the same name wins).
     fn runtime_config(
         &self,
+        id: &str,
         secrets: Vec<crate::settings::CustomSecret>,
         git_tokens: Vec<crate::provider_tokens::ProviderToken>,
     ) -> RuntimeConfig {
@@ -301,6 +302,7 @@ impl ConversationManager {
                 .chain(secrets.into_iter().map(|s| (s.name, s.value)))
                 .collect(),
             git_tokens,
+            sandbox: crate::runtime::sandbox::SandboxPolicy::for_conversation(&self.config, id),
         }
     }
 
@@ -397,6 +399,15 @@ impl ConversationManager {
             if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(conversation = %id, "cannot remove {}: {e}", dir.display());
+                }
+            }
+        }
+        if existed {
+            // The sandbox's private home and temporary directory go with it.
+            let private = self.config.file_store_path().join("sandbox").join(id);
+            if let Err(e) = tokio::fs::remove_dir_all(&private).await {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(conversation = %id, "cannot remove {}: {e}", private.display());
                 }
             }
         }

@@ -8,6 +8,7 @@ pub mod editor;
 pub mod microagents;
 mod process;
 pub mod repository;
+pub mod sandbox;
 pub mod shell;
 pub mod workspace;
 
@@ -37,6 +38,8 @@ pub struct RuntimeConfig {
     pub env: Vec<(String, String)>,
     /// The user's git provider tokens, for cloning from their hosts.
     pub git_tokens: Vec<crate::provider_tokens::ProviderToken>,
+    /// What the conversation's processes and file operations may touch.
+    pub sandbox: sandbox::SandboxPolicy,
 }
 
 /// Facts about the machine reported in command metadata.
@@ -140,16 +143,46 @@ impl LocalRuntime {
             // Whatever the old shell left running goes with it.
             dead.kill_all();
         }
+        let prepared = self
+            .config
+            .sandbox
+            .prepare()
+            .map_err(|e| shell::ShellError::Spawn(e.to_string()))?;
         let fresh = Shell::start(
             &self.workspace,
             self.config.no_change_timeout,
             &self.config.env,
+            prepared,
         )
         .await?;
         if let Ok(mut slot) = self.shell.lock() {
             *slot = Some(fresh.clone());
         }
         Ok((fresh, old.is_some()))
+    }
+
+    /// The sandbox policy of this runtime's processes and file operations.
+    pub fn sandbox(&self) -> &sandbox::SandboxPolicy {
+        &self.config.sandbox
+    }
+
+    /// Makes `cmd` a process of this runtime: the agent's environment is the caller's
+    /// business; this adds the runtime's marker and confines the process with the
+    /// conversation's sandbox (for a `tokio::process::Command`, pass `as_std_mut()`).
+    pub fn confine(&self, cmd: &mut std::process::Command) -> Result<(), sandbox::SandboxError> {
+        cmd.env(child_env::MARKER, &self.id);
+        self.config.sandbox.prepare()?.apply_to(cmd);
+        Ok(())
+    }
+
+    /// The error observation for a file operation the sandbox refuses on its resolved
+    /// path, if it does.
+    fn denial(&self, path: &Path, access: sandbox::Access) -> Option<Observation> {
+        self.config
+            .sandbox
+            .check(path, access)
+            .err()
+            .map(|denied| Observation::error(denied.to_string(), ""))
     }
 
     /// The workspace directory.
@@ -231,6 +264,9 @@ impl LocalRuntime {
             Action::Run(args) => self.run(args, timeout).await,
             Action::Read(args) => {
                 let path = self.resolve(&args.path);
+                if let Some(denied) = self.denial(&path, sandbox::Access::Read) {
+                    return denied;
+                }
                 let editor = self.editor.lock().await;
                 let result = if args.impl_source == "oh_aci" || args.view_range.is_some() {
                     let range = args.view_range.as_deref().and_then(|r| match r {
@@ -254,6 +290,9 @@ impl LocalRuntime {
             }
             Action::Write(args) => {
                 let path = self.resolve(&args.path);
+                if let Some(denied) = self.denial(&path, sandbox::Access::Write) {
+                    return denied;
+                }
                 match self.editor.lock().await.write(&path, &args.content) {
                     Ok(_) => Observation {
                         content: String::new(),
@@ -265,6 +304,12 @@ impl LocalRuntime {
                 }
             }
             Action::Edit(args) => self.edit(args).await,
+            Action::Browse(_) if !self.config.sandbox.network && self.config.sandbox.enabled() => {
+                Observation::error(
+                    "The network is off for this conversation (sandbox network = off): web pages cannot be fetched.",
+                    "",
+                )
+            }
             Action::Browse(args) => {
                 let page = browse::browse(&self.http, &args.url, self.config.browse).await;
                 let mut extras = BrowseExtras::new(page.url);
@@ -325,6 +370,11 @@ impl LocalRuntime {
                 format!("\n[The command timed out after {secs} seconds and was killed, with every process it started.]"),
             ),
         };
+        let suffix = match sandbox::hint_for_output(&self.config.sandbox, exit_code, &result.output)
+        {
+            Some(hint) => format!("\n{hint}{suffix}"),
+            None => suffix,
+        };
         let prefix = if result.continued {
             "[Below is the output of the previous command.]\n".to_string()
         } else {
@@ -356,6 +406,17 @@ impl LocalRuntime {
 
     async fn edit(&self, args: &FileEditArgs) -> Observation {
         let path = self.resolve(&args.path);
+        let access = if args.command == "view" {
+            sandbox::Access::Read
+        } else {
+            sandbox::Access::Write
+        };
+        // A write reads the file too (undo, replace): both must be allowed.
+        for a in [sandbox::Access::Read, access] {
+            if let Some(denied) = self.denial(&path, a) {
+                return denied;
+            }
+        }
         let mut editor = self.editor.lock().await;
         let result = match args.command.as_str() {
             "view" => {

@@ -106,11 +106,12 @@ fn configure_terminal(fd: &OwnedFd) -> Result<(), ShellError> {
 }
 
 impl Shell {
-    /// Starts bash in `cwd` and waits for its first prompt.
+    /// Starts bash in `cwd`, confined by `sandbox`, and waits for its first prompt.
     pub async fn start(
         cwd: &Path,
         soft_timeout: Duration,
         env: &[(String, String)],
+        sandbox: super::sandbox::Prepared,
     ) -> Result<Arc<Shell>, ShellError> {
         let winsize = Winsize {
             ws_row: 50,
@@ -161,6 +162,8 @@ impl Shell {
                 Ok(())
             });
         }
+        // After the session is set up: the namespaces, capabilities and Landlock.
+        sandbox.apply_to(cmd.as_std_mut());
         let child = cmd.spawn().map_err(|e| ShellError::Spawn(e.to_string()))?;
         let pid = child.id().map(|p| p as i32).ok_or(ShellError::Exited)?;
         drop(pty.slave);

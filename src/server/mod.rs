@@ -136,6 +136,7 @@ async fn socket_post(
 /// Binds, serves until SIGINT/SIGTERM, then closes every conversation cleanly.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    crate::runtime::sandbox::announce(&config).map_err(|e| anyhow::anyhow!(e))?;
     let store_dir = config.file_store_path();
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let observer = metrics.clone();

@@ -12,6 +12,7 @@ import { Composer } from "./Composer";
 import { TaskListView } from "./EventViews";
 import { Files } from "./Files";
 import { Icon } from "./Icon";
+import { SandboxBadge } from "./SandboxBadge";
 import { Terminal } from "./Terminal";
 
 const CONN_LABEL: Record<ConnState, string> = {
@@ -173,6 +174,7 @@ export function ConversationView({ id, onChanged }: { id: string; onChanged: () 
           </h1>
         )}
         <div class="head-pills">
+          <SandboxBadge id={id} />
           <span class={`pill conn conn-${session.conn}`} data-testid="connection-state" data-state={session.conn} title={session.connDetail}>
             <span class="dot" aria-hidden="true" /> {CONN_LABEL[session.conn]}
           </span>

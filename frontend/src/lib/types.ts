@@ -91,6 +91,17 @@ export interface ConversationInfo {
   prompt_tokens?: number;
   completion_tokens?: number;
   total_tokens?: number;
+  // Ours: the sandbox the conversation runs in.
+  sandbox?: SandboxInfo;
+}
+
+export interface SandboxInfo {
+  mode: "workspace-write" | "read-only" | "off";
+  network: boolean;
+  landlock_abi: number | null;
+  namespaces: boolean;
+  // What this kernel cannot enforce of the mode (empty when complete).
+  missing: string[];
 }
 
 export interface Settings {

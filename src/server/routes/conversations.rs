@@ -149,6 +149,8 @@ struct ConversationInfo {
     prompt_tokens: u64,
     completion_tokens: u64,
     total_tokens: u64,
+    /// Ours: the sandbox the conversation's processes run in.
+    sandbox: crate::runtime::sandbox::SandboxInfo,
 }
 
 /// One page of `GET /api/conversations`.
@@ -189,6 +191,7 @@ async fn info(state: &AppState, meta: ConversationMetadata) -> ConversationInfo 
         prompt_tokens: meta.prompt_tokens,
         completion_tokens: meta.completion_tokens,
         total_tokens: meta.total_tokens,
+        sandbox: crate::runtime::sandbox::SandboxInfo::of(&state.config),
     }
 }
 

@@ -51,6 +51,8 @@ struct WebClientConfig {
     version: &'static str,
     /// What this build can do (ours): `crate::build_info::FEATURES`.
     features: &'static [&'static str],
+    /// Ours: the sandbox's mode and what this kernel enforces of it.
+    sandbox: crate::runtime::sandbox::SandboxInfo,
 }
 
 /// Upstream's feature flags, all off.
@@ -64,7 +66,7 @@ struct FeatureFlags {
     enable_linear: bool,
 }
 
-async fn config() -> Json<WebClientConfig> {
+async fn config(State(state): State<AppState>) -> Json<WebClientConfig> {
     Json(WebClientConfig {
         app_mode: "oss",
         github_client_id: "",
@@ -79,6 +81,7 @@ async fn config() -> Json<WebClientConfig> {
         },
         version: crate::build_info::VERSION,
         features: crate::build_info::FEATURES,
+        sandbox: crate::runtime::sandbox::SandboxInfo::of(&state.config),
     })
 }
 
