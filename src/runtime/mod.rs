@@ -2,7 +2,8 @@
 //! does: a persistent shell, files and the editor, and web pages.
 
 pub mod browse;
-mod child_env;
+pub mod ipython;
+pub(crate) mod child_env;
 pub mod editor;
 pub mod microagents;
 mod process;

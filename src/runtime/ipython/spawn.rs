@@ -1,0 +1,31 @@
+//! Starting the kernel process: the one place where the kernel's command line,
+//! environment and working directory are decided, so a sandbox for the agent's
+//! processes can be applied to it as to the shell.
+
+use std::path::Path;
+use std::process::Stdio;
+use tokio::process::{Child, Command};
+
+/// Starts `python -m ipykernel_launcher -f <connection_file>` in `cwd` with exactly the
+/// environment `env` (the agent's clean child environment, runtime marker included), in
+/// its own process group (so an interrupt or a kill reaches what a cell started too).
+/// Its standard error is piped so a failed start can say why.
+pub fn spawn_kernel(
+    python: &str,
+    connection_file: &Path,
+    cwd: &Path,
+    env: &[(String, String)],
+) -> std::io::Result<Child> {
+    let mut cmd = Command::new(python);
+    cmd.args(["-m", "ipykernel_launcher", "-f"])
+        .arg(connection_file)
+        .current_dir(cwd)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    cmd.spawn()
+}
