@@ -742,6 +742,11 @@ impl Config {
                 "core.max_concurrent_conversations must be at least 1".into(),
             ));
         }
+        if let Some(name) = &self.file.security.security_analyzer {
+            crate::security::Analyzer::parse(name).map_err(|why| {
+                ConfigError::Invalid(format!("security.security_analyzer: {why}"))
+            })?;
+        }
         if self.file.sandbox.no_change_timeout == 0 {
             return Err(ConfigError::Invalid(
                 "sandbox.no_change_timeout must be at least 1 second".into(),

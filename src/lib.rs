@@ -6,6 +6,7 @@ pub mod conversation;
 pub mod events;
 pub mod llm;
 pub mod runtime;
+pub mod security;
 pub mod server;
 pub mod settings;
 pub mod store;

@@ -448,6 +448,13 @@ impl Controller {
             }
             Planned::Act { planned, tcm } => (planned, tcm),
         };
+        let mut planned = planned;
+        if let Some(analyzer) = self.turn.as_ref().and_then(|t| t.analyzer) {
+            let workspace = std::path::Path::new(&self.options.workspace);
+            if let Some(found) = crate::security::assess(analyzer, &mut planned.action, workspace) {
+                tracing::info!(rule = found.rule, risk = ?found.risk, "security rule matched");
+            }
+        }
         let mut event = Event::action(planned.action.clone());
         event.timeout = planned.timeout;
         event.tool_call_metadata = Some(tcm);
@@ -523,7 +530,7 @@ impl Controller {
             self.system_sent = true;
             let system = Action::System(SystemArgs {
                 content: self.system_prompt(),
-                tools: Some(Value::Array(tools::definitions())),
+                tools: Some(Value::Array(self.tool_definitions())),
                 openhands_version: Some(env!("CARGO_PKG_VERSION").into()),
                 agent_class: Some("CodeActAgent".into()),
             });
@@ -538,7 +545,7 @@ impl Controller {
         }
         let request = ChatRequest {
             messages: self.history.messages(&self.system_prompt()),
-            tools: tools::definitions(),
+            tools: self.tool_definitions(),
         };
         let retries = self.retries.clone();
         let factory = self.options.llm_factory.clone();
@@ -550,6 +557,15 @@ impl Controller {
             })
             .await
         }));
+    }
+
+    /// The tools offered to the model: Python cells only where a kernel can start.
+    fn tool_definitions(&self) -> Vec<Value> {
+        let mut tools = tools::definitions();
+        if self.options.ipython {
+            tools.push(tools::ipython_definition());
+        }
+        tools
     }
 
     fn system_prompt(&self) -> String {
@@ -698,6 +714,7 @@ fn set_confirmation(event: &mut Event, state: ConfirmationState) {
 fn set_thought(action: &mut Action, text: &str) {
     match action {
         Action::Run(a) => a.thought = text.to_string(),
+        Action::RunIpython(a) => a.thought = text.to_string(),
         Action::Read(a) => a.thought = text.to_string(),
         Action::Edit(a) => a.thought = text.to_string(),
         Action::Browse(a) => a.thought = text.to_string(),

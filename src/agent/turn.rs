@@ -19,6 +19,8 @@ pub(super) struct Turn {
     pub max_iterations: u64,
     pub max_budget: Option<f64>,
     pub confirmation_mode: bool,
+    /// The security analyzer (the user's choice over the server's); None: analysis off.
+    pub analyzer: Option<crate::security::Analyzer>,
     /// Configured (input, output) prices per token, if any.
     costs: (Option<f64>, Option<f64>),
 }
@@ -74,6 +76,13 @@ impl Turn {
             max_iterations: s.max_iterations.unwrap_or(options.max_iterations),
             max_budget: s.max_budget_per_task.or(options.max_budget_per_task),
             confirmation_mode: s.confirmation_mode.unwrap_or(options.confirmation_mode),
+            analyzer: match s.security_analyzer.as_deref() {
+                None => options.security_analyzer,
+                Some(name) => crate::security::Analyzer::parse(name).unwrap_or_else(|why| {
+                    tracing::warn!("{why}; using the server's analyzer");
+                    options.security_analyzer
+                }),
+            },
             costs: (llm.input_cost_per_token, llm.output_cost_per_token),
         })
     }
@@ -88,8 +97,10 @@ impl Turn {
         )
     }
 
-    /// Whether `action` waits for the user's confirmation: in confirmation mode, commands
-    /// of high or unknown risk (commands carry `confirmation_state` on the wire).
+    /// Whether `action` waits for the user's confirmation, as upstream decides it: in
+    /// confirmation mode, commands and Python cells (they carry `confirmation_state` on
+    /// the wire) of high risk; with no analyzer configured, every one of them (their risk
+    /// is unknown).
     pub fn needs_confirmation(&self, action: &Action) -> bool {
         if !self.confirmation_mode {
             return false;
@@ -99,7 +110,10 @@ impl Turn {
             Action::RunIpython(a) => a.security_risk,
             _ => return false,
         };
-        risk == 2 || risk == -1
+        match self.analyzer {
+            Some(_) => risk == 2,
+            None => true,
+        }
     }
 }
 
@@ -175,7 +189,7 @@ mod tests {
     }
 
     #[test]
-    fn confirmation_is_needed_for_risky_or_unrated_commands_only() {
+    fn confirmation_is_needed_for_high_risk_or_for_everything_without_an_analyzer() {
         let mut turn =
             Turn::from_settings(&Map::new(), &super::super::tests::options()).expect("a turn");
         assert!(
@@ -183,10 +197,17 @@ mod tests {
             "confirmation mode is off"
         );
         turn.confirmation_mode = true;
+        turn.analyzer = Some(crate::security::Analyzer::Both);
         assert!(turn.needs_confirmation(&run(2)));
-        assert!(turn.needs_confirmation(&run(-1)));
+        assert!(!turn.needs_confirmation(&run(-1)), "an analyzer rated it");
         assert!(!turn.needs_confirmation(&run(0)));
         assert!(!turn.needs_confirmation(&run(1)));
+        turn.analyzer = None;
+        assert!(
+            turn.needs_confirmation(&run(0)),
+            "no analyzer: every command"
+        );
+        assert!(turn.needs_confirmation(&run(-1)));
         let think = Action::Think(ThinkArgs::default());
         assert!(!turn.needs_confirmation(&think));
     }

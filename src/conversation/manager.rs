@@ -193,13 +193,15 @@ impl ConversationManager {
             self.runtime_config(secrets),
         ));
         let workspace = self.config.workspace_for(&id).display().to_string();
+        let ipython =
+            self.config.file.agent.enable_jupyter && crate::runtime::ipython::available().await;
         tokio::spawn(task::run(
             conversation.clone(),
             stream,
             rx,
             self.store.clone(),
             runtime,
-            (self.config.clone(), self.agent_options(workspace)),
+            (self.config.clone(), self.agent_options(workspace, ipython)),
         ));
         tracing::info!(conversation = %id, "conversation opened");
         Ok(conversation)
@@ -226,13 +228,17 @@ impl ConversationManager {
         }
     }
 
-    fn agent_options(&self, workspace: String) -> AgentOptions {
+    fn agent_options(&self, workspace: String, ipython: bool) -> AgentOptions {
         let f = &self.config.file;
         AgentOptions {
             llm: f.llm.clone(),
             max_iterations: f.core.max_iterations,
             max_budget_per_task: f.core.max_budget_per_task,
             confirmation_mode: f.security.confirmation_mode,
+            ipython,
+            security_analyzer: crate::security::Analyzer::configured(
+                f.security.security_analyzer.as_deref(),
+            ),
             workspace,
             llm_factory: crate::agent::LlmFactory::default(),
         }

@@ -2,9 +2,9 @@
 //! does: a persistent shell, files and the editor, and web pages.
 
 pub mod browse;
-pub mod ipython;
 pub(crate) mod child_env;
 pub mod editor;
+pub mod ipython;
 pub mod microagents;
 mod process;
 pub mod repository;
@@ -85,6 +85,8 @@ pub struct LocalRuntime {
     /// Held while a shell is looked up or started, so only one starts at a time.
     starting: Mutex<()>,
     editor: Mutex<Editor>,
+    /// Python cells (the kernel starts with the first one).
+    ipython: ipython::IPython,
     http: reqwest::Client,
     host: HostInfo,
 }
@@ -101,6 +103,14 @@ impl LocalRuntime {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut config = config;
         config.env.push((child_env::MARKER.into(), id.clone()));
+        let mut kernel_env = child_env::from_server();
+        kernel_env.extend(config.env.iter().cloned());
+        let ipython = ipython::IPython::new(
+            workspace,
+            kernel_env,
+            config.default_timeout,
+            config.no_change_timeout,
+        );
         LocalRuntime {
             id,
             workspace: workspace.to_path_buf(),
@@ -108,6 +118,7 @@ impl LocalRuntime {
             shell: std::sync::Mutex::new(None),
             starting: Mutex::new(()),
             editor: Mutex::new(Editor::default()),
+            ipython,
             http,
             host: HostInfo::get(),
         }
@@ -163,6 +174,7 @@ impl LocalRuntime {
         if let Some(shell) = self.current_shell() {
             shell.interrupt();
         }
+        self.ipython.interrupt();
     }
 
     /// Kills the shell and every process of its session (close, delete, shutdown).
@@ -170,6 +182,7 @@ impl LocalRuntime {
         if let Some(shell) = self.current_shell() {
             shell.kill_all();
         }
+        self.ipython.close();
         // Daemons that left the shell's session carry the runtime's marker.
         let strays = process::kill_marked(child_env::MARKER, &self.id);
         if strays > 0 {
@@ -244,10 +257,7 @@ impl LocalRuntime {
                     kind: ObservationKind::Browse(Box::new(extras)),
                 }
             }
-            Action::RunIpython(_) => Observation::error(
-                "IPython cells are not available in this runtime; run Python with execute_bash (for example `python3 -c ...` or a script file).",
-                "",
-            ),
+            Action::RunIpython(args) => self.ipython.run(args, timeout).await,
             Action::BrowseInteractive(_) => Observation::error(
                 "Interactive browsing is not available in this runtime; fetch pages with the browse action instead.",
                 "",

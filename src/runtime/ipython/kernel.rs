@@ -296,8 +296,8 @@ impl Kernel {
 
     async fn exit_error(&self) -> KernelError {
         let mut exited = self.exited.clone();
-        let _ = tokio::time::timeout(Duration::from_secs(2), exited.wait_for(Option::is_some))
-            .await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), exited.wait_for(Option::is_some)).await;
         // Give the stderr reader a moment to collect the last words.
         tokio::time::sleep(Duration::from_millis(50)).await;
         let how = self

@@ -92,7 +92,8 @@ impl IPython {
             return Ok((k.clone(), false, false));
         }
         let started = std::time::Instant::now();
-        let fresh = Arc::new(Kernel::start(PYTHON, &self.workspace, &self.env, &runtime_dir()).await?);
+        let fresh =
+            Arc::new(Kernel::start(PYTHON, &self.workspace, &self.env, &runtime_dir()).await?);
         tracing::info!(
             pid = fresh.pid(),
             ms = started.elapsed().as_millis() as u64,
@@ -113,10 +114,7 @@ impl IPython {
         let (kernel, restarted, fresh) = match self.kernel().await {
             Ok(k) => k,
             Err(e) => {
-                return Observation::error(
-                    format!("The IPython kernel could not start: {e}"),
-                    "",
-                )
+                return Observation::error(format!("The IPython kernel could not start: {e}"), "")
             }
         };
         let hard = timeout
@@ -148,7 +146,9 @@ impl IPython {
             Err(e) => {
                 kernel.kill();
                 Observation::error(
-                    format!("The cell could not run: {e}. The next cell starts a new IPython kernel."),
+                    format!(
+                        "The cell could not run: {e}. The next cell starts a new IPython kernel."
+                    ),
                     "",
                 )
             }

@@ -78,7 +78,10 @@ impl CellOutput {
             let head = floor_boundary(&text, MAX_TEXT / 4);
             text.insert_str(
                 head,
-                &format!("\n[... {} bytes of output were dropped ...]\n", self.dropped),
+                &format!(
+                    "\n[... {} bytes of output were dropped ...]\n",
+                    self.dropped
+                ),
             );
         }
         if text.trim().is_empty() && self.images.is_empty() && self.end == CellEnd::Finished {
@@ -162,10 +165,19 @@ mod tests {
     #[test]
     fn a_silent_cell_says_it_ran_and_images_become_markdown() {
         let out = CellOutput::default();
-        assert_eq!(out.content(false), "[Code executed successfully with no output]");
+        assert_eq!(
+            out.content(false),
+            "[Code executed successfully with no output]"
+        );
         let mut out = CellOutput::default();
         out.push_image("iVBORw0KGgo=\n");
-        assert_eq!(out.content(false), "![image](data:image/png;base64,iVBORw0KGgo=)");
-        assert_eq!(out.images, vec!["data:image/png;base64,iVBORw0KGgo=".to_string()]);
+        assert_eq!(
+            out.content(false),
+            "![image](data:image/png;base64,iVBORw0KGgo=)"
+        );
+        assert_eq!(
+            out.images,
+            vec!["data:image/png;base64,iVBORw0KGgo=".to_string()]
+        );
     }
 }
