@@ -4,6 +4,7 @@
 
 mod common;
 #[path = "common/llm.rs"]
+#[allow(dead_code)]
 mod llm;
 
 use common::*;
