@@ -52,7 +52,11 @@ async fn until_state(ws: &mut Ws, state: &str) -> Vec<Value> {
 
 async fn open(server: &Server) -> (Ws, String) {
     let cid = new_id();
-    let ws = ws_ready(server.port, &format!("conversation_id={cid}&latest_event_id=-1")).await;
+    let ws = ws_ready(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
     (ws, cid)
 }
 
@@ -100,18 +104,30 @@ async fn the_model_runs_cells_that_keep_state_show_tracebacks_and_images() {
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
     assert!(tools.contains(&"execute_ipython_cell"), "{tools:?}");
-    let cells: Vec<&Value> = events.iter().filter(|e| e["observation"] == "run_ipython").collect();
+    let cells: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["observation"] == "run_ipython")
+        .collect();
     assert_eq!(cells.len(), 4, "{events:?}");
     assert_eq!(cells[0]["content"], "x is 42");
     assert_eq!(cells[0]["extras"]["code"], "x = 6 * 7\nprint('x is', x)");
     assert_eq!(cells[0]["success"], true);
     let traceback = cells[1]["content"].as_str().unwrap();
     assert!(traceback.contains("ZeroDivisionError"), "{traceback}");
-    assert!(traceback.contains("1 / 0"), "the traceback shows the line: {traceback}");
-    assert!(!traceback.contains('\u{1b}'), "ANSI stripped: {traceback:?}");
+    assert!(
+        traceback.contains("1 / 0"),
+        "the traceback shows the line: {traceback}"
+    );
+    assert!(
+        !traceback.contains('\u{1b}'),
+        "ANSI stripped: {traceback:?}"
+    );
     let url = format!("data:image/png;base64,{PNG}");
     assert_eq!(cells[2]["extras"]["image_urls"], json!([url]));
-    assert!(cells[2]["content"].as_str().unwrap().contains(&format!("![image]({url})")));
+    assert!(cells[2]["content"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("![image]({url})")));
     assert_eq!(cells[3]["content"], "42", "state kept across cells");
     // What the model read: each cell's output as a tool result, images as a placeholder.
     let last = llm.requests().last().cloned().unwrap();
@@ -149,7 +165,11 @@ async fn a_cell_past_its_timeout_is_interrupted_and_earlier_state_survives() {
 async fn stop_interrupts_the_running_cell() {
     let server = Server::start();
     let (mut ws, _) = open(&server).await;
-    send_user_action(&mut ws, &cell("import time\nfor i in range(600):\n    print(i, flush=True)\n    time.sleep(0.1)")).await;
+    send_user_action(
+        &mut ws,
+        &cell("import time\nfor i in range(600):\n    print(i, flush=True)\n    time.sleep(0.1)"),
+    )
+    .await;
     let sent = next_event(&mut ws).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     send_user_action(
@@ -208,10 +228,19 @@ async fn the_kernel_dies_with_its_conversation() {
         .map(|p| p.parse().unwrap())
         .collect();
     assert!(pids.iter().all(|p| pid_alive(*p)));
-    let (status, _) = send(&server, reqwest::Method::DELETE, &format!("/api/conversations/{cid}"), None).await;
+    let (status, _) = send(
+        &server,
+        reqwest::Method::DELETE,
+        &format!("/api/conversations/{cid}"),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     for pid in pids {
-        assert!(gone_within(pid, 10).await, "process {pid} outlived its conversation");
+        assert!(
+            gone_within(pid, 10).await,
+            "process {pid} outlived its conversation"
+        );
     }
 }
 
@@ -233,17 +262,34 @@ async fn a_restarted_server_starts_a_new_kernel_and_the_model_still_sees_earlier
     let (mut ws, cid) = open(&server).await;
     send_user_action(&mut ws, &message("remember a secret")).await;
     let events = until_state(&mut ws, "finished").await;
-    let first = events.iter().find(|e| e["observation"] == "run_ipython").unwrap();
-    let kernel_pid: i64 = first["content"].as_str().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let first = events
+        .iter()
+        .find(|e| e["observation"] == "run_ipython")
+        .unwrap();
+    let kernel_pid: i64 = first["content"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     drop(ws);
     assert!(server.sigterm().success());
-    assert!(gone_within(kernel_pid, 10).await, "the kernel outlived the server");
+    assert!(
+        gone_within(kernel_pid, 10).await,
+        "the kernel outlived the server"
+    );
     let server = Server::start_with(Options {
         env: agent_env(&llm),
         dir: Some(dir),
         ..Default::default()
     });
-    let mut ws = ws_connect(server.port, &format!("conversation_id={cid}&latest_event_id=-1")).await;
+    let mut ws = ws_connect(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
     send_user_action(&mut ws, &message("is it still there?")).await;
     let mut cells = Vec::new();
     loop {
@@ -270,12 +316,19 @@ async fn a_restarted_server_starts_a_new_kernel_and_the_model_still_sees_earlier
 async fn without_ipykernel_the_tool_is_not_offered_and_a_cell_says_how_to_enable_it() {
     let bin = tempfile::tempdir().unwrap();
     let fake = bin.path().join("python3");
-    std::fs::write(&fake, "#!/bin/sh\necho 'No module named ipykernel' >&2\nexit 1\n").unwrap();
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'No module named ipykernel' >&2\nexit 1\n",
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let llm = ScriptedLlm::start(vec![call("finish", json!({"message": "ok"}))]).await;
     let mut env = agent_env(&llm);
-    env.push(("PATH".into(), format!("{}:/usr/bin:/bin", bin.path().display())));
+    env.push((
+        "PATH".into(),
+        format!("{}:/usr/bin:/bin", bin.path().display()),
+    ));
     let server = Server::start_with(Options {
         env,
         ..Default::default()
@@ -288,7 +341,9 @@ async fn without_ipykernel_the_tool_is_not_offered_and_a_cell_says_how_to_enable
     send_user_action(&mut ws, &message("hi")).await;
     let events = until_state(&mut ws, "finished").await;
     let system = events.iter().find(|e| e["action"] == "system").unwrap();
-    assert!(!system["args"]["tools"].to_string().contains("execute_ipython_cell"));
+    assert!(!system["args"]["tools"]
+        .to_string()
+        .contains("execute_ipython_cell"));
     let tools = llm.requests()[0]["tools"].to_string();
     assert!(tools.contains("execute_bash") && !tools.contains("execute_ipython_cell"));
 }
