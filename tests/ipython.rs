@@ -347,3 +347,17 @@ async fn without_ipykernel_the_tool_is_not_offered_and_a_cell_says_how_to_enable
     let tools = llm.requests()[0]["tools"].to_string();
     assert!(tools.contains("execute_bash") && !tools.contains("execute_ipython_cell"));
 }
+
+#[tokio::test]
+async fn the_kernel_dies_with_a_server_killed_without_cleanup() {
+    let mut server = Server::start();
+    let (mut ws, _) = open(&server).await;
+    let obs = act(&mut ws, &cell("import os\nprint(os.getpid())")).await;
+    let pid: i64 = obs["content"].as_str().unwrap().trim().parse().unwrap();
+    assert!(pid_alive(pid));
+    server.sigkill();
+    assert!(
+        gone_within(pid, 10).await,
+        "the kernel outlived a SIGKILLed server"
+    );
+}

@@ -200,18 +200,17 @@ async fn a_restart_while_awaiting_confirmation_never_runs_the_held_command() {
         &format!("conversation_id={cid}&latest_event_id=-1"),
     )
     .await;
-    let replay = until(&mut ws, state_is("awaiting_user_input")).await;
-    assert!(
-        replay.iter().any(awaiting),
-        "the held action is still shown as held"
-    );
+    // The replay shows the held action, then the reopened conversation awaits input.
+    let replay = until(&mut ws, awaiting).await;
+    assert_eq!(replay.last().unwrap()["args"]["security_risk"], 2);
+    until(&mut ws, state_is("awaiting_user_input")).await;
     // A confirmation after the restart has nothing to confirm: the run was cut short.
     send_user_action(&mut ws, &change_state("user_confirmed")).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!marker.exists(), "the held command never ran");
     let (_, stored) = get(
         &server,
-        &format!("/api/conversations/{cid}/events?limit=200"),
+        &format!("/api/conversations/{cid}/events?limit=100"),
     )
     .await;
     assert!(!stored["events"]
