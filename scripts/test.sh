@@ -6,6 +6,14 @@ cd "$(dirname "$0")/.."
 echo "== installing test dependencies"
 (cd tests/node && npm ci --no-audit --no-fund)
 python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+# Debian's Chromium: the agent's interactive browser (tests/browser.rs) and the UI's
+# end-to-end tests.
+if [ -z "${CHROMIUM_PATH:-}" ] && [ ! -x /usr/bin/chromium ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
 
 echo "== formatting and lints"
 cargo fmt --all -- --check
@@ -23,12 +31,6 @@ echo "== web UI: npm packages, type check, build, Vitest unit tests"
 (cd frontend && npm ci --no-audit --no-fund && npm run build && npm test)
 
 echo "== web UI: browser end-to-end tests (headless Chromium against the real binary)"
-if [ -z "${CHROMIUM_PATH:-}" ] && [ ! -x /usr/bin/chromium ]; then
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
-fi
 (cd tests/e2e && npm ci --no-audit --no-fund && npm test)
 # ---- end of the web UI block --------------------------------------------------------
 

@@ -47,6 +47,8 @@ pub struct CoreConfig {
     pub search_api_key: Option<String>,
     pub git_user_name: String,
     pub git_user_email: String,
+    /// The user's own knowledge microagents (`USER_MICROAGENTS_DIR`).
+    pub user_microagents_dir: String,
     pub debug: bool,
 }
 
@@ -70,6 +72,7 @@ impl Default for CoreConfig {
             search_api_key: None,
             git_user_name: "openhands".into(),
             git_user_email: "openhands@all-hands.dev".into(),
+            user_microagents_dir: "~/.openhands/microagents".into(),
             debug: false,
         }
     }
@@ -200,6 +203,10 @@ pub struct SandboxConfig {
     pub close_delay: u64,
     /// Seconds without new output after which a command returns, still running.
     pub no_change_timeout: u64,
+    /// Longest wait, in seconds, for one step of the interactive browser (a page load).
+    pub browser_action_timeout: u64,
+    /// Seconds after which an unused browser is closed (0: only with its conversation).
+    pub browser_idle_timeout: u64,
     pub keep_runtime_alive: bool,
     pub pause_closed_runtimes: bool,
     pub base_container_image: Option<String>,
@@ -225,6 +232,8 @@ impl Default for SandboxConfig {
             timeout: 120,
             close_delay: 3600,
             no_change_timeout: 30,
+            browser_action_timeout: 30,
+            browser_idle_timeout: 600,
             keep_runtime_alive: false,
             pause_closed_runtimes: true,
             base_container_image: None,
@@ -430,7 +439,6 @@ const UNSUPPORTED: &[(&str, &[&str])] = &[
             "runtime",
             "file_store",
             "conversation_max_age_seconds",
-            "enable_browser",
             "init_git_in_empty_workspace",
             "file_uploads_max_file_size_mb",
         ],
@@ -453,7 +461,6 @@ const UNSUPPORTED: &[(&str, &[&str])] = &[
     (
         "agent",
         &[
-            "enable_browsing",
             "enable_editor",
             "enable_llm_editor",
             "enable_cmd",
@@ -809,6 +816,14 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The folder of the user's knowledge microagents, if one is set.
+    pub fn user_microagents_dir(&self) -> Option<PathBuf> {
+        let dir = self.file.core.user_microagents_dir.trim();
+        (!dir.is_empty()).then(|| expand_home(dir))
+    }
+}
+
 fn expand_home(p: &str) -> PathBuf {
     if let Some(rest) = p.strip_prefix("~/") {
         if let Some(home) = std::env::var_os("HOME") {
@@ -999,9 +1014,9 @@ mod tests {
                 .find(|(k, _)| k == key)
                 .map(|(_, kind)| kind)
         };
-        assert_eq!(key_kinds::<CoreConfig>().len(), 18);
+        assert_eq!(key_kinds::<CoreConfig>().len(), 19);
         assert_eq!(key_kinds::<LlmConfig>().len(), 25);
-        assert_eq!(key_kinds::<SandboxConfig>().len(), 19);
+        assert_eq!(key_kinds::<SandboxConfig>().len(), 21);
         for (keys, key, expected) in [
             (
                 key_kinds::<CoreConfig>(),

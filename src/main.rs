@@ -1,4 +1,4 @@
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use std::path::PathBuf;
 
 use openhands_server::config::{CliOverrides, Config};
@@ -30,7 +30,11 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    openhands_server::runtime::child_env::stop_inheriting_descriptors();
+    let matches = Cli::command()
+        .long_version(openhands_server::build_info::long_version())
+        .get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let overrides = CliOverrides {
         config: cli.config,
         host: cli.host,
@@ -51,12 +55,10 @@ fn main() -> anyhow::Result<()> {
     } else {
         "info"
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    openhands_server::logging::init(
+        default_level,
+        openhands_server::logging::LogFormat::from_env(),
+    );
     for w in &config.warnings {
         tracing::warn!("{w}");
     }

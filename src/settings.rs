@@ -210,6 +210,14 @@ pub fn defaults(config: &Config) -> Map<String, Value> {
     }
 }
 
+/// Whether the user ever saved settings (secrets and git provider tokens, kept in the same
+/// record, do not count).
+pub fn saved(stored: Option<&Value>) -> bool {
+    stored
+        .and_then(Value::as_object)
+        .is_some_and(|m| FIELDS.iter().any(|(k, _)| m.contains_key(*k)))
+}
+
 /// Effective settings: defaults overlaid with what was stored.
 pub fn effective(config: &Config, stored: Option<&Value>) -> Map<String, Value> {
     let mut m = defaults(config);
@@ -237,7 +245,10 @@ pub fn public_view(effective: &Map<String, Value>) -> Value {
             out.insert((*key).into(), v);
         }
     }
-    out.insert("provider_tokens_set".into(), json!({}));
+    out.insert(
+        "provider_tokens_set".into(),
+        crate::provider_tokens::public_view(effective),
+    );
     let set = |k: &str| {
         effective
             .get(k)

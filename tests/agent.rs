@@ -1018,3 +1018,36 @@ async fn microagents_give_the_model_repository_instructions_and_triggered_knowle
         "the knowledge is in the history once"
     );
 }
+
+#[tokio::test]
+async fn the_users_own_microagents_are_triggered_in_any_workspace() {
+    let user = tempfile::tempdir().unwrap();
+    std::fs::write(
+        user.path().join("deploy.md"),
+        "---\nname: deploy\ntriggers: [deploy]\n---\nDeploys go through `make ship`.\n",
+    )
+    .unwrap();
+    let llm = ScriptedLlm::start(vec![text("Noted."), text("Shipping.")]).await;
+    let dir = user.path().display().to_string();
+    let server = agent_server(&llm, &[("USER_MICROAGENTS_DIR", dir.as_str())]);
+    let (mut ws, _) = start(&server, "hello").await;
+    until_state(&mut ws, &["awaiting_user_input"]).await;
+    assert!(!llm.requests()[0]["messages"]
+        .to_string()
+        .contains("make ship"));
+    send_user_action(
+        &mut ws,
+        &json!({"action": "message", "args": {"content": "Please deploy it"}}),
+    )
+    .await;
+    let events = until_state(&mut ws, &["awaiting_user_input"]).await;
+    let obs = of_kind(&events, "observation", "recall");
+    assert_eq!(obs.len(), 1);
+    assert_eq!(
+        obs[0]["extras"]["microagent_knowledge"][0]["name"],
+        "deploy"
+    );
+    assert!(llm.requests()[1]["messages"]
+        .to_string()
+        .contains("Deploys go through `make ship`."));
+}

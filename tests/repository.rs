@@ -148,3 +148,231 @@ async fn a_hostile_repository_string_runs_nothing() {
     }
     assert!(!marker.exists());
 }
+
+/// A git server over https (dumb protocol, self-signed certificate) that answers only
+/// requests carrying `expected` as their `Authorization` header; killed when dropped.
+struct PrivateGitServer {
+    child: std::process::Child,
+    port: u16,
+    cert: std::path::PathBuf,
+}
+
+impl Drop for PrivateGitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const TLS_GIT_SERVER: &str = r#"
+import http.server, ssl, sys
+root, cert, key, expected = sys.argv[1:5]
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *a, **k):
+        super().__init__(*a, directory=root, **k)
+    def do_GET(self):
+        if self.headers.get("Authorization") != expected:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_GET()
+    def log_message(self, *a):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+
+fn private_git_server(dir: &Path, expected_auth: &str) -> PrivateGitServer {
+    use std::io::BufRead;
+    let served = dir.join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let repo = origin(dir);
+    let bare = served.join("private.git");
+    git(
+        dir,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            repo.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    git(&bare, &["update-server-info"]);
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "openssl req");
+    let mut child = Command::new("python3")
+        .args(["-c", TLS_GIT_SERVER])
+        .arg(&served)
+        .arg(&cert)
+        .arg(&key)
+        .arg(expected_auth)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().parse().expect("the git server's port");
+    PrivateGitServer { child, port, cert }
+}
+
+#[tokio::test]
+async fn a_private_https_repository_is_cloned_with_the_users_git_provider_token() {
+    use base64::Engine;
+    let token = "ghp_s3cretToken42";
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"))
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let git_server = private_git_server(dir.path(), &expected);
+    let host = format!("127.0.0.1:{}", git_server.port);
+    let url = format!("https://{host}/private.git");
+    let server = Server::start_with(Options {
+        config: Some(format!(
+            "[sandbox]\nruntime_startup_env_vars = {{ GIT_SSL_CAINFO = {:?} }}\n",
+            git_server.cert.display().to_string()
+        )),
+        ..Default::default()
+    });
+
+    // Without a token the host refuses: a clear error, no prompt, no hang.
+    let cid = create(&server, json!({"repository": url})).await;
+    let (states, _) = startup(&server, &cid).await;
+    assert_eq!(states.last().unwrap(), "error", "{states:?}");
+
+    // A token for another host is never sent there.
+    let (s, v) = send(
+        &server,
+        reqwest::Method::POST,
+        "/api/add-git-providers",
+        Some(json!({"provider_tokens": {"github": {"token": token, "host": null}}})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["message"].as_str()),
+        (200, Some("Git providers stored"))
+    );
+    let cid = create(&server, json!({"repository": url})).await;
+    let (states, _) = startup(&server, &cid).await;
+    assert_eq!(
+        states.last().unwrap(),
+        "error",
+        "github.com's token went elsewhere"
+    );
+
+    // The token for this host (posted again without the token: it is kept) opens it.
+    let (s, _) = send(
+        &server,
+        reqwest::Method::POST,
+        "/api/add-git-providers",
+        Some(json!({"provider_tokens": {"github": {"token": "", "host": host}}})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // Tokens alone are not settings: the UI's first-run dialog still shows.
+    assert_eq!(get(&server, "/api/settings").await.0, 404);
+    let (s, _) = send(
+        &server,
+        reqwest::Method::POST,
+        "/api/settings",
+        Some(json!({"language": "en"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, settings) = get(&server, "/api/settings").await;
+    assert_eq!(settings["provider_tokens_set"], json!({"github": host}));
+    assert!(!settings.to_string().contains(token), "{settings}");
+
+    let cid = create(&server, json!({"repository": url})).await;
+    let (states, _) = startup(&server, &cid).await;
+    assert_eq!(states.last().unwrap(), "awaiting_user_input", "{states:?}");
+    let clone = server
+        .dir
+        .join("store/workspaces")
+        .join(&cid)
+        .join("private");
+    assert!(clone.join("README.md").exists());
+    let config = std::fs::read_to_string(clone.join(".git/config")).unwrap();
+    assert!(!config.contains(token), "{config}");
+    let (_, events) = get(&server, &format!("/api/conversations/{cid}/events")).await;
+    assert!(!events.to_string().contains(token));
+
+    // The agent's shell has it, as upstream gives it.
+    let mut ws = ws_connect(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=2"),
+    )
+    .await;
+    let obs = act(
+        &mut ws,
+        &json!({"action": "run", "args": {"command": "echo \"[$GITHUB_TOKEN]\""}}),
+    )
+    .await;
+    assert_eq!(
+        obs["content"].as_str().unwrap().trim(),
+        format!("[{token}]")
+    );
+
+    // Logging out forgets it.
+    let (s, _) = send(
+        &server,
+        reqwest::Method::POST,
+        "/api/unset-provider-tokens",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, settings) = get(&server, "/api/settings").await;
+    assert_eq!(settings["provider_tokens_set"], json!({}));
+}
+
+#[tokio::test]
+async fn hostile_git_provider_tokens_are_refused_with_a_json_error() {
+    let server = Server::start();
+    for body in [
+        json!({"provider_tokens": {"svn": {"token": "x"}}}),
+        json!({"provider_tokens": {"github": {"token": "a\nb"}}}),
+        json!({"provider_tokens": {"github": {"token": "x", "host": "https://evil/"}}}),
+        json!({"provider_tokens": {"github": {"token": "x".repeat(10_000)}}}),
+        json!({"provider_tokens": ["github"]}),
+    ] {
+        let (s, v) = send(
+            &server,
+            reqwest::Method::POST,
+            "/api/add-git-providers",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(s, 400, "{body}: {v}");
+        assert!(v["error"].is_string(), "{v}");
+    }
+    // Nothing was stored: still the first run.
+    let (s, _) = get(&server, "/api/settings").await;
+    assert_eq!(s, 404);
+}

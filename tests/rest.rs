@@ -77,7 +77,13 @@ async fn conversation_lifecycle_over_rest() {
             "url",
             "session_api_key",
             "created_at",
-            "pr_number"
+            "pr_number",
+            // Ours after upstream's fields: the LLM usage its metadata keeps.
+            "llm_model",
+            "accumulated_cost",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens"
         ]
     );
     // The title comes from the first message once it is stored.

@@ -727,3 +727,26 @@ async fn a_long_message_is_stored_once_and_replayed_byte_for_byte() {
     .await;
     assert_eq!(next_event_text(&mut again).await, live);
 }
+
+#[tokio::test]
+async fn descriptors_the_server_inherited_never_reach_the_agents_processes() {
+    let server = Server::start_with(Options {
+        leak_fd: true,
+        ..Default::default()
+    });
+    let cid = "fdleak";
+    let mut ws = ws_ready(
+        server.port,
+        &format!("conversation_id={cid}&latest_event_id=-1"),
+    )
+    .await;
+    let obs = act(
+        &mut ws,
+        &json!({"action": "run", "args": {"command": "if [ -e /proc/$$/fd/5 ]; then echo leaked; else echo clean; fi"}}),
+    )
+    .await;
+    assert_eq!(obs["content"].as_str().unwrap().trim(), "clean", "{obs}");
+    // The check can fail: the server itself did inherit it.
+    let pid = server.child.id();
+    assert!(std::path::Path::new(&format!("/proc/{pid}/fd/5")).exists());
+}

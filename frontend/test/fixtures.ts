@@ -157,3 +157,40 @@ export const systemAction = (id: number): OHEvent => ({
   action: "system",
   args: { content: "You are OpenHands agent…", tools: [], openhands_version: "0.59.0", agent_class: "CodeActAgent" },
 });
+
+export const browseInteractiveAction = (id: number, code: string): OHEvent => ({
+  id,
+  timestamp: "2025-10-10T12:00:04.000000",
+  source: "agent",
+  message: `I am interacting with the browser:\n\`\`\`\n${code}\n\`\`\``,
+  action: "browse_interactive",
+  args: { browser_actions: code, thought: "", browsergym_send_msg_to_user: "", security_risk: 0, return_axtree: false },
+});
+
+export const browseInteractiveObs = (id: number, cause: number, url: string, screenshot: string, tree: string): OHEvent => ({
+  id,
+  timestamp: "2025-10-10T12:00:05.000000",
+  source: "agent",
+  message: `Visited ${url}`,
+  cause,
+  observation: "browse",
+  content: `[Current URL: ${url}]\n[Focused element bid: ]\n\n[Action executed successfully.]\n${tree}`,
+  extras: {
+    url,
+    trigger_by_action: "browse_interactive",
+    screenshot,
+    screenshot_path: null,
+    set_of_marks: "",
+    error: false,
+    goal_image_urls: [],
+    open_pages_urls: [url],
+    active_page_index: 0,
+    dom_object: {},
+    axtree_object: {},
+    extra_element_properties: {},
+    last_browser_action: "goto('http://localhost:8000/')",
+    last_browser_action_error: "",
+    focused_element_bid: "",
+    filter_visible_only: false,
+  },
+});

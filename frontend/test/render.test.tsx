@@ -5,7 +5,7 @@ import { ChatItemView } from "../src/components/EventViews";
 import { settingsPayload } from "../src/components/SettingsDialog";
 import { buildChatItems } from "../src/lib/eventlog";
 import type { OHEvent } from "../src/lib/types";
-import { editAction, editObs, errorObs, finishAction, runAction, runObs, stateChanged, taskTracking, userMessage } from "./fixtures";
+import { browseInteractiveAction, browseInteractiveObs, editAction, editObs, errorObs, finishAction, runAction, runObs, stateChanged, taskTracking, userMessage } from "./fixtures";
 
 function html(events: OHEvent[], pendingId: number | null = null, settled = false) {
   return buildChatItems(events)
@@ -22,6 +22,25 @@ describe("chat views", () => {
     expect(out).toContain("&lt;evil");
     expect(out).not.toContain("<evil>");
     expect(out).toMatch(/exit 2/);
+  });
+
+  it("the interactive browser shows its actions, the screenshot and the accessibility tree", () => {
+    const shot = "data:image/png;base64,iVBORw0KGgo=";
+    const out = html([
+      browseInteractiveAction(1, "fill('6', 'Ada')\nclick('10')"),
+      browseInteractiveObs(2, 1, "http://localhost:8000/form", shot, "\t[6] textbox 'Name' <script>"),
+    ]);
+    expect(out).toContain(`src="${shot}"`);
+    expect(out).toContain("http://localhost:8000/form");
+    expect(out).toContain("click");
+    expect(out).toContain("[6] textbox 'Name'");
+    expect(out).toContain("&lt;script>");
+    expect(out).not.toContain("<script>");
+  });
+
+  it("a screenshot that is not a data image is not shown", () => {
+    const out = html([browseInteractiveAction(1, "noop()"), browseInteractiveObs(2, 1, "http://x/", "javascript:alert(1)", "")]);
+    expect(out).not.toContain("<img");
   });
 
   it("a command still running, and one that will not get a result", () => {
@@ -74,5 +93,15 @@ describe("settings form", () => {
     expect(settingsPayload({ ...base, llm_api_key: "sk-1" }).llm_api_key).toBe("sk-1");
     expect(settingsPayload({ ...base, llm_api_key: "sk-1", clear_key: true }).llm_api_key).toBeNull();
     expect(settingsPayload({ ...base, max_iterations: "" }).max_iterations).toBeNull();
+  });
+});
+
+describe("conversation list usage", () => {
+  it("shows the cost and tokens of a conversation that used the LLM, nothing otherwise", async () => {
+    const { usageText } = await import("../src/components/ConversationList");
+    expect(usageText({ conversation_id: "a", title: "t", accumulated_cost: 0.36, total_tokens: 1330 })).toBe("$0.36 · 1,330 tokens");
+    expect(usageText({ conversation_id: "a", title: "t", accumulated_cost: 0.0012, total_tokens: 5 })).toBe("$0.0012 · 5 tokens");
+    expect(usageText({ conversation_id: "a", title: "t" })).toBe("");
+    expect(usageText({ conversation_id: "a", title: "t", accumulated_cost: 0, total_tokens: 0 })).toBe("");
   });
 });

@@ -164,6 +164,10 @@ impl Controller {
         let max = self.max_chars();
         for a in self.host.stored_events().await {
             self.history.push(a.id, a.source, &a.event, max);
+            if let Some(m) = &a.event.llm_metrics {
+                // Totals (and so the budget) go on from where they were.
+                self.metrics.restore(m);
+            }
             match &a.event.payload {
                 Payload::Action(Action::System(_)) => self.system_sent = true,
                 Payload::Action(Action::Message(_)) if a.source == EventSource::User => {
@@ -519,6 +523,7 @@ impl Controller {
         }
         if let Some(budget) = max_budget.filter(|b| self.metrics.cost >= *b) {
             let reason = format!("RuntimeError: Agent reached maximum budget for conversation. Current budget: {:.2}, max budget: {budget:.2}", self.metrics.cost);
+            self.notify_status(NoticeKind::Error, "STATUS$ERROR", &format!("Agent reached its budget for this conversation: ${:.4} spent of ${budget:.4} (max_budget_per_task). Raise the budget in Settings to continue.", self.metrics.cost));
             self.set_state(AgentState::Error, &reason).await;
             return;
         }
@@ -559,11 +564,15 @@ impl Controller {
         }));
     }
 
-    /// The tools offered to the model: Python cells only where a kernel can start.
+    /// The tools offered to the model: Python cells only where a kernel can start, the
+    /// browser only where it is enabled.
     fn tool_definitions(&self) -> Vec<Value> {
         let mut tools = tools::definitions();
         if self.options.ipython {
             tools.push(tools::ipython_definition());
+        }
+        if self.options.browser {
+            tools.push(super::browser_tool::definition());
         }
         tools
     }

@@ -78,7 +78,7 @@ pub fn observation_text(event: &Event, max_chars: usize) -> Option<String> {
                 .join("\n"),
             max_chars,
         ),
-        ObservationKind::Browse(e) if e.error => format!(
+        ObservationKind::Browse(e) if e.error && e.trigger_by_action == "browse" => format!(
             "Error fetching {}: {}",
             e.url,
             truncate_middle(&o.content, max_chars)

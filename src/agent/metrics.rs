@@ -36,6 +36,25 @@ impl Metrics {
         }
     }
 
+    /// Continues from the totals of a stored `llm_metrics` object (after a restart).
+    pub fn restore(&mut self, stored: &Value) {
+        let usage = &stored["accumulated_token_usage"];
+        let count = |key: &str| usage[key].as_u64().unwrap_or(0);
+        if let Some(cost) = stored["accumulated_cost"]
+            .as_f64()
+            .filter(|c| c.is_finite())
+        {
+            self.cost = cost.max(0.0);
+        }
+        self.prompt_tokens = count("prompt_tokens");
+        self.completion_tokens = count("completion_tokens");
+        self.cache_read_tokens = count("cache_read_tokens");
+        self.cache_write_tokens = count("cache_write_tokens");
+        if let Some(model) = usage["model"].as_str() {
+            self.model = model.to_string();
+        }
+    }
+
     /// The `llm_metrics` object of upstream's events.
     pub fn to_value(&self, max_budget: Option<f64>) -> Value {
         json!({
@@ -102,6 +121,25 @@ mod tests {
         assert_eq!(usage["per_turn_token"], 5);
         assert_eq!(usage["response_id"], "r2");
         assert_eq!(usage["model"], "openai/scripted");
+    }
+
+    #[test]
+    fn totals_continue_from_stored_metrics() {
+        let mut m = Metrics::default();
+        let t = turn(0.5, 2.0);
+        m.record(&response("r1", 10, 5), Some(&t));
+        let stored = m.to_value(None);
+        let mut again = Metrics::default();
+        again.restore(&stored);
+        again.record(&response("r2", 4, 1), Some(&t));
+        assert_eq!(again.cost, 10.0 * 0.5 + 5.0 * 2.0 + 4.0 * 0.5 + 2.0);
+        assert_eq!(
+            again.to_value(None)["accumulated_token_usage"]["prompt_tokens"],
+            14
+        );
+        let mut junk = Metrics::default();
+        junk.restore(&json!({"accumulated_cost": "x", "accumulated_token_usage": 3}));
+        assert_eq!(junk.cost, 0.0);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! appended event (in order) through an inbox, and acts only by appending events
 //! through its [`AgentHost`]: it never touches the store or the runtime itself.
 
+mod browser_tool;
 mod condense;
 mod controller;
 mod history;
@@ -46,6 +47,8 @@ pub struct AgentOptions {
     pub workspace: String,
     /// Makes the LLM clients (the default speaks HTTP to the configured provider).
     pub llm_factory: LlmFactory,
+    /// Offer the `browser` tool (Chromium is there and browsing is on).
+    pub browser: bool,
 }
 
 /// The signature of a function that makes an LLM client for some settings.

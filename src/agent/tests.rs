@@ -31,6 +31,7 @@ pub(super) fn options() -> AgentOptions {
         security_analyzer: Some(crate::security::Analyzer::Both),
         workspace: "/workspace".into(),
         llm_factory: LlmFactory::default(),
+        browser: false,
     }
 }
 

@@ -110,7 +110,7 @@ pub fn ipython_definition() -> Value {
 }
 
 /// The `security_risk` argument as the int OpenHands stores (-1 unknown … 2 high).
-fn risk(args: &Map<String, Value>) -> i64 {
+pub(super) fn risk(args: &Map<String, Value>) -> i64 {
     match args
         .get("security_risk")
         .and_then(Value::as_str)
@@ -124,7 +124,11 @@ fn risk(args: &Map<String, Value>) -> i64 {
     }
 }
 
-fn string(args: &Map<String, Value>, key: &str, tool: &str) -> Result<String, ToolError> {
+pub(super) fn string(
+    args: &Map<String, Value>,
+    key: &str,
+    tool: &str,
+) -> Result<String, ToolError> {
     match args.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(other) => Err(ToolError::InvalidArguments(
@@ -149,7 +153,11 @@ fn opt_string(
     }
 }
 
-fn check_keys(args: &Map<String, Value>, allowed: &[&str], tool: &str) -> Result<(), ToolError> {
+pub(super) fn check_keys(
+    args: &Map<String, Value>,
+    allowed: &[&str],
+    tool: &str,
+) -> Result<(), ToolError> {
     match args.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(ToolError::InvalidArguments(
             tool.into(),
@@ -371,6 +379,7 @@ pub fn to_action(name: &str, arguments: &str) -> Result<PlannedAction, ToolError
                 thought: String::new(),
             }))
         }
+        "browser" => plain(super::browser_tool::to_action(&args)?),
         other => Err(ToolError::Unknown(other.to_string())),
     }
 }

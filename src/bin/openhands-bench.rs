@@ -2,7 +2,8 @@
 //! memory, replay, fan-out latency and durable append throughput.
 //!
 //! `cargo run --release --bin openhands-bench` (after `cargo build --release`);
-//! `-- --only cells` measures only Python cells and the security analyzer.
+//! `openhands-bench browser` measures only the interactive browser (needs Chromium).
+//! `openhands-bench cells` measures only Python cells and the security analyzer.
 
 use futures::{SinkExt, StreamExt};
 use std::io::{BufRead, BufReader};
@@ -398,7 +399,7 @@ fn analyzer_times() -> (f64, f64, usize) {
     (median(per_action.clone()), percentile(&per_action, 0.99), n)
 }
 
-/// Python cells and the security analyzer (`--only cells`).
+/// Python cells and the security analyzer (`openhands-bench cells`).
 async fn cells_and_analyzer() {
     let (median_us, p99_us, n) = analyzer_times();
     println!("security rule analyzer: median {median_us:.2} µs, p99 {p99_us:.2} µs per action ({n} actions)");
@@ -423,6 +424,70 @@ async fn cells_and_analyzer() {
             percentile(&l, 0.99)
         },
         later.len()
+    );
+}
+
+/// Sends one `browse_interactive` action and waits for its observation; returns the
+/// round trip in milliseconds.
+async fn browse_once(ws: &mut Ws, code: &str) -> f64 {
+    let frame = serde_json::json!(["oh_user_action", {"action": "browse_interactive", "args": {"browser_actions": code}}]);
+    let t0 = Instant::now();
+    ws.send(Message::Text(format!("42{frame}").into()))
+        .await
+        .expect("send browse");
+    loop {
+        let Some(Ok(Message::Text(t))) = ws.next().await else {
+            panic!("connection lost");
+        };
+        if t.as_str() == "2" {
+            let _ = ws.send(Message::Text("3".into())).await;
+        } else if t.contains(r#""observation":"browse""#) {
+            assert!(t.contains(r#""error":false"#), "browser action failed: {t}");
+            return t0.elapsed().as_secs_f64() * 1000.0;
+        } else if t.contains(r#""observation":"error""#) {
+            panic!("the browser is not available: {t}");
+        }
+    }
+}
+
+/// Browser start (a conversation's first action) and `goto` + snapshot round trips on a
+/// local page.
+async fn browser(port: u16) {
+    let page = "<html><head><title>Bench</title></head><body><h1>Bench</h1><form><input name=q><button>Go</button></form><ul>"
+        .to_string()
+        + &(0..50).map(|i| format!("<li><a href=/p{i}>link {i}</a></li>")).collect::<String>()
+        + "</ul></body></html>";
+    let app = axum::Router::new().fallback(move || {
+        let page = page.clone();
+        async move { axum::response::Html(page) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut firsts = Vec::new();
+    let mut trips = Vec::new();
+    for run in 0..3 {
+        let mut ws = connect(port, &format!("bench_browser_{run}"), -1).await;
+        firsts.push(browse_once(&mut ws, &format!("goto('{base}/a')")).await);
+        for i in 0..20 {
+            trips.push(browse_once(&mut ws, &format!("goto('{base}/p{i}')")).await);
+        }
+    }
+    let trip = median(trips.clone());
+    println!(
+        "browser: first action (Chromium start + goto + snapshot): median {:.0} ms (3 conversations)",
+        median(firsts.clone())
+    );
+    println!(
+        "browser: goto + snapshot (accessibility tree and screenshot) of a local page: median {trip:.1} ms, max {:.1} ms ({} runs)",
+        trips.iter().cloned().fold(0.0, f64::max),
+        trips.len()
+    );
+    println!(
+        "browser: start alone (first action minus a round trip): about {:.0} ms",
+        median(firsts) - trip
     );
 }
 
@@ -509,14 +574,18 @@ async fn fan_out(port: u16, cid: &str, clients: usize, events: u64, rate: u64) {
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("browser") {
+        let (server, _) = start().await;
+        browser(server.port).await;
+        return;
+    }
     println!(
         "openhands-server benchmark ({} cores)",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    let only: Option<String> = std::env::args().skip_while(|a| a != "--only").nth(1);
-    if only.as_deref() == Some("cells") {
+    if std::env::args().nth(1).as_deref() == Some("cells") {
         cells_and_analyzer().await;
         return;
     }
@@ -618,6 +687,40 @@ async fn main() {
             cpu.as_secs_f64(),
             sys.as_secs_f64(),
             cpu.as_secs_f64() * 1e6 / 200_000.0
+        );
+    }
+    // 7. The interactive browser, when Chromium is installed.
+    if ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .any(|p| std::path::Path::new(p).is_file())
+        || std::env::var_os("CHROMIUM_PATH").is_some()
+    {
+        browser(port).await;
+    } else {
+        println!("browser: skipped (Chromium is not installed)");
+    }
+    // 8. Scraping /metrics (absent from builds without it: then skipped).
+    let client = reqwest::Client::new();
+    let mut scrapes = Vec::new();
+    for _ in 0..20 {
+        let t0 = Instant::now();
+        match client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => {
+                let _ = r.text().await;
+                scrapes.push(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+            _ => break,
+        }
+    }
+    if !scrapes.is_empty() {
+        println!(
+            "GET /metrics after the benchmark: median {:.2} ms ({} scrapes)",
+            median(scrapes.clone()),
+            scrapes.len()
         );
     }
     println!(

@@ -62,9 +62,12 @@ pub(super) async fn run(
     runtime: Arc<LocalRuntime>,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     results: mpsc::Sender<Command>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     while let Some(job) = jobs.recv().await {
+        let started = std::time::Instant::now();
         let observation = runtime.execute(&job.action, job.timeout).await;
+        metrics.command_ran(action_name(&job.action), started.elapsed());
         let mut event = Event::observation(observation, Some(job.id));
         event.tool_call_metadata = job.tool_call_metadata;
         if results
@@ -77,5 +80,20 @@ pub(super) async fn run(
         {
             break;
         }
+    }
+}
+
+/// The action's kind as a metrics label (`run`, `read`, …).
+fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::Run(_) => "run",
+        Action::RunIpython(_) => "run_ipython",
+        Action::Read(_) => "read",
+        Action::Write(_) => "write",
+        Action::Edit(_) => "edit",
+        Action::Browse(_) => "browse",
+        Action::BrowseInteractive(_) => "browse_interactive",
+        Action::CallToolMcp(_) => "call_tool_mcp",
+        _ => "other",
     }
 }

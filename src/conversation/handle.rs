@@ -60,6 +60,8 @@ pub struct Conversation {
     /// The runtime's status as `GET /api/conversations/{id}` reports it
     /// (`STATUS$SETTING_UP_WORKSPACE` while a repository is cloned, then `STATUS$READY`).
     runtime_status: Mutex<&'static str>,
+    /// The server's metrics (bytes sent, commands run).
+    pub(super) metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Conversation {
@@ -67,6 +69,7 @@ impl Conversation {
         id: Arc<str>,
         commands: mpsc::Sender<Command>,
         live: broadcast::Sender<StoredEvent>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         let (notices, _) = broadcast::channel(64);
         Conversation {
@@ -82,6 +85,7 @@ impl Conversation {
             agent_busy: std::sync::atomic::AtomicBool::new(false),
             overrides: Mutex::new(serde_json::Map::new()),
             runtime_status: Mutex::new("STATUS$READY"),
+            metrics,
         }
     }
 

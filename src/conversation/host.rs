@@ -127,9 +127,12 @@ impl AgentHost for ConversationHost {
 
     async fn recall(&self, query: &str, first: bool) -> Option<crate::events::RecallExtras> {
         let dir = self.runtime.workspace().to_path_buf();
-        let found = tokio::task::spawn_blocking(move || crate::runtime::microagents::load(&dir))
-            .await
-            .ok()?;
+        let user = self.config.user_microagents_dir();
+        let found = tokio::task::spawn_blocking(move || {
+            crate::runtime::microagents::load(&dir, user.as_deref())
+        })
+        .await
+        .ok()?;
         if first {
             for e in &found.errors {
                 self.conversation.notify(

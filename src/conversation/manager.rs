@@ -7,6 +7,7 @@ use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, Mutex};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::handle::Conversation;
 use super::stream::{EventStream, LIVE_BUFFER};
@@ -15,6 +16,7 @@ use crate::agent::AgentOptions;
 use crate::config::Config;
 use crate::events::{Action, Event, MessageArgs, Notice, NoticeKind};
 use crate::runtime::browse::BrowseLimits;
+use crate::runtime::browser::BrowserConfig;
 use crate::runtime::{LocalRuntime, RuntimeConfig};
 use crate::store::{ConversationMetadata, EventStore, StoreError};
 
@@ -60,18 +62,44 @@ pub struct ConversationManager {
     /// One lock per conversation id being opened or deleted (see [`IdLock`]).
     id_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
     shutdown: CancellationToken,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl ConversationManager {
     /// A manager over `store`; call [`ConversationManager::spawn_reaper`] to close idle ones.
     pub fn new(store: Arc<dyn EventStore>, config: Arc<Config>) -> Arc<Self> {
+        Self::with_metrics(store, config, Arc::default())
+    }
+
+    /// [`ConversationManager::new`], reporting to `metrics`.
+    pub fn with_metrics(
+        store: Arc<dyn EventStore>,
+        config: Arc<Config>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Arc<Self> {
         Arc::new(ConversationManager {
+            metrics,
             store,
             config,
             open: Mutex::new(HashMap::new()),
             deleting: std::sync::Mutex::new(HashSet::new()),
             id_locks: std::sync::Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// The metrics the conversations report to.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// How many conversations are open, and how many of those are working (agent busy
+    /// or actions running).
+    pub async fn activity(&self) -> (usize, usize) {
+        let open = self.open.lock().await;
+        let live = open.values().filter(|c| !c.is_closed());
+        live.fold((0, 0), |(n, busy), c| {
+            (n + 1, busy + usize::from(c.is_busy()))
         })
     }
 
@@ -180,29 +208,41 @@ impl ConversationManager {
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let stream = EventStream::open(id.clone(), self.store.clone(), live.clone()).await?;
         let (tx, rx) = mpsc::channel(256);
-        let conversation = Arc::new(Conversation::new(id.clone(), tx, live));
-        let secrets = match self.store.settings().await {
-            Ok(stored) => crate::settings::custom_secrets(stored.as_ref()),
+        let conversation = Arc::new(Conversation::new(
+            id.clone(),
+            tx,
+            live,
+            self.metrics.clone(),
+        ));
+        let (secrets, git_tokens) = match self.store.settings().await {
+            Ok(stored) => (
+                crate::settings::custom_secrets(stored.as_ref()),
+                crate::provider_tokens::stored(stored.as_ref()),
+            ),
             Err(e) => {
                 tracing::warn!(conversation = %id, "cannot read the user's secrets: {e}");
-                Vec::new()
+                (Vec::new(), Vec::new())
             }
         };
         let runtime = Arc::new(LocalRuntime::new(
             &self.config.workspace_for(&id),
-            self.runtime_config(secrets),
+            self.runtime_config(secrets, git_tokens),
         ));
         let workspace = self.config.workspace_for(&id).display().to_string();
         let ipython =
             self.config.file.agent.enable_jupyter && crate::runtime::ipython::available().await;
-        tokio::spawn(task::run(
-            conversation.clone(),
-            stream,
-            rx,
-            self.store.clone(),
-            runtime,
-            (self.config.clone(), self.agent_options(workspace, ipython)),
-        ));
+        let span = tracing::info_span!("conversation", conversation_id = %id);
+        tokio::spawn(
+            task::run(
+                conversation.clone(),
+                stream,
+                rx,
+                self.store.clone(),
+                runtime,
+                (self.config.clone(), self.agent_options(workspace, ipython)),
+            )
+            .instrument(span),
+        );
         tracing::info!(conversation = %id, "conversation opened");
         Ok(conversation)
     }
@@ -240,24 +280,54 @@ impl ConversationManager {
                 f.security.security_analyzer.as_deref(),
             ),
             workspace,
-            llm_factory: crate::agent::LlmFactory::default(),
+            llm_factory: metered_factory(&f.llm, self.metrics.clone()),
+            browser: f.agent.enable_browsing && self.browser_config().is_ok(),
         }
     }
 
-    /// The runtime's settings; the user's custom secrets become environment variables.
-    fn runtime_config(&self, secrets: Vec<crate::settings::CustomSecret>) -> RuntimeConfig {
+    /// The runtime's settings; the user's custom secrets and git provider tokens become
+    /// environment variables (a custom secret of the same name wins).
+    fn runtime_config(
+        &self,
+        secrets: Vec<crate::settings::CustomSecret>,
+        git_tokens: Vec<crate::provider_tokens::ProviderToken>,
+    ) -> RuntimeConfig {
         let sandbox = &self.config.file.sandbox;
         RuntimeConfig {
             default_timeout: Duration::from_secs(sandbox.timeout),
             no_change_timeout: Duration::from_secs(sandbox.no_change_timeout),
             browse: BrowseLimits::default(),
+            browser: self.browser_config(),
             env: sandbox
                 .runtime_startup_env_vars
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
+                .chain(crate::provider_tokens::shell_env(&git_tokens))
                 .chain(secrets.into_iter().map(|s| (s.name, s.value)))
                 .collect(),
+            git_tokens,
         }
+    }
+
+    /// The interactive browser's settings, or why there is none.
+    fn browser_config(&self) -> Result<BrowserConfig, String> {
+        let f = &self.config.file;
+        if !f.core.enable_browser {
+            return Err("the browser is turned off (`[core] enable_browser = false`)".into());
+        }
+        let executable = crate::runtime::browser::find_chromium().ok_or_else(|| {
+            "Chromium was not found (install Debian's `chromium` package or set CHROMIUM_PATH)"
+                .to_string()
+        })?;
+        let idle = match f.sandbox.browser_idle_timeout {
+            0 => Duration::MAX,
+            secs => Duration::from_secs(secs),
+        };
+        Ok(BrowserConfig {
+            executable,
+            action_timeout: Duration::from_secs(f.sandbox.browser_action_timeout.max(1)),
+            idle_timeout: idle,
+        })
     }
 
     /// Creates a conversation (new id) and opens it; the initial message becomes its first event.
@@ -430,4 +500,24 @@ impl Drop for IdLock<'_> {
             }
         }
     }
+}
+
+/// The production LLM factory, with every client reporting to `metrics`.
+fn metered_factory(
+    llm: &crate::config::LlmConfig,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> crate::agent::LlmFactory {
+    let prices = crate::metrics::Prices {
+        input: llm.input_cost_per_token,
+        output: llm.output_cost_per_token,
+    };
+    crate::agent::LlmFactory::new(move |settings| {
+        let client = crate::llm::client(settings)?;
+        Ok(crate::metrics::metered(
+            client,
+            &settings.model,
+            prices,
+            metrics.clone(),
+        ))
+    })
 }

@@ -8,6 +8,7 @@ mod manager;
 mod stream;
 mod subscription;
 mod task;
+mod usage;
 
 pub use handle::{AttachGuard, Conversation, ConversationError};
 pub use manager::{ConversationManager, ManagerError, NewConversation};

@@ -52,9 +52,10 @@ impl EventStream {
         event.id = Some(id);
         event.timestamp = Some(local_timestamp());
         event.source = Some(source);
-        let stored = StoredEvent {
+        let mut stored = StoredEvent {
             id,
             json: Arc::from(event.to_json()),
+            durable_at: None,
         };
         let for_store = stored.clone();
         let live = self.live.clone();
@@ -62,7 +63,10 @@ impl EventStream {
         let on_durable = Box::new(move |result: Result<(), StoreError>| {
             match &result {
                 // No subscriber is fine: replay will find the event in the store.
-                Ok(()) => drop(live.send(stored)),
+                Ok(()) => {
+                    stored.durable_at = Some(std::time::Instant::now());
+                    drop(live.send(stored))
+                }
                 Err(e) => tracing::error!(%conversation, id, "event not stored: {e}"),
             }
             if let Some(done) = done {

@@ -104,6 +104,7 @@ pub async fn subscribe(
                     if !subscriber.event(&ev).await {
                         return;
                     }
+                    conversation.metrics.live_sent(ev.json.len());
                     last = Some(ev.id);
                 }
                 // Too slow for the live buffer: the store has everything we skipped.
@@ -182,6 +183,7 @@ async fn catch_up(
             if cancel.is_cancelled() || !subscriber.event(ev).await {
                 return CatchUp::Gone;
             }
+            conversation.metrics.replay_sent(ev.json.len());
             *last = Some(ev.id);
         }
     }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::executor::{self, Job};
 use super::handle::{Command, Conversation, ConversationError};
@@ -25,6 +26,8 @@ pub(super) struct TaskContext {
     /// The agent's inbox: every appended event, in order.
     agent: mpsc::UnboundedSender<Appended>,
     untitled: bool,
+    /// Cost and token totals not yet written to the metadata.
+    usage: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl TaskContext {
@@ -104,6 +107,7 @@ pub(super) async fn run(
 ) {
     // Whatever happens (even a panic), the conversation ends up closed and finished.
     let _finished = FinishGuard(conversation.clone());
+    tracing::debug!("conversation task started");
     // The first event of every (re)opening, as upstream stores it: the agent is loading.
     // It goes before any command, so an initial message always follows it; the agent
     // announces `awaiting_user_input` once it has read the history.
@@ -116,11 +120,15 @@ pub(super) async fn run(
         None,
     );
     let (jobs, jobs_rx) = mpsc::unbounded_channel();
-    let mut executor = tokio::spawn(executor::run(
-        runtime.clone(),
-        jobs_rx,
-        conversation.commands.clone(),
-    ));
+    let mut executor = tokio::spawn(
+        executor::run(
+            runtime.clone(),
+            jobs_rx,
+            conversation.commands.clone(),
+            conversation.metrics.clone(),
+        )
+        .in_current_span(),
+    );
     let (agent_tx, agent_rx) = mpsc::unbounded_channel();
     let host = Arc::new(ConversationHost {
         conversation: conversation.clone(),
@@ -128,13 +136,16 @@ pub(super) async fn run(
         config: agent.0,
         runtime: runtime.clone(),
     });
-    let _stop_agent = AbortOnDrop(tokio::spawn(crate::agent::run(host, agent.1, agent_rx)));
+    let _stop_agent = AbortOnDrop(tokio::spawn(
+        crate::agent::run(host, agent.1, agent_rx).in_current_span(),
+    ));
     let mut ctx = TaskContext {
         store,
         runtime,
         jobs,
         agent: agent_tx,
         untitled: true,
+        usage: None,
     };
     let mut dirty = false;
     let mut tick = tokio::time::interval(METADATA_FLUSH);
@@ -150,7 +161,7 @@ pub(super) async fn run(
             },
             _ = tick.tick() => {
                 if std::mem::take(&mut dirty) {
-                    touch_metadata(&ctx.store, &conversation.id).await;
+                    touch_metadata(&ctx.store, &conversation.id, ctx.usage.take()).await;
                 }
             }
             _ = conversation.closed.cancelled() => break,
@@ -182,7 +193,7 @@ pub(super) async fn run(
     while let Some(cmd) = commands.recv().await {
         handle(&conversation, &mut stream, &mut ctx, cmd).await;
     }
-    touch_metadata(&ctx.store, &conversation.id).await;
+    touch_metadata(&ctx.store, &conversation.id, ctx.usage.take()).await;
     if let Err(e) = ctx.store.flush().await {
         tracing::error!(conversation = %conversation.id, "flush on close failed: {e}");
     }
@@ -232,6 +243,9 @@ async fn handle(
             reply,
         } => {
             conversation.touch();
+            if let Some(totals) = event.llm_metrics.as_ref().and_then(super::usage::totals) {
+                ctx.usage = Some(totals);
+            }
             let id = ctx.append(conversation, stream, event, source, None);
             let _ = reply.send(id);
         }
@@ -248,8 +262,15 @@ async fn auto_title(conversation: &Arc<Conversation>, store: &Arc<dyn EventStore
     super::host::set_title_if(conversation, store, &title, default_title(&conversation.id)).await;
 }
 
-async fn touch_metadata(store: &Arc<dyn EventStore>, id: &str) {
-    let patch = serde_json::json!({"last_updated_at": metadata_utc_now()});
+/// Writes `last_updated_at`, and the cost and token totals when they changed.
+async fn touch_metadata(
+    store: &Arc<dyn EventStore>,
+    id: &str,
+    usage: Option<serde_json::Map<String, serde_json::Value>>,
+) {
+    let mut patch = usage.unwrap_or_default();
+    patch.insert("last_updated_at".into(), metadata_utc_now().into());
+    let patch = serde_json::Value::Object(patch);
     if let Err(e) = store.patch_conversation(id, patch, None).await {
         tracing::warn!(conversation = %id, "cannot update metadata: {e}");
     }

@@ -16,6 +16,41 @@ pub fn inherited(name: &str) -> bool {
     INHERITED.contains(&name) || name.starts_with("LC_")
 }
 
+/// Marks every descriptor this process inherited beyond stdin, stdout and stderr
+/// close-on-exec, so none reaches the agent's processes (a lock or socket of whatever
+/// started the server would otherwise live on in a background job). Call it first thing,
+/// before any thread starts.
+pub fn stop_inheriting_descriptors() {
+    #[cfg(target_os = "linux")]
+    {
+        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+        // SAFETY: close_range only changes descriptor flags; no memory is passed.
+        let done = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                libc::c_uint::MAX,
+                CLOSE_RANGE_CLOEXEC,
+            )
+        } == 0;
+        if done {
+            return;
+        }
+    }
+    // Kernels without close_range: walk the open descriptors.
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        let fds: Vec<i32> = dir
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .filter(|fd| *fd > 2)
+            .collect();
+        for fd in fds {
+            // SAFETY: setting FD_CLOEXEC on a descriptor number; a closed one fails harmlessly.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
+}
+
 /// The allow-listed variables of this process.
 pub fn from_server() -> Vec<(String, String)> {
     std::env::vars().filter(|(k, _)| inherited(k)).collect()

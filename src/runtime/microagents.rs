@@ -2,7 +2,9 @@
 //! (`.openhands/microagents/repo.md`, or `AGENTS.md`) go to the model with the first
 //! message; knowledge microagents (`.openhands/microagents/*.md` whose front-matter lists
 //! `triggers:`) go with any message that contains one of their trigger words. They are
-//! read from the workspace and from each folder directly in it (a cloned repository).
+//! read from the workspace and from each folder directly in it (a cloned repository),
+//! and knowledge microagents also from the user's own folder (`[core]
+//! user_microagents_dir`, `~/.openhands/microagents` by default), as upstream does.
 
 use std::path::{Path, PathBuf};
 
@@ -116,22 +118,43 @@ fn read_small(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| e.to_string())
 }
 
-/// Reads the microagents of `workspace` (see the module's documentation).
-pub fn load(workspace: &Path) -> Microagents {
+/// The `.md` files directly in `dir`, sorted.
+fn markdown_files(dir: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    paths.retain(|p| p.extension().is_some_and(|e| e == "md") && p.is_file());
+    paths.sort();
+    paths
+}
+
+/// Reads the microagents of `workspace` and the knowledge microagents of `user_dir` (see
+/// the module's documentation). The user's come first, so a repository cannot hide them.
+pub fn load(workspace: &Path, user_dir: Option<&Path>) -> Microagents {
     let mut found = Microagents::default();
     let mut files = 0;
+    let mut sources: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
+    if let Some(user) = user_dir {
+        sources.push((user.to_path_buf(), markdown_files(user)));
+    }
     for root in roots(workspace) {
-        let shown = |p: &Path| p.strip_prefix(workspace).unwrap_or(p).display().to_string();
-        let dir = root.join(".openhands").join("microagents");
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
-            .unwrap_or_default();
-        paths.retain(|p| p.extension().is_some_and(|e| e == "md") && p.is_file());
-        paths.sort();
+        let mut paths = markdown_files(&root.join(".openhands").join("microagents"));
         let agents_md = root.join("AGENTS.md");
         if agents_md.is_file() {
             paths.push(agents_md);
         }
+        sources.push((workspace.to_path_buf(), paths));
+    }
+    for (base, paths) in sources {
+        let user = user_dir.is_some_and(|u| u == base);
+        let shown = |p: &Path| {
+            let rel = p.strip_prefix(&base).unwrap_or(p).display().to_string();
+            if user {
+                format!("your microagent {rel}")
+            } else {
+                rel
+            }
+        };
         for path in paths {
             files += 1;
             if files > MAX_FILES {
@@ -152,7 +175,9 @@ pub fn load(workspace: &Path) -> Microagents {
                 }
             };
             let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if file == "repo.md" || file == "AGENTS.md" {
+            // A user's folder holds knowledge only: repository instructions come from
+            // the repository.
+            if !user && (file == "repo.md" || file == "AGENTS.md") {
                 if !body.is_empty() {
                     found.repo.push(body);
                 }
@@ -193,7 +218,7 @@ mod tests {
         std::fs::write(m.join("broken.md"), "---\ntriggers: [x]\nno end\n").unwrap();
         std::fs::create_dir_all(ws.join("project")).unwrap();
         std::fs::write(ws.join("project/AGENTS.md"), "Use tabs.\n").unwrap();
-        let found = load(ws);
+        let found = load(ws, None);
         assert_eq!(found.repo, ["Run tests with `make test`.", "Use tabs."]);
         assert_eq!(found.knowledge.len(), 2);
         assert_eq!(found.errors.len(), 1);
@@ -210,5 +235,30 @@ mod tests {
         );
         assert!(found.triggered("nothing relevant").is_empty());
         assert_eq!(found.triggered("deploy to k8s")[0].0.name, "inline");
+    }
+
+    #[test]
+    fn the_users_folder_adds_knowledge_but_not_repository_instructions() {
+        let ws = tempfile::tempdir().unwrap();
+        let user = tempfile::tempdir().unwrap();
+        std::fs::write(
+            user.path().join("deploy.md"),
+            "---\nname: deploy\ntriggers: [deploy]\n---\nDeploy with `make ship`.\n",
+        )
+        .unwrap();
+        std::fs::write(user.path().join("repo.md"), "Not a repository.\n").unwrap();
+        std::fs::write(user.path().join("bad.md"), "---\ntriggers: nope\n---\nx\n").unwrap();
+        let found = load(ws.path(), Some(user.path()));
+        assert!(found.repo.is_empty(), "{:?}", found.repo);
+        assert_eq!(found.triggered("deploy it")[0].0.name, "deploy");
+        assert_eq!(found.errors.len(), 1);
+        assert!(
+            found.errors[0].starts_with("your microagent bad.md:"),
+            "{:?}",
+            found.errors
+        );
+        // A missing folder is no error.
+        let missing = user.path().join("absent");
+        assert!(load(ws.path(), Some(&missing)).errors.is_empty());
     }
 }

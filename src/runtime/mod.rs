@@ -2,7 +2,8 @@
 //! does: a persistent shell, files and the editor, and web pages.
 
 pub mod browse;
-pub(crate) mod child_env;
+pub mod browser;
+pub mod child_env;
 pub mod editor;
 pub mod ipython;
 pub mod microagents;
@@ -31,8 +32,12 @@ pub struct RuntimeConfig {
     /// A command that prints nothing for this long returns, still running.
     pub no_change_timeout: Duration,
     pub browse: browse::BrowseLimits,
+    /// The interactive browser, or why there is none (said to whoever asks for it).
+    pub browser: Result<browser::BrowserConfig, String>,
     /// Extra environment for the shell (`[sandbox] runtime_startup_env_vars`).
     pub env: Vec<(String, String)>,
+    /// The user's git provider tokens, for cloning from their hosts.
+    pub git_tokens: Vec<crate::provider_tokens::ProviderToken>,
 }
 
 /// Facts about the machine reported in command metadata.
@@ -89,6 +94,8 @@ pub struct LocalRuntime {
     ipython: ipython::IPython,
     http: reqwest::Client,
     host: HostInfo,
+    /// The interactive browser (started at its first action), or why there is none.
+    browser: Result<browser::Browser, String>,
 }
 
 impl LocalRuntime {
@@ -111,6 +118,10 @@ impl LocalRuntime {
             config.default_timeout,
             config.no_change_timeout,
         );
+        let browser = config
+            .browser
+            .clone()
+            .map(|c| browser::Browser::new(workspace, c));
         LocalRuntime {
             id,
             workspace: workspace.to_path_buf(),
@@ -121,6 +132,7 @@ impl LocalRuntime {
             ipython,
             http,
             host: HostInfo::get(),
+            browser,
         }
     }
 
@@ -166,7 +178,14 @@ impl LocalRuntime {
     ) -> Result<PathBuf, repository::RepositoryError> {
         let mut env = child_env::from_server();
         env.extend(self.config.env.iter().cloned());
-        repository::open(&self.workspace, repository, branch, &env).await
+        repository::open(
+            &self.workspace,
+            repository,
+            branch,
+            &env,
+            &self.config.git_tokens,
+        )
+        .await
     }
 
     /// Kills the running command and everything it started (Stop).
@@ -179,6 +198,9 @@ impl LocalRuntime {
 
     /// Kills the shell and every process of its session (close, delete, shutdown).
     pub fn close(&self) {
+        if let Ok(browser) = &self.browser {
+            browser.close();
+        }
         if let Some(shell) = self.current_shell() {
             shell.kill_all();
         }
@@ -258,10 +280,13 @@ impl LocalRuntime {
                 }
             }
             Action::RunIpython(args) => self.ipython.run(args, timeout).await,
-            Action::BrowseInteractive(_) => Observation::error(
-                "Interactive browsing is not available in this runtime; fetch pages with the browse action instead.",
-                "",
-            ),
+            Action::BrowseInteractive(args) => match &self.browser {
+                Ok(browser) => browser.execute(args).await,
+                Err(why) => Observation::error(
+                    format!("Interactive browsing is not available: {why}. Fetch pages with the browse action instead."),
+                    "",
+                ),
+            },
             Action::CallToolMcp(a) => Observation::error(format!("MCP tool {:?} is not available: this server has no MCP servers configured.", a.name), ""),
             other => Observation::error(format!("The runtime cannot execute {} actions.", other.kind()), ""),
         }

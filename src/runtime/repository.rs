@@ -7,6 +7,8 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::process::Command;
 
+use crate::provider_tokens::{self, ProviderToken};
+
 /// How long a clone may take.
 const CLONE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -71,12 +73,14 @@ pub fn source_of(repository: &str) -> Result<(String, String), RepositoryError> 
 
 /// Clones `repository` (on `branch`, if given) into `workspace/<name>` unless it is there
 /// already; returns that folder. `env` is the environment git runs with (the runtime's:
-/// never the server's secrets).
+/// never the server's secrets); the token of `tokens` whose host `repository` is on, if
+/// any, authenticates the clone.
 pub async fn open(
     workspace: &Path,
     repository: &str,
     branch: Option<&str>,
     env: &[(String, String)],
+    tokens: &[ProviderToken],
 ) -> Result<PathBuf, RepositoryError> {
     let (url, name) = source_of(repository)?;
     let dest = workspace.join(&name);
@@ -105,6 +109,7 @@ pub async fn open(
         .arg(&dest)
         .env_clear()
         .envs(env.iter().cloned())
+        .envs(provider_tokens::git_env(&url, tokens))
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);

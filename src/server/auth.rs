@@ -15,7 +15,20 @@ fn exempt(path: &str) -> bool {
     matches!(path, "/alive" | "/health" | "/server_info" | "/api/health")
         || path.starts_with("/socket.io")
         || path == "/ws"
-        || !path.starts_with("/api/")
+        || (!path.starts_with("/api/") && path != METRICS)
+}
+
+/// The metrics route: behind the key like the REST API; Prometheus may also send the key
+/// as `Authorization: Bearer <key>` (its `authorization` scrape setting).
+const METRICS: &str = "/metrics";
+
+/// The key of an `Authorization: Bearer <key>` header.
+fn bearer_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 /// Compares two secrets without leaking where they differ.
@@ -132,7 +145,12 @@ pub async fn require_session_key(
     };
     let query = query_key(&req);
     let cookie = cookie_key(req.headers());
-    let (header, cookie) = (header_key(req.headers()), cookie.as_deref());
+    let header = header_key(req.headers()).or_else(|| {
+        (req.uri().path() == METRICS)
+            .then(|| bearer_key(req.headers()))
+            .flatten()
+    });
+    let cookie = cookie.as_deref();
     // REST takes the header or the cookie; a handshake (Socket.IO) also the query.
     let rest_ok = authorized(
         Some(expected),
@@ -153,7 +171,11 @@ pub async fn require_session_key(
     );
     req.extensions_mut().insert(Caller { peer, key_ok });
     let path = req.uri().path();
-    if !path.starts_with("/api/") && !path.starts_with("/socket.io") && path != "/ws" {
+    if !path.starts_with("/api/")
+        && !path.starts_with("/socket.io")
+        && path != "/ws"
+        && path != METRICS
+    {
         let query_ok = |k: &String| {
             authorized(
                 Some(expected),

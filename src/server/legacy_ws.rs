@@ -71,23 +71,29 @@ pub async fn handler(
         .on_upgrade(move |ws| serve(state, conversation, after, ws))
 }
 
+/// A frame for the websocket writer, with the moment a live event became durable.
+type Outgoing = (String, Option<std::time::Instant>);
+
 /// Sends frames to the websocket writer.
 struct WsSubscriber {
-    out: mpsc::Sender<String>,
+    out: mpsc::Sender<Outgoing>,
 }
 
 #[async_trait]
 impl Subscriber for WsSubscriber {
     async fn event(&self, event: &StoredEvent) -> bool {
-        self.out.send(event.json.to_string()).await.is_ok()
+        self.out
+            .send((event.json.to_string(), event.durable_at))
+            .await
+            .is_ok()
     }
 
     async fn notice(&self, json: &str) -> bool {
-        self.out.send(json.to_string()).await.is_ok()
+        self.out.send((json.to_string(), None)).await.is_ok()
     }
 
     async fn closed(&self) {
-        let _ = self.out.send(Notice::Stopped.to_json()).await;
+        let _ = self.out.send((Notice::Stopped.to_json(), None)).await;
     }
 }
 
@@ -102,19 +108,24 @@ async fn serve(
     ws: WebSocket,
 ) {
     let _attached = conversation.attach();
+    let _counted = state.metrics.raw_ws_client();
     let (mut sink, mut stream) = ws.split();
-    let (out, mut rx) = mpsc::channel::<String>(256);
+    let (out, mut rx) = mpsc::channel::<Outgoing>(256);
     let cancel = CancellationToken::new();
+    let metrics = state.metrics.clone();
     let writer = tokio::spawn(async move {
-        while let Some(text) = rx.recv().await {
+        while let Some((text, since)) = rx.recv().await {
             if sink.send(Message::Text(text.into())).await.is_err() {
                 break;
+            }
+            if let Some(since) = since {
+                metrics.delivered(since.elapsed());
             }
         }
         let _ = sink.close().await;
     });
     let _ = out
-        .send(json!({"token": &*conversation.id, "status": "ok", "conversation_id": &*conversation.id}).to_string())
+        .send((json!({"token": &*conversation.id, "status": "ok", "conversation_id": &*conversation.id}).to_string(), None))
         .await;
     tokio::spawn(subscribe(
         conversation.clone(),
@@ -128,7 +139,10 @@ async fn serve(
             Message::Text(t) => t.to_string(),
             Message::Binary(_) => {
                 let _ = out
-                    .send(error("Binary messages are not supported: send JSON text"))
+                    .send((
+                        error("Binary messages are not supported: send JSON text"),
+                        None,
+                    ))
                     .await;
                 continue;
             }
@@ -136,7 +150,7 @@ async fn serve(
             _ => continue,
         };
         if let Some(reply) = handle(&state, &conversation, text.trim()).await {
-            if out.send(reply).await.is_err() {
+            if out.send((reply, None)).await.is_err() {
                 break;
             }
         }

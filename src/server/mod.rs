@@ -6,6 +6,7 @@ mod frontend;
 mod guard;
 mod legacy_ws;
 mod listener;
+mod request_span;
 mod routes;
 mod sio;
 mod socket;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub settings_lock: Arc<tokio::sync::Mutex<()>>,
     /// Which browser pages and host names may use the server.
     pub browser: Arc<guard::BrowserPolicy>,
+    /// The operator metrics (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Conversation ids are `[A-Za-z0-9_-]{1,100}` everywhere (REST paths, socket and `/ws`
@@ -56,6 +59,7 @@ pub fn app(state: AppState, engine_config: EngineConfig) -> (Router, Arc<Engine>
     let router = routes::router()
         .route("/ws", get(legacy_ws::handler))
         .merge(socket_routes)
+        .merge(routes::metrics::router(state.clone(), engine.clone()))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_session_key,
@@ -65,6 +69,7 @@ pub fn app(state: AppState, engine_config: EngineConfig) -> (Router, Arc<Engine>
             state.clone(),
             guard::check_browser,
         ))
+        .layer(axum::middleware::from_fn(request_span::request_span))
         .with_state(state);
     (router, engine)
 }
@@ -132,9 +137,17 @@ async fn socket_post(
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let store_dir = config.file_store_path();
-    let store = crate::store::SqliteStore::open(&store_dir)
-        .map_err(|e| anyhow::anyhow!("cannot open the store in {}: {e}", store_dir.display()))?;
-    let manager = ConversationManager::new(Arc::new(store), config.clone());
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let observer = metrics.clone();
+    let store = crate::store::SqliteStore::open_observed(
+        &store_dir,
+        Some(Arc::new(move |took, events| {
+            observer.store_committed(took, events)
+        })),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the store in {}: {e}", store_dir.display()))?;
+    let manager =
+        ConversationManager::with_metrics(Arc::new(store), config.clone(), metrics.clone());
     let reaper = manager.spawn_reaper();
     let state = AppState {
         config: config.clone(),
@@ -142,6 +155,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         started: Instant::now(),
         settings_lock: Arc::default(),
         browser: Arc::new(guard::BrowserPolicy::new(&config)),
+        metrics,
     };
     let limits = &config.file.limits;
     let engine_config = EngineConfig {

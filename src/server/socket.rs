@@ -313,6 +313,10 @@ impl EngineHandler for SocketHandler {
             }
         }
     }
+
+    fn written(&self, since: std::time::Instant) {
+        self.state.metrics.delivered(since.elapsed());
+    }
 }
 
 /// Forwards a conversation's events to one socket as `oh_event`.
@@ -328,7 +332,7 @@ impl Subscriber for SocketSubscriber {
         !self.cancel.is_cancelled()
             && self
                 .session
-                .send_packet(OH_EVENT.packet(event.json.clone()))
+                .send_packet(OH_EVENT.timed_packet(event.json.clone(), event.durable_at))
                 .await
     }
 

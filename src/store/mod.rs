@@ -65,7 +65,12 @@ impl StoreError {
 pub struct StoredEvent {
     pub id: u64,
     pub json: Arc<str>,
+    /// When it became durable, for live events (none for events read back).
+    pub durable_at: Option<std::time::Instant>,
 }
+
+/// Told about every group commit: how long it took and how many events it made durable.
+pub type CommitObserver = Arc<dyn Fn(std::time::Duration, usize) + Send + Sync>;
 
 /// Runs once the append it belongs to is durable (or failed), in commit order.
 pub type OnDurable = Box<dyn FnOnce(Result<(), StoreError>) + Send>;

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Append, ConversationMetadata, EventRange, EventStore, StoreError, StoredEvent};
+use super::{
+    Append, CommitObserver, ConversationMetadata, EventRange, EventStore, StoreError, StoredEvent,
+};
 
 /// How many queued operations one transaction may commit together.
 const MAX_BATCH: usize = 4096;
@@ -73,6 +75,11 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
 impl SqliteStore {
     /// Opens (creating if needed) the database under `dir` and starts the writer thread.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_observed(dir, None)
+    }
+
+    /// [`SqliteStore::open`], telling `observer` about every group commit.
+    pub fn open_observed(dir: &Path, observer: Option<CommitObserver>) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
         let path = dir.join("openhands.db");
@@ -82,7 +89,7 @@ impl SqliteStore {
         let (tx, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, observer))
             .map_err(|e| StoreError::io("starting the writer thread", e))?;
         Ok(SqliteStore {
             path,
@@ -132,7 +139,11 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
+fn writer_loop(
+    mut conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<WriteOp>,
+    observer: Option<CommitObserver>,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -141,7 +152,10 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
                 Err(_) => break,
             }
         }
-        commit_batch(&mut conn, batch);
+        let (took, events) = commit_batch(&mut conn, batch);
+        if let Some(observe) = &observer {
+            observe(took, events);
+        }
     }
 }
 
@@ -159,8 +173,12 @@ enum Done {
     Flush(oneshot::Sender<Result<(), StoreError>>),
 }
 
-fn commit_batch(conn: &mut Connection, batch: Vec<WriteOp>) {
+/// Commits `batch` as one transaction and answers every operation in it; returns how
+/// long the transaction took (fsync included) and how many events it made durable.
+fn commit_batch(conn: &mut Connection, batch: Vec<WriteOp>) -> (std::time::Duration, usize) {
+    let started = std::time::Instant::now();
     let mut done = Vec::with_capacity(batch.len());
+    let mut events = 0;
     let commit = (|| -> Result<(), StoreError> {
         let tx = conn.transaction()?;
         let mut aborted = false;
@@ -180,9 +198,14 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteOp>) {
         tx.commit()?;
         Ok(())
     })();
+    let took = started.elapsed();
     for d in done {
         match d {
-            Done::Event(cb, r) => cb(commit.clone().and(r)),
+            Done::Event(cb, r) => {
+                let r = commit.clone().and(r);
+                events += usize::from(r.is_ok());
+                cb(r)
+            }
             Done::Unit(tx, r) => {
                 let _ = tx.send(commit.clone().and(r));
             }
@@ -194,6 +217,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteOp>) {
             }
         }
     }
+    (took, events)
 }
 
 /// The answer for an operation that was not attempted because its batch failed.
@@ -321,6 +345,7 @@ impl EventStore for SqliteStore {
                 Ok(StoredEvent {
                     id: r.get::<_, i64>(0)? as u64,
                     json: Arc::from(super::compact::unpack(r.get::<_, String>(1)?)),
+                    durable_at: None,
                 })
             })?;
             let mut page = Vec::new();

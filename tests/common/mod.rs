@@ -30,6 +30,11 @@ pub struct Options {
     pub host: Option<String>,
     /// More command-line arguments.
     pub args: Vec<String>,
+    /// Start the server with an extra open descriptor (number 5, not close-on-exec), as a
+    /// parent holding a lock or socket would.
+    pub leak_fd: bool,
+    /// Write the server's stderr (its log) to this file instead of the test's stderr.
+    pub stderr_to: Option<PathBuf>,
 }
 
 impl Server {
@@ -78,7 +83,32 @@ impl Server {
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn server");
+        if let Some(path) = &opts.stderr_to {
+            cmd.stderr(std::fs::File::create(path).expect("log file"));
+        }
+        if opts.leak_fd {
+            use std::os::fd::AsRawFd;
+            use std::os::unix::process::CommandExt;
+            let file = std::fs::File::open(dir.join(".")).expect("open");
+            let fd = file.as_raw_fd();
+            // SAFETY: dup2 is async-signal-safe; `file` outlives the spawn.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::dup2(fd, 5) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let child = cmd.spawn().expect("spawn server");
+            drop(file);
+            return Self::started(child, dir, tmp);
+        }
+        let child = cmd.spawn().expect("spawn server");
+        Self::started(child, dir, tmp)
+    }
+
+    fn started(mut child: Child, dir: PathBuf, tmp: Option<tempfile::TempDir>) -> Server {
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         let mut reader = BufReader::new(stdout);

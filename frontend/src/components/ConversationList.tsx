@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { api } from "../lib/api";
-import { relativeTime } from "../lib/format";
+import { formatCost, relativeTime } from "../lib/format";
 import { navigate } from "../lib/router";
 import type { ConversationInfo } from "../lib/types";
 import { Icon } from "./Icon";
@@ -79,6 +79,16 @@ export function ConversationList({ activeId, version }: { activeId: string | nul
       )}
     </nav>
   );
+}
+
+/** "$0.36 · 330 tokens" for a conversation that used the LLM, else "". */
+export function usageText(conv: ConversationInfo): string {
+  return [
+    conv.accumulated_cost ? formatCost(conv.accumulated_cost) : "",
+    conv.total_tokens ? `${conv.total_tokens.toLocaleString()} tokens` : "",
+  ]
+    .filter(Boolean)
+    .join(" · ");
 }
 
 function ConversationRow({
@@ -195,6 +205,14 @@ function ConversationRow({
               <time dateTime={conv.last_updated_at ?? undefined} title={conv.last_updated_at ?? ""}>
                 {relativeTime(conv.last_updated_at)}
               </time>
+              {usageText(conv) && (
+                <>
+                  <span class="sep">·</span>
+                  <span data-testid="conversation-usage" title={conv.llm_model ? `LLM usage (${conv.llm_model})` : "LLM usage"}>
+                    {usageText(conv)}
+                  </span>
+                </>
+              )}
             </span>
           </a>
           <span class="row-actions">

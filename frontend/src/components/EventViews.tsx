@@ -358,9 +358,16 @@ function ActionBody({ action: a, obs }: { action: OHEvent; obs?: OHEvent }) {
               {url}
             </a>
           )}
+          {a.action === "browse_interactive" && typeof args.browser_actions === "string" && (
+            <pre class="code hljs" dangerouslySetInnerHTML={{ __html: highlight(args.browser_actions, "python") }} />
+          )}
           {shot && <img class="shot" src={shot} alt="Screenshot of the page" />}
-          {/* The server hands the page over as markdown. */}
-          <Markdown class="browse-md" text={clip(obs.content ?? "", 30_000).text} />
+          {/* A fetched page comes as markdown; the interactive browser's as its accessibility tree. */}
+          {a.action === "browse_interactive" ? (
+            <Output text={obs.content ?? ""} />
+          ) : (
+            <Markdown class="browse-md" text={clip(obs.content ?? "", 30_000).text} />
+          )}
         </div>
       );
     }

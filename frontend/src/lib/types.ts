@@ -85,6 +85,12 @@ export interface ConversationInfo {
   session_api_key?: string | null;
   num_connections?: number;
   trigger?: string | null;
+  /** LLM usage of the conversation (upstream's metadata names). */
+  llm_model?: string | null;
+  accumulated_cost?: number;
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  total_tokens?: number;
 }
 
 export interface Settings {

@@ -144,6 +144,12 @@ impl Workspace {
             alias,
         })
     }
+
+    /// The physical path of a user-given path inside the workspace (see `locate`), or
+    /// an error if it leaves the workspace.
+    pub fn real_path(&self, path: &str) -> Result<PathBuf, WorkspaceError> {
+        self.locate(path).map(|l| l.real)
+    }
 }
 
 #[cfg(test)]

@@ -142,6 +142,13 @@ struct ConversationInfo {
     session_api_key: Option<String>,
     created_at: String,
     pr_number: Vec<i64>,
+    /// The model of the last LLM call, and the conversation's LLM cost and token totals
+    /// (upstream's metadata fields; updated at most once a second while it runs).
+    llm_model: Option<String>,
+    accumulated_cost: f64,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
 }
 
 /// One page of `GET /api/conversations`.
@@ -177,6 +184,11 @@ async fn info(state: &AppState, meta: ConversationMetadata) -> ConversationInfo 
         session_api_key: None,
         created_at: meta.created_at,
         pr_number: meta.pr_number,
+        llm_model: meta.llm_model,
+        accumulated_cost: meta.accumulated_cost,
+        prompt_tokens: meta.prompt_tokens,
+        completion_tokens: meta.completion_tokens,
+        total_tokens: meta.total_tokens,
     }
 }
 

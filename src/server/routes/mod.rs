@@ -4,6 +4,7 @@ mod conversation;
 mod conversations;
 mod files;
 mod health;
+pub(super) mod metrics;
 mod options;
 mod responses;
 mod secrets;

@@ -47,6 +47,10 @@ struct WebClientConfig {
     /// Git providers with an integration: none.
     providers_configured: Vec<String>,
     feature_flags: FeatureFlags,
+    /// This server's version (ours; upstream's UI ignores it).
+    version: &'static str,
+    /// What this build can do (ours): `crate::build_info::FEATURES`.
+    features: &'static [&'static str],
 }
 
 /// Upstream's feature flags, all off.
@@ -73,6 +77,8 @@ async fn config() -> Json<WebClientConfig> {
             enable_jira_dc: false,
             enable_linear: false,
         },
+        version: crate::build_info::VERSION,
+        features: crate::build_info::FEATURES,
     })
 }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::responses::Message;
+use crate::provider_tokens;
 use crate::server::error::{ApiError, JsonBody};
 use crate::server::AppState;
 use crate::settings::{self, CustomSecret, SecretError};
@@ -125,18 +126,41 @@ async fn delete(
     }))
 }
 
-/// Git provider integrations (GitHub, GitLab, Bitbucket) are not implemented: saying so
-/// beats storing tokens that nothing uses.
-async fn add_git_providers() -> ApiError {
-    ApiError::error(
-        StatusCode::NOT_IMPLEMENTED,
-        "Git provider integrations are not supported by this server yet; store a token as a secret (Settings → Secrets) to give it to the agent.",
-    )
+#[derive(Deserialize)]
+struct PostProviders {
+    #[serde(default)]
+    provider_tokens: Value,
 }
 
-/// Nothing to unset: no provider tokens are ever stored (the UI calls this to log out).
-async fn unset_provider_tokens() -> Json<Message> {
-    Json(Message {
+/// Stores git provider tokens (write-only): used for https clones of their host and given
+/// to the agent's shell. Unlike upstream, the token is not checked against the provider's
+/// API here (a local server may have no route to it); a wrong one fails the clone with the
+/// provider's own message.
+async fn add_git_providers(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<PostProviders>,
+) -> Result<Json<Message>, ApiError> {
+    let posted = match req.provider_tokens {
+        Value::Null => Value::Object(Default::default()),
+        v => v,
+    };
+    let _guard = state.settings_lock.lock().await;
+    let store = state.manager.store();
+    let updated = provider_tokens::replace(store.settings().await?, &posted)
+        .map_err(|e| ApiError::error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    store.put_settings(updated).await?;
+    Ok(Json(Message {
+        message: "Git providers stored",
+    }))
+}
+
+/// Forgets every git provider token (the UI's "logout").
+async fn unset_provider_tokens(State(state): State<AppState>) -> Result<Json<Message>, ApiError> {
+    let _guard = state.settings_lock.lock().await;
+    let store = state.manager.store();
+    let updated = provider_tokens::remove_all(store.settings().await?);
+    store.put_settings(updated).await?;
+    Ok(Json(Message {
         message: "Unset Git provider tokens",
-    })
+    }))
 }

@@ -30,7 +30,7 @@ pub fn router() -> Router<AppState> {
 /// first-run "AI Provider Configuration" dialog.
 async fn get_settings(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let stored = state.manager.store().settings().await?;
-    if stored.is_none() && !state.config.llm_configured() {
+    if !settings::saved(stored.as_ref()) && !state.config.llm_configured() {
         return Err(ApiError::error(StatusCode::NOT_FOUND, "Settings not found"));
     }
     let effective = settings::effective(&state.config, stored.as_ref());

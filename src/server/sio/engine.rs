@@ -59,6 +59,8 @@ pub trait EngineHandler: Send + Sync + 'static {
     async fn on_binary(&self, session: &Arc<Session>, data: Bytes);
     /// The session ended, whichever side closed it.
     async fn on_close(&self, session: &Arc<Session>);
+    /// A timed packet (`OutPacket::since`) was written to the client's connection.
+    fn written(&self, _since: std::time::Instant) {}
 }
 
 /// The Engine.IO server: its sessions and its handler.
@@ -120,6 +122,18 @@ impl Engine {
         for s in all {
             s.closed.cancel();
         }
+    }
+
+    /// How many open sessions are on a websocket, and how many are polling.
+    pub fn transports(&self) -> (usize, usize) {
+        let Ok(sessions) = self.sessions.lock() else {
+            return (0, 0);
+        };
+        let websocket = sessions
+            .values()
+            .filter(|s| s.upgraded.load(Ordering::Acquire))
+            .count();
+        (websocket, sessions.len() - websocket)
     }
 
     /// The open session `sid`.
@@ -292,7 +306,11 @@ impl Engine {
                 }
             }
             if !out.is_empty() {
-                return text_response(packet::encode_payload(&out));
+                let body = packet::encode_payload(&out);
+                for since in out.iter().filter_map(OutPacket::since) {
+                    self.handler.written(since);
+                }
+                return text_response(body);
             }
             // Wait for data, a control packet, or the end of the session.
             tokio::select! {
@@ -419,6 +437,8 @@ impl Engine {
         let closed = session.closed.cancelled();
         tokio::pin!(closed);
         let mut wake = Box::pin(session.wake.notified());
+        // Timed packets fed to the socket but not flushed yet.
+        let mut unflushed: Vec<std::time::Instant> = Vec::new();
         loop {
             // Replies to what the client sent go out before we read anything further.
             for p in session.take_control() {
@@ -432,6 +452,9 @@ impl Engine {
             if !timed(ws.flush()).await {
                 session.closed.cancel();
                 return;
+            }
+            for since in unflushed.drain(..) {
+                self.handler.written(since);
             }
             // Input from the client, data for it, a reply to write, or the end.
             tokio::select! {
@@ -477,6 +500,7 @@ impl Engine {
                         }
                     }
                     for p in batch {
+                        unflushed.extend(p.since());
                         if let Some(m) = ws_message(p) {
                             if !timed(ws.feed(m)).await {
                                 session.closed.cancel();

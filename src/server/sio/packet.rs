@@ -19,6 +19,9 @@ pub enum OutPacket {
         head: Arc<str>,
         body: Arc<str>,
         tail: &'static str,
+        /// When the application wants to hear that it was written (see
+        /// `EngineHandler::written`): the moment it counts from.
+        since: Option<std::time::Instant>,
     },
     /// Binary data: a binary websocket frame, or `b<base64>` when polling.
     Binary(Bytes),
@@ -36,7 +39,9 @@ impl OutPacket {
     pub fn wire_len(&self) -> usize {
         match self {
             OutPacket::Text(t) => t.len(),
-            OutPacket::Shared { head, body, tail } => head.len() + body.len() + tail.len(),
+            OutPacket::Shared {
+                head, body, tail, ..
+            } => head.len() + body.len() + tail.len(),
             OutPacket::Binary(b) => b.len() * 4 / 3 + 1,
             OutPacket::Noop => 1,
         }
@@ -46,7 +51,9 @@ impl OutPacket {
     fn write_text(&self, out: &mut String) {
         match self {
             OutPacket::Text(t) => out.push_str(t),
-            OutPacket::Shared { head, body, tail } => {
+            OutPacket::Shared {
+                head, body, tail, ..
+            } => {
                 out.push_str(head);
                 out.push_str(body);
                 out.push_str(tail);
@@ -56,6 +63,14 @@ impl OutPacket {
                 base64::engine::general_purpose::STANDARD.encode_string(b, out);
             }
             OutPacket::Noop => out.push('6'),
+        }
+    }
+
+    /// The moment a shared packet's writing is counted from, if it is timed.
+    pub fn since(&self) -> Option<std::time::Instant> {
+        match self {
+            OutPacket::Shared { since, .. } => *since,
+            _ => None,
         }
     }
 
@@ -177,6 +192,7 @@ mod tests {
             head: Arc::from(head),
             body: Arc::from(body),
             tail: "]",
+            since: None,
         }
     }
 
@@ -265,6 +281,7 @@ mod tests {
             head: Arc::from("42[\"ev\","),
             body: body.clone(),
             tail: "]",
+            since: None,
         };
         assert_eq!(p.wire_len(), "42[\"ev\",{\"id\":7}]".len());
         let copy = p.clone();

@@ -110,10 +110,17 @@ impl EventName {
 
     /// The event with `json` as its one argument, the JSON shared, not copied.
     pub fn packet(&self, json: Arc<str>) -> OutPacket {
+        self.timed_packet(json, None)
+    }
+
+    /// [`EventName::packet`], timed from `since`: the engine reports when it is written
+    /// (`EngineHandler::written`).
+    pub fn timed_packet(&self, json: Arc<str>, since: Option<std::time::Instant>) -> OutPacket {
         OutPacket::Shared {
             head: self.head.clone(),
             body: json,
             tail: "]",
+            since,
         }
     }
 
