@@ -490,7 +490,6 @@ const UNSUPPORTED: &[(&str, &[&str])] = &[
         &[
             "enable_editor",
             "enable_llm_editor",
-            "enable_jupyter",
             "enable_cmd",
             "enable_think",
             "enable_finish",
@@ -780,6 +779,11 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "core.max_concurrent_conversations must be at least 1".into(),
             ));
+        }
+        if let Some(name) = &self.file.security.security_analyzer {
+            crate::security::Analyzer::parse(name).map_err(|why| {
+                ConfigError::Invalid(format!("security.security_analyzer: {why}"))
+            })?;
         }
         if self.file.sandbox.no_change_timeout == 0 {
             return Err(ConfigError::Invalid(
@@ -1107,7 +1111,7 @@ mod tests {
         let c = load(None, &[], CliOverrides::default()).unwrap();
         assert_eq!(c.warnings, Vec::<String>::new());
 
-        let text = "[core]\nruntime = \"local\"\n[agent]\nenable_browsing = true\nenable_jupyter = false\n[sandbox]\nuse_host_network = true\ntimeout = 60\n[llm]\nmodel = \"m\"\n";
+        let text = "[core]\nruntime = \"local\"\n[agent]\nenable_browsing = true\nenable_llm_editor = true\n[sandbox]\nuse_host_network = true\ntimeout = 60\n[llm]\nmodel = \"m\"\n";
         let c = load(
             Some(text),
             &[
@@ -1127,7 +1131,7 @@ mod tests {
         assert_eq!(
             reported,
             [
-                "agent.enable_jupyter",
+                "agent.enable_llm_editor",
                 "llm.reasoning_effort",
                 "sandbox.api_key",
                 "sandbox.keep_runtime_alive",
@@ -1139,7 +1143,7 @@ mod tests {
         assert!(w.contains("not supported by this server"), "{w}");
         assert!(!w.contains("secret-value"), "{w}");
         // Still accepted: the values load.
-        assert!(c.file.sandbox.use_host_network && !c.file.agent.enable_jupyter);
+        assert!(c.file.sandbox.use_host_network && c.file.agent.enable_llm_editor);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod provider_tokens;
 pub mod runtime;
+pub mod security;
 pub mod server;
 pub mod settings;
 pub mod store;

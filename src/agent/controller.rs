@@ -506,6 +506,13 @@ impl Controller {
             }
             Planned::Act { planned, tcm } => (planned, tcm),
         };
+        let mut planned = planned;
+        if let Some(analyzer) = self.turn.as_ref().and_then(|t| t.analyzer) {
+            let workspace = std::path::Path::new(&self.options.workspace);
+            if let Some(found) = crate::security::assess(analyzer, &mut planned.action, workspace) {
+                tracing::info!(rule = found.rule, risk = ?found.risk, "security rule matched");
+            }
+        }
         let mut event = Event::action(planned.action.clone());
         event.timeout = planned.timeout;
         event.tool_call_metadata = Some(tcm);
@@ -619,9 +626,13 @@ impl Controller {
         }));
     }
 
-    /// The tools offered to the model.
+    /// The built-in tools offered to the model: Python cells only where a kernel can
+    /// start, the browser only where it is enabled.
     fn builtin_tools(&self) -> Vec<Value> {
         let mut tools = tools::definitions();
+        if self.options.ipython {
+            tools.push(tools::ipython_definition());
+        }
         if self.options.browser {
             tools.push(super::browser_tool::definition());
         }
@@ -787,6 +798,7 @@ fn set_confirmation(event: &mut Event, state: ConfirmationState) {
 fn set_thought(action: &mut Action, text: &str) {
     match action {
         Action::Run(a) => a.thought = text.to_string(),
+        Action::RunIpython(a) => a.thought = text.to_string(),
         Action::Read(a) => a.thought = text.to_string(),
         Action::Edit(a) => a.thought = text.to_string(),
         Action::Browse(a) => a.thought = text.to_string(),

@@ -63,6 +63,21 @@ pub fn observation_text(event: &Event, max_chars: usize) -> Option<String> {
             truncate_middle(&o.content, max_chars),
             e.metadata.suffix
         ),
+        // Images reach the user, not the model (as upstream): a placeholder per image.
+        ObservationKind::RunIpython(_) => truncate_middle(
+            &o.content
+                .lines()
+                .map(|l| {
+                    if l.contains("![image](data:image/png;base64,") {
+                        "![image](data:image/png;base64, ...) already displayed to user"
+                    } else {
+                        l
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            max_chars,
+        ),
         ObservationKind::Browse(e) if e.error && e.trigger_by_action == "browse" => format!(
             "Error fetching {}: {}",
             e.url,

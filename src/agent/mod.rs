@@ -38,6 +38,12 @@ pub struct AgentOptions {
     pub max_iterations: u64,
     pub max_budget_per_task: Option<f64>,
     pub confirmation_mode: bool,
+    /// Whether Python cells (`execute_ipython_cell`) are offered: a kernel can start here
+    /// and `[agent] enable_jupyter` is on.
+    pub ipython: bool,
+    /// The security analyzer of `[security] security_analyzer` (user settings may choose
+    /// another per turn).
+    pub security_analyzer: Option<crate::security::Analyzer>,
     pub workspace: String,
     /// Makes the LLM clients (the default speaks HTTP to the configured provider).
     pub llm_factory: LlmFactory,

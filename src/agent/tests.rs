@@ -27,6 +27,8 @@ pub(super) fn options() -> AgentOptions {
         max_iterations: 100,
         max_budget_per_task: None,
         confirmation_mode: false,
+        ipython: false,
+        security_analyzer: Some(crate::security::Analyzer::Both),
         workspace: "/workspace".into(),
         llm_factory: LlmFactory::default(),
         browser: false,

@@ -5,13 +5,13 @@ use thiserror::Error;
 
 use crate::events::{
     Action, BrowseUrlArgs, CmdRunArgs, ConfirmationState, FileEditArgs, FileReadArgs, FinishArgs,
-    McpArgs, TaskItem, TaskTrackingArgs, ThinkArgs,
+    IPythonRunCellArgs, McpArgs, TaskItem, TaskTrackingArgs, ThinkArgs,
 };
 
 /// A tool call the model should hear about as an error (the loop goes on).
 #[derive(Debug, Error, PartialEq)]
 pub enum ToolError {
-    #[error("Tool {0:?} does not exist. Available tools: execute_bash, str_replace_editor, fetch, think, finish, task_tracker.")]
+    #[error("Tool {0:?} does not exist. Available tools: execute_bash, str_replace_editor, fetch, think, finish, task_tracker (and execute_ipython_cell where Python cells are available).")]
     Unknown(String),
     #[error("Invalid arguments for tool {0}: {1}")]
     InvalidArguments(String, String),
@@ -129,6 +129,19 @@ pub fn mcp_action(name: &str, arguments: &str) -> Result<PlannedAction, ToolErro
         }),
         timeout: None,
     })
+}
+
+/// The `execute_ipython_cell` tool, offered when a kernel can start here.
+pub fn ipython_definition() -> Value {
+    json!({"type": "function", "function": {
+        "name": "execute_ipython_cell",
+        "description": "Run a cell of Python code in an IPython environment (a persistent kernel in the workspace).\n* Define variables and import packages before using them; they persist between cells.\n* Variables defined here are not available in the terminal (execute_bash), and the other way round.\n* Magic commands such as %pip work. Images (for example matplotlib figures) are shown to the user.\n* A cell that prints nothing for a while, or runs past `timeout` seconds, is interrupted (KeyboardInterrupt).",
+        "parameters": {"type": "object", "properties": {
+            "code": {"type": "string", "description": "The Python code to execute. Supports magic commands like %pip."},
+            "timeout": {"type": "number", "description": "Optional hard timeout in seconds; the cell is interrupted when it expires (without it, it is also interrupted after a while without output)."},
+            "security_risk": risk_param(),
+        }, "required": ["code", "security_risk"]},
+    }})
 }
 
 /// The `security_risk` argument as the int OpenHands stores (-1 unknown … 2 high).
@@ -345,6 +358,34 @@ pub fn to_action(name: &str, arguments: &str) -> Result<PlannedAction, ToolError
                 return_axtree: false,
             }))
         }
+        "execute_ipython_cell" => {
+            check_keys(&args, &["code", "timeout", "security_risk"], name)?;
+            let timeout = match args.get("timeout") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(
+                    v.as_f64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                        .filter(|t| t.is_finite() && *t > 0.0)
+                        .ok_or_else(|| {
+                            ToolError::InvalidArguments(
+                                name.into(),
+                                format!("`timeout` must be a positive number, got {v}"),
+                            )
+                        })?,
+                ),
+            };
+            Ok(PlannedAction {
+                action: Action::RunIpython(IPythonRunCellArgs {
+                    code: string(&args, "code", name)?,
+                    thought: String::new(),
+                    include_extra: true,
+                    confirmation_state: ConfirmationState::Confirmed,
+                    security_risk: risk(&args),
+                    kernel_init_code: String::new(),
+                }),
+                timeout,
+            })
+        }
         "think" => plain(Action::Think(ThinkArgs {
             thought: string(&args, "thought", name)?,
         })),
@@ -407,6 +448,31 @@ mod tests {
             to_action("fetch", r#"{"url":"http://x"}"#).unwrap().action,
             Action::Browse(_)
         ));
+    }
+
+    #[test]
+    fn python_cells_become_run_ipython_actions() {
+        let p = to_action(
+            "execute_ipython_cell",
+            r#"{"code":"print(1)","timeout":"5","security_risk":"MEDIUM"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.timeout, Some(5.0));
+        assert!(
+            matches!(p.action, Action::RunIpython(ref a) if a.code == "print(1)" && a.security_risk == 1 && a.include_extra)
+        );
+        assert!(matches!(
+            to_action("execute_ipython_cell", r#"{"code":"1","timeout":-3}"#),
+            Err(ToolError::InvalidArguments(..))
+        ));
+        assert!(matches!(
+            to_action("execute_ipython_cell", r#"{"code":1}"#),
+            Err(ToolError::InvalidArguments(..))
+        ));
+        assert_eq!(
+            ipython_definition()["function"]["name"],
+            "execute_ipython_cell"
+        );
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub(super) struct Turn {
     pub confirmation_mode: bool,
     /// Condense once the history holds more events than this.
     pub condenser_max_size: Option<u64>,
+    /// The security analyzer (the user's choice over the server's); None: analysis off.
+    pub analyzer: Option<crate::security::Analyzer>,
     /// Configured (input, output) prices per token, if any.
     costs: (Option<f64>, Option<f64>),
 }
@@ -77,6 +79,13 @@ impl Turn {
             max_budget: s.max_budget_per_task.or(options.max_budget_per_task),
             confirmation_mode: s.confirmation_mode.unwrap_or(options.confirmation_mode),
             condenser_max_size: s.condenser_max_size.or(options.condenser_max_size),
+            analyzer: match s.security_analyzer.as_deref() {
+                None => options.security_analyzer,
+                Some(name) => crate::security::Analyzer::parse(name).unwrap_or_else(|why| {
+                    tracing::warn!("{why}; using the server's analyzer");
+                    options.security_analyzer
+                }),
+            },
             costs: (llm.input_cost_per_token, llm.output_cost_per_token),
         })
     }
@@ -91,8 +100,10 @@ impl Turn {
         )
     }
 
-    /// Whether `action` waits for the user's confirmation: in confirmation mode, commands
-    /// of high or unknown risk (commands carry `confirmation_state` on the wire).
+    /// Whether `action` waits for the user's confirmation, as upstream decides it: in
+    /// confirmation mode, commands and Python cells (they carry `confirmation_state` on
+    /// the wire) of high risk; with no analyzer configured, every one of them (their risk
+    /// is unknown).
     pub fn needs_confirmation(&self, action: &Action) -> bool {
         if !self.confirmation_mode {
             return false;
@@ -102,7 +113,10 @@ impl Turn {
             Action::RunIpython(a) => a.security_risk,
             _ => return false,
         };
-        risk == 2 || risk == -1
+        match self.analyzer {
+            Some(_) => risk == 2,
+            None => true,
+        }
     }
 }
 
@@ -178,7 +192,7 @@ mod tests {
     }
 
     #[test]
-    fn confirmation_is_needed_for_risky_or_unrated_commands_only() {
+    fn confirmation_is_needed_for_high_risk_or_for_everything_without_an_analyzer() {
         let mut turn =
             Turn::from_settings(&Map::new(), &super::super::tests::options()).expect("a turn");
         assert!(
@@ -186,10 +200,17 @@ mod tests {
             "confirmation mode is off"
         );
         turn.confirmation_mode = true;
+        turn.analyzer = Some(crate::security::Analyzer::Both);
         assert!(turn.needs_confirmation(&run(2)));
-        assert!(turn.needs_confirmation(&run(-1)));
+        assert!(!turn.needs_confirmation(&run(-1)), "an analyzer rated it");
         assert!(!turn.needs_confirmation(&run(0)));
         assert!(!turn.needs_confirmation(&run(1)));
+        turn.analyzer = None;
+        assert!(
+            turn.needs_confirmation(&run(0)),
+            "no analyzer: every command"
+        );
+        assert!(turn.needs_confirmation(&run(-1)));
         let think = Action::Think(ThinkArgs::default());
         assert!(!turn.needs_confirmation(&think));
     }

@@ -29,6 +29,10 @@ impl Job {
                 confirmation_state: ConfirmationState::AwaitingConfirmation
                     | ConfirmationState::Rejected,
                 ..
+            }) | Action::RunIpython(crate::events::IPythonRunCellArgs {
+                confirmation_state: ConfirmationState::AwaitingConfirmation
+                    | ConfirmationState::Rejected,
+                ..
             })
         );
         let runnable = !unconfirmed

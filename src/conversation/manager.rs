@@ -229,6 +229,9 @@ impl ConversationManager {
             self.runtime_config(&id, secrets, git_tokens),
         ));
         let workspace = self.config.workspace_for(&id).display().to_string();
+        let ipython = self.config.file.agent.enable_jupyter
+            && crate::runtime::ipython::allowed_in(runtime.sandbox())
+            && crate::runtime::ipython::available().await;
         let span = tracing::info_span!("conversation", conversation_id = %id);
         tokio::spawn(
             task::run(
@@ -237,7 +240,7 @@ impl ConversationManager {
                 rx,
                 self.store.clone(),
                 runtime,
-                (self.config.clone(), self.agent_options(workspace)),
+                (self.config.clone(), self.agent_options(workspace, ipython)),
             )
             .instrument(span),
         );
@@ -266,13 +269,17 @@ impl ConversationManager {
         }
     }
 
-    fn agent_options(&self, workspace: String) -> AgentOptions {
+    fn agent_options(&self, workspace: String, ipython: bool) -> AgentOptions {
         let f = &self.config.file;
         AgentOptions {
             llm: f.llm.clone(),
             max_iterations: f.core.max_iterations,
             max_budget_per_task: f.core.max_budget_per_task,
             confirmation_mode: f.security.confirmation_mode,
+            ipython,
+            security_analyzer: crate::security::Analyzer::configured(
+                f.security.security_analyzer.as_deref(),
+            ),
             workspace,
             llm_factory: metered_factory(&f.llm, self.metrics.clone()),
             browser: f.agent.enable_browsing && self.browser_config().is_ok(),

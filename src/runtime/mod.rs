@@ -5,6 +5,7 @@ pub mod browse;
 pub mod browser;
 pub mod child_env;
 pub mod editor;
+pub mod ipython;
 pub mod microagents;
 mod process;
 pub mod repository;
@@ -92,6 +93,8 @@ pub struct LocalRuntime {
     /// Held while a shell is looked up or started, so only one starts at a time.
     starting: Mutex<()>,
     editor: Mutex<Editor>,
+    /// Python cells (the kernel starts with the first one).
+    ipython: ipython::IPython,
     http: reqwest::Client,
     host: HostInfo,
     /// The interactive browser (started at its first action), or why there is none.
@@ -110,6 +113,15 @@ impl LocalRuntime {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut config = config;
         config.env.push((child_env::MARKER.into(), id.clone()));
+        let mut kernel_env = child_env::from_server();
+        kernel_env.extend(config.env.iter().cloned());
+        let ipython = ipython::IPython::new(
+            workspace,
+            kernel_env,
+            config.default_timeout,
+            config.no_change_timeout,
+            config.sandbox.clone(),
+        );
         let browser = config
             .browser
             .clone()
@@ -121,6 +133,7 @@ impl LocalRuntime {
             shell: std::sync::Mutex::new(None),
             starting: Mutex::new(()),
             editor: Mutex::new(Editor::default()),
+            ipython,
             http,
             host: HostInfo::get(),
             browser,
@@ -223,6 +236,7 @@ impl LocalRuntime {
         if let Some(shell) = self.current_shell() {
             shell.interrupt();
         }
+        self.ipython.interrupt();
     }
 
     /// Kills the shell and every process of its session (close, delete, shutdown).
@@ -233,6 +247,7 @@ impl LocalRuntime {
         if let Some(shell) = self.current_shell() {
             shell.kill_all();
         }
+        self.ipython.close();
         // Daemons that left the shell's session carry the runtime's marker.
         let strays = process::kill_marked(child_env::MARKER, &self.id);
         if strays > 0 {
@@ -319,10 +334,7 @@ impl LocalRuntime {
                     kind: ObservationKind::Browse(Box::new(extras)),
                 }
             }
-            Action::RunIpython(_) => Observation::error(
-                "IPython cells are not available in this runtime; run Python with execute_bash (for example `python3 -c ...` or a script file).",
-                "",
-            ),
+            Action::RunIpython(args) => self.ipython.run(args, timeout).await,
             Action::BrowseInteractive(args) => match &self.browser {
                 Ok(browser) => browser.execute(args).await,
                 Err(why) => Observation::error(

@@ -121,6 +121,22 @@ function actionTitle(a: OHEvent): { icon: string; label: ComponentChildren } {
   }
 }
 
+/** The action's security risk (medium or high; set by the model and the analyzer). */
+function RiskBadge({ action }: { action: OHEvent }) {
+  const risk = action.args?.security_risk;
+  if (risk === 2) return <span class="badge badge-risk-high" data-testid="risk" title="Security risk: high">high risk</span>;
+  if (risk === 1) return <span class="badge badge-risk-medium" data-testid="risk" title="Security risk: medium">medium risk</span>;
+  return null;
+}
+
+/** A Python cell's text without its markdown images (they are shown as images). */
+function cellText(content: string): string {
+  return content
+    .split("\n")
+    .filter((l) => !l.startsWith("![image](data:image/"))
+    .join("\n");
+}
+
 function StatusBadge({ action, obs, settled }: { action: OHEvent; obs?: OHEvent; settled: boolean }) {
   if (action.args?.confirmation_state === "awaiting_confirmation") {
     return <span class="badge badge-warn">needs confirmation</span>;
@@ -175,6 +191,7 @@ function ActionCard({
           <Icon name={icon} size={14} />
           <span class="card-title">{label}</span>
           {a.source === "user" && <span class="badge">you</span>}
+          <RiskBadge action={a} />
           <StatusBadge action={a} obs={obs} settled={settled} />
         </summary>
         <div class="card-body">
@@ -300,7 +317,16 @@ function ActionBody({ action: a, obs }: { action: OHEvent; obs?: OHEvent }) {
       return (
         <>
           <pre class="code hljs" dangerouslySetInnerHTML={{ __html: highlight(String(args.code ?? ""), "python") }} />
-          {obs && <Output text={obs.content ?? ""} />}
+          {obs && <Output text={cellText(obs.content ?? "")} />}
+          {Array.isArray(obs?.extras?.image_urls) && (
+            <div class="msg-images" data-testid="cell-images">
+              {(obs!.extras!.image_urls as string[])
+                .filter((u) => u.startsWith("data:image/png;base64,"))
+                .map((u, i) => (
+                  <img key={i} src={u} alt={`output image ${i + 1}`} loading="lazy" />
+                ))}
+            </div>
+          )}
         </>
       );
     case "edit": {

@@ -8,6 +8,7 @@ pub(super) mod metrics;
 mod options;
 mod responses;
 mod secrets;
+mod security;
 mod settings;
 
 use axum::http::StatusCode;
@@ -26,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .merge(conversations::router())
         .merge(conversation::router())
         .merge(files::router())
+        .merge(security::router())
         .fallback(crate::server::frontend::serve)
         .method_not_allowed_fallback(|| async {
             ApiError::detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")

@@ -33,7 +33,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/api/options/security-analyzers",
-            get(|| async { Json(Vec::<String>::new()) }),
+            get(|| async { Json(["both", "llm", "rules"]) }),
         )
 }
 
