@@ -760,8 +760,76 @@ async fn sandbox_latency() {
     );
 }
 
+/// A conversation started with a 10 MB local repository: from `POST /api/conversations`
+/// to the agent ready (`awaiting_user_input`) with the repository cloned.
+async fn repository_start() {
+    let origin = tempfile_dir::Dir::new();
+    let repo = origin.0.join("big-project");
+    std::fs::create_dir_all(repo.join("src")).expect("mkdir");
+    // 10 MB in 200 files of incompressible text (hex of random bytes).
+    for i in 0..200 {
+        let mut text = String::with_capacity(50_000);
+        while text.len() < 50_000 {
+            text.push_str(&uuid::Uuid::new_v4().simple().to_string());
+            text.push('\n');
+        }
+        std::fs::write(repo.join("src").join(format!("f{i}.txt")), text).expect("write");
+    }
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["-c", "user.email=b@b", "-c", "user.name=b"])
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .expect("git")
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "big"]);
+    let (server, _) = start().await;
+    let client = reqwest::Client::new();
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        let created: serde_json::Value = client
+            .post(format!("http://127.0.0.1:{}/api/conversations", server.port))
+            .json(&serde_json::json!({"repository": repo.display().to_string()}))
+            .send()
+            .await
+            .expect("create")
+            .json()
+            .await
+            .expect("json");
+        let cid = created["conversation_id"].as_str().expect("id").to_string();
+        let mut ws = connect(server.port, &cid, -1).await;
+        loop {
+            let Some(Ok(Message::Text(t))) = ws.next().await else {
+                panic!("connection lost");
+            };
+            assert!(!t.contains(r#""agent_state":"error""#), "{t}");
+            if t.contains(r#""agent_state":"awaiting_user_input""#) {
+                break;
+            }
+        }
+        times.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!(
+        "conversation start with a 10 MB local repository (create to ready, clone included): median {:.0} ms, max {:.0} ms (5 runs)",
+        median(times.clone()),
+        times.iter().cloned().fold(0.0, f64::max)
+    );
+}
+
 #[tokio::main]
 async fn main() {
+    if std::env::args().any(|a| a == "--repository") {
+        repository_start().await;
+        return;
+    }
     if std::env::args().nth(1).as_deref() == Some("browser") {
         let (server, _) = start().await;
         browser(server.port).await;
