@@ -796,7 +796,10 @@ async fn repository_start() {
     for _ in 0..5 {
         let t0 = Instant::now();
         let created: serde_json::Value = client
-            .post(format!("http://127.0.0.1:{}/api/conversations", server.port))
+            .post(format!(
+                "http://127.0.0.1:{}/api/conversations",
+                server.port
+            ))
             .json(&serde_json::json!({"repository": repo.display().to_string()}))
             .send()
             .await
