@@ -82,7 +82,15 @@ const BROWSE = () => [
   { tool: "finish", args: { message: "The page says the answer is 42." } },
 ];
 
+const CONDENSE = [
+  { tool: "think", args: { thought: "first idea" } },
+  { tool: "think", args: { thought: "second idea" } },
+  { tool: "think", args: { thought: "third idea" } },
+  { tool: "finish", args: { message: "Thought it through." } },
+];
+
 function script(firstUserText) {
+  if (firstUserText.includes("[condense]")) return CONDENSE;
   if (firstUserText.includes("[browse]")) return BROWSE();
   if (firstUserText.includes("[sleep]")) return SLEEP;
   if (firstUserText.includes("[pause]")) return PAUSE;
@@ -200,6 +208,23 @@ test("fetched pages and tool errors are shown", async () => {
   assert.match(await page.locator("[data-testid=obs-error]").first().innerText(), /no_such_tool/);
   await assertEveryEventOnce(cid);
   await screenshot(page, "agent-browse");
+});
+
+test("Condense summarises the older steps and the card shows the summary", async () => {
+  const cid = await startConversation("[condense] think it through");
+  await waitAgentState("finished");
+  await page.click("[data-testid=condense]");
+  const card = page.locator("[data-testid=action-condensation]");
+  await card.waitFor({ timeout: 15_000 });
+  assert.match(await card.locator("summary").innerText(), /Condensed older steps \(events \d+–\d+\)/);
+  await card.locator("summary").click();
+  // The e2e LLM answers a request without tools (the summary request) with this text.
+  assert.match(await card.locator("[data-testid=condensation-summary]").innerText(), /Scripted conversation/);
+  const events = await allEvents(srv.url, cid);
+  const c = events.find((e) => e.action === "condensation");
+  assert.equal(c.args.summary, "Scripted conversation");
+  assert.ok(events.some((e) => e.action === "condensation_request" && e.source === "user"));
+  await assertEveryEventOnce(cid);
 });
 
 test("Stop ends the agent's running command", async () => {

@@ -257,6 +257,18 @@ export function ConversationView({ id, onChanged }: { id: string; onChanged: () 
                 <Icon name="play" size={13} /> Resume
               </button>
             )}
+            {!d.busy && state !== "loading" && (
+              <button
+                type="button"
+                class="btn btn-small"
+                data-testid="condense"
+                title="Summarise the older steps so the model's context gets shorter"
+                disabled={!connected}
+                onClick={() => session.send({ action: "condensation_request", args: {} })}
+              >
+                <Icon name="list" size={13} /> Condense
+              </button>
+            )}
             {canStop && (
               <button type="button" class="btn btn-small btn-danger" data-testid="stop" disabled={!connected} onClick={() => session.setAgentState("stopped")}>
                 <Icon name="stop" size={13} /> Stop

@@ -116,6 +116,13 @@ function actionTitle(a: OHEvent): { icon: string; label: ComponentChildren } {
       return { icon: "list", label: args.command === "view" ? "Looked at the plan" : "Updated the plan" };
     case "delegate":
       return { icon: "tool", label: <>Delegated to <code>{String(args.agent ?? "")}</code></> };
+    case "condensation": {
+      const start = Number(args.forgotten_events_start_id);
+      const end = Number(args.forgotten_events_end_id);
+      const ids = Array.isArray(args.forgotten_event_ids) ? args.forgotten_event_ids.length : 0;
+      const range = Number.isFinite(start) && Number.isFinite(end) ? `events ${start}–${end}` : `${ids} events`;
+      return { icon: "list", label: <>Condensed older steps ({range})</> };
+    }
     default:
       return { icon: "tool", label: a.message || a.action };
   }
@@ -381,6 +388,15 @@ function ActionBody({ action: a, obs }: { action: OHEvent; obs?: OHEvent }) {
       );
     case "think":
       return <Markdown class="thought" text={String(args.thought ?? "")} />;
+    case "condensation":
+      return typeof args.summary === "string" && args.summary ? (
+        <div data-testid="condensation-summary">
+          <div class="muted small">The model continues from this summary of them:</div>
+          <Markdown class="thought" text={args.summary} />
+        </div>
+      ) : (
+        <div class="muted small" data-testid="condensation-summary">They were dropped from the model's context without a summary.</div>
+      );
     case "task_tracking": {
       const list = Array.isArray(obs?.extras?.task_list) ? obs!.extras!.task_list : Array.isArray(args.task_list) ? args.task_list : [];
       return <TaskListView tasks={list} />;

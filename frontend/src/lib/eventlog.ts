@@ -133,7 +133,7 @@ export type ChatItem =
   | { kind: "observation"; key: string; ids: number[]; event: OHEvent }
   | { kind: "hidden"; key: string; ids: number[] };
 
-const HIDDEN_ACTIONS = new Set(["system", "change_agent_state", "recall", "null", "condensation", "condensation_request"]);
+const HIDDEN_ACTIONS = new Set(["system", "change_agent_state", "recall", "null", "condensation_request"]);
 const HIDDEN_OBSERVATIONS = new Set(["agent_state_changed", "null", "recall", "condense"]);
 
 /** Actions that the runtime answers with an observation (their cards show "running" until it comes). */
