@@ -136,7 +136,16 @@ async fn socket_post(
 /// Binds, serves until SIGINT/SIGTERM, then closes every conversation cleanly.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    crate::runtime::sandbox::announce(&config).map_err(|e| anyhow::anyhow!(e))?;
+    if config.file.sandbox.require {
+        crate::runtime::sandbox::announce(&config).map_err(|e| anyhow::anyhow!(e))?;
+    } else {
+        // Probing the kernel starts a process: off the start's critical path when a
+        // missing mechanism is only to be reported, not refused.
+        let config = config.clone();
+        std::thread::spawn(move || {
+            let _ = crate::runtime::sandbox::announce(&config);
+        });
+    }
     let store_dir = config.file_store_path();
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let observer = metrics.clone();
