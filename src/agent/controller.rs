@@ -86,6 +86,10 @@ struct Controller {
     mcp_names: std::collections::HashSet<String>,
     /// The user asked for a condensation (`condensation_request`): done at the next step.
     condense_requested: bool,
+    /// The id of the last event the model call in flight (or the last one) was made with.
+    asked_through: u64,
+    /// The id of the newest user message handled.
+    newest_user_message: u64,
 }
 
 /// Runs the agent of one conversation until its inbox closes.
@@ -119,6 +123,8 @@ pub async fn run(
         mcp_tools: Vec::new(),
         mcp_names: Default::default(),
         condense_requested: false,
+        asked_through: 0,
+        newest_user_message: 0,
     };
     c.restore().await;
     let host = c.host.clone();
@@ -302,6 +308,7 @@ impl Controller {
         match &a.event.payload {
             Payload::Action(Action::Message(m)) if a.source == EventSource::User => {
                 let text = m.content.clone();
+                self.newest_user_message = a.id;
                 self.on_user_message(&text).await
             }
             Payload::Action(Action::ChangeAgentState(s)) if a.source == EventSource::User => {
@@ -362,6 +369,7 @@ impl Controller {
             // The buttons are still up; the message is in the history for later.
             return;
         }
+        self.take_at_next_step(self.newest_user_message);
         self.set_state(AgentState::Running, "").await;
         self.advance().await;
     }
@@ -425,7 +433,11 @@ impl Controller {
         match AgentState::parse(requested) {
             Some(AgentState::Stopped) => {
                 self.waiting.abort_llm();
-                self.waiting = Waiting::Nothing;
+                // The running action's processes are being killed; its observation (which
+                // tells the model it was interrupted) comes before the next step.
+                if !matches!(self.waiting, Waiting::Observation { .. }) {
+                    self.waiting = Waiting::Nothing;
+                }
                 self.queue.clear();
                 self.set_state(AgentState::Stopped, "").await;
             }
@@ -610,6 +622,7 @@ impl Controller {
         if std::mem::take(&mut self.condense_requested) || too_long {
             self.condense().await;
         }
+        self.asked_through = self.history.newest_id();
         let request = ChatRequest {
             messages: self.history.messages(&self.system_prompt()),
             tools: self.tools(),
@@ -624,6 +637,34 @@ impl Controller {
             })
             .await
         }));
+    }
+
+    /// Whether a user message reached the inbox since the last model call was made;
+    /// what was received is kept in the backlog (and the history) to be handled next.
+    fn user_message_arrived(&mut self) -> bool {
+        let max = self.max_chars();
+        while let Ok(a) = self.inbox.try_recv() {
+            self.history.push(a.id, a.source, &a.event, max);
+            self.backlog.push_back(a);
+        }
+        let asked = self.asked_through;
+        self.backlog.iter().any(|a| {
+            a.id > asked
+                && a.source == EventSource::User
+                && matches!(a.event.payload, Payload::Action(Action::Message(_)))
+        })
+    }
+
+    /// A user message arrived while the agent works: the model sees it at the agent's
+    /// next step. A model call in flight that was made without it is cancelled (it is
+    /// made again), and the tool calls planned without it are dropped (the model is told
+    /// they were not executed). A running action finishes first.
+    fn take_at_next_step(&mut self, message_id: u64) {
+        if message_id <= self.asked_through {
+            return;
+        }
+        self.waiting.abort_llm();
+        self.queue.clear();
     }
 
     /// The built-in tools offered to the model: Python cells only where a kernel can
@@ -663,6 +704,14 @@ impl Controller {
             self.state,
             Some(AgentState::Running | AgentState::RateLimited)
         ) {
+            return;
+        }
+        if self.user_message_arrived() {
+            // The answer was written without the user's newest message, which is handled
+            // next (from the backlog) and asks again.
+            if let Ok(r) = &result {
+                self.metrics.record(r, self.turn.as_ref());
+            }
             return;
         }
         let response = match result {
