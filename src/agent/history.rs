@@ -486,4 +486,51 @@ mod tests {
         assert!(t.contains("80 characters omitted"));
         assert_eq!(truncate_middle("short", 20), "short");
     }
+
+    #[test]
+    fn a_result_that_arrives_after_the_users_stop_says_the_action_was_interrupted() {
+        let response = json!({"id": "r9", "choices": [{"message": {"content": null, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "execute_bash", "arguments": "{}"}}
+        ]}}]});
+        let tcm = json!({"function_name": "execute_bash", "tool_call_id": "c1", "model_response": response, "total_calls_in_response": 1});
+        let result = |id: u64, cause: u64| {
+            let mut obs = Event::observation(Observation::error("Killed", ""), Some(cause));
+            obs.tool_call_metadata = Some(tcm.clone());
+            (id, obs)
+        };
+        let mut act = Event::action(Action::Think(ThinkArgs::default()));
+        act.tool_call_metadata = Some(tcm.clone());
+        let stop = Event::action(Action::ChangeAgentState(
+            crate::events::ChangeAgentStateArgs {
+                agent_state: "stopped".into(),
+                thought: String::new(),
+            },
+        ));
+        let tool_text = |h: &History| {
+            h.messages("sys")
+                .iter()
+                .find_map(|m| match m {
+                    ChatMessage::Tool { content, .. } => Some(content.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        };
+
+        let mut stopped = History::default();
+        stopped.push(1, EventSource::Agent, &act, 1000);
+        stopped.push(2, EventSource::User, &stop, 1000);
+        let (id, obs) = result(3, 1);
+        stopped.push(id, EventSource::Agent, &obs, 1000);
+        assert!(tool_text(&stopped).ends_with(INTERRUPTED_NOTE));
+
+        let mut finished = History::default();
+        finished.push(1, EventSource::Agent, &act, 1000);
+        let (id, obs) = result(2, 1);
+        finished.push(id, EventSource::Agent, &obs, 1000);
+        finished.push(3, EventSource::User, &stop, 1000);
+        assert!(
+            !tool_text(&finished).contains(INTERRUPTED_NOTE),
+            "a stop after the result interrupts nothing"
+        );
+    }
 }

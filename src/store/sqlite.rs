@@ -535,3 +535,66 @@ fn make_private(dir: &Path, db: &Path) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod client_id_tests {
+    use super::*;
+
+    fn append(
+        store: &SqliteStore,
+        cid: &str,
+        id: u64,
+        key: Option<&str>,
+    ) -> oneshot::Receiver<Result<(), StoreError>> {
+        let (tx, rx) = oneshot::channel();
+        store.append(Append {
+            conversation_id: Arc::from(cid),
+            event: StoredEvent {
+                id,
+                json: Arc::from(format!(r#"{{"id":{id}}}"#)),
+            },
+            client_message_id: key.map(Arc::from),
+            on_durable: Box::new(move |r| drop(tx.send(r))),
+        });
+        rx
+    }
+
+    #[tokio::test]
+    async fn client_message_ids_survive_a_reopen_and_go_with_their_conversation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store
+            .put_conversation(ConversationMetadata::new("c1", None))
+            .await
+            .unwrap();
+        append(&store, "c1", 0, None).await.unwrap().unwrap();
+        append(&store, "c1", 1, Some("k")).await.unwrap().unwrap();
+        append(&store, "c2", 0, Some("k")).await.unwrap().unwrap();
+        assert_eq!(
+            store.client_message_event("c1", "k").await.unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            store.client_message_event("c1", "other").await.unwrap(),
+            None
+        );
+        drop(store);
+
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.client_message_event("c1", "k").await.unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            store.client_message_event("c2", "k").await.unwrap(),
+            Some(0)
+        );
+        assert!(store.delete_conversation("c1").await.unwrap());
+        assert_eq!(store.client_message_event("c1", "k").await.unwrap(), None);
+        assert_eq!(
+            store.client_message_event("c2", "k").await.unwrap(),
+            Some(0),
+            "other conversations keep theirs"
+        );
+    }
+}
