@@ -90,7 +90,13 @@ struct Controller {
     asked_through: u64,
     /// The id of the newest user message handled.
     newest_user_message: u64,
+    /// After a stop, until when the next step waits for the interrupted action's
+    /// observation (which tells the model it was cut short).
+    stop_grace: Option<tokio::time::Instant>,
 }
+
+/// How long the next step waits, after a stop, for the interrupted action to report.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs the agent of one conversation until its inbox closes.
 pub async fn run(
@@ -125,6 +131,7 @@ pub async fn run(
         condense_requested: false,
         asked_through: 0,
         newest_user_message: 0,
+        stop_grace: None,
     };
     c.restore().await;
     let host = c.host.clone();
@@ -154,10 +161,19 @@ pub async fn run(
                 c.on_llm(result).await;
             }
             Some(ev) = retry_rx.recv() => c.on_retry(ev).await,
+            _ = sleep_until(c.stop_grace), if c.stop_grace.is_some() => c.end_stop_grace().await,
         }
     }
     c.waiting.abort_llm();
     c.host.set_busy(false);
+}
+
+/// Sleeps until `deadline` (never resolves without one).
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The answer of the LLM call waited for (never resolves when there is none).
@@ -319,6 +335,7 @@ impl Controller {
                 self.on_condensation_request().await
             }
             Payload::Observation(o) if self.waiting.is_observation_of(a.event.cause) => {
+                self.stop_grace = None;
                 if let Waiting::Observation { signature, .. } =
                     std::mem::replace(&mut self.waiting, Waiting::Nothing)
                 {
@@ -435,7 +452,9 @@ impl Controller {
                 self.waiting.abort_llm();
                 // The running action's processes are being killed; its observation (which
                 // tells the model it was interrupted) comes before the next step.
-                if !matches!(self.waiting, Waiting::Observation { .. }) {
+                if matches!(self.waiting, Waiting::Observation { .. }) {
+                    self.stop_grace = Some(tokio::time::Instant::now() + STOP_GRACE);
+                } else {
                     self.waiting = Waiting::Nothing;
                 }
                 self.queue.clear();
@@ -637,6 +656,16 @@ impl Controller {
             })
             .await
         }));
+    }
+
+    /// The interrupted action did not report in time after a stop: the next step goes
+    /// on without its observation (the model is told the call was not executed).
+    async fn end_stop_grace(&mut self) {
+        self.stop_grace = None;
+        if matches!(self.waiting, Waiting::Observation { .. }) {
+            self.waiting = Waiting::Nothing;
+            self.advance().await;
+        }
     }
 
     /// Whether a user message reached the inbox since the last model call was made;
