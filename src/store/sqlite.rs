@@ -552,6 +552,7 @@ mod client_id_tests {
             event: StoredEvent {
                 id,
                 json: Arc::from(format!(r#"{{"id":{id}}}"#)),
+                durable_at: None,
             },
             client_message_id: key.map(Arc::from),
             on_durable: Box::new(move |r| drop(tx.send(r))),
