@@ -21,6 +21,9 @@ function fakeIo() {
       },
       on: (ev: string, fn: Function) => handlers.set(ev, [...(handlers.get(ev) ?? []), fn]),
       emit: (ev: string, payload: unknown) => socket.emitted.push([ev, payload]),
+      timeout: (_ms: number) => ({
+        emit: (ev: string, payload: unknown, ack: Function) => socket.emitted.push([ev, payload, ack]),
+      }),
       removeAllListeners: () => handlers.clear(),
       disconnect: () => {
         socket.connected = false;
@@ -80,6 +83,38 @@ describe("ConversationSession", () => {
     expect(sock.emitted[0][1]).toMatchObject({ action: "message", args: { content: "hello" } });
     expect(sock.emitted[1][1]).toEqual({ action: "run", args: { command: "ls", hidden: false } });
     expect(sock.emitted[2][1]).toEqual({ action: "change_agent_state", args: { agent_state: "stopped" } });
+  });
+
+  it("sends every message with a client id and again after a reconnect until it is acknowledged", async () => {
+    const { s, sockets } = await openSession();
+    const sock = sockets[0];
+    s.sendMessage("offline first");
+    expect(sock.emitted).toEqual([]);
+    expect(s.outbox.map((m) => m.text)).toEqual(["offline first"]);
+    sock.fire("connect");
+    s.sendMessage("second");
+    const [first, second] = sock.emitted;
+    const id1 = first[1].args.client_message_id;
+    expect(typeof id1).toBe("string");
+    expect(second[1].args.client_message_id).not.toBe(id1);
+    second[2](null, { event_id: 7 });
+    expect(s.outbox.map((m) => m.text)).toEqual(["offline first"]);
+    sock.fire("disconnect", "transport close");
+    sock.fire("connect");
+    const resent = sock.emitted.slice(2);
+    expect(resent.map((e: any) => e[1].args.client_message_id)).toEqual([id1]);
+    resent[0][2](null, { event_id: 6 });
+    expect(s.outbox).toEqual([]);
+  });
+
+  it("interrupt-and-send stops the agent, then sends the message", async () => {
+    const { s, sockets } = await openSession();
+    const sock = sockets[0];
+    sock.fire("connect");
+    s.interruptAndSend("instead");
+    expect(sock.emitted.map((e: any) => e[1].action)).toEqual(["change_agent_state", "message"]);
+    expect(sock.emitted[0][1].args).toEqual({ agent_state: "stopped" });
+    expect(sock.emitted[1][1].args.content).toBe("instead");
   });
 
   it("resumes every reconnect after the last event received, and drops replayed duplicates", async () => {

@@ -86,7 +86,17 @@ struct Controller {
     mcp_names: std::collections::HashSet<String>,
     /// The user asked for a condensation (`condensation_request`): done at the next step.
     condense_requested: bool,
+    /// The id of the last event the model call in flight (or the last one) was made with.
+    asked_through: u64,
+    /// The id of the newest user message handled.
+    newest_user_message: u64,
+    /// After a stop, until when the next step waits for the interrupted action's
+    /// observation (which tells the model it was cut short).
+    stop_grace: Option<tokio::time::Instant>,
 }
+
+/// How long the next step waits, after a stop, for the interrupted action to report.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs the agent of one conversation until its inbox closes.
 pub async fn run(
@@ -119,6 +129,9 @@ pub async fn run(
         mcp_tools: Vec::new(),
         mcp_names: Default::default(),
         condense_requested: false,
+        asked_through: 0,
+        newest_user_message: 0,
+        stop_grace: None,
     };
     c.restore().await;
     let host = c.host.clone();
@@ -148,10 +161,19 @@ pub async fn run(
                 c.on_llm(result).await;
             }
             Some(ev) = retry_rx.recv() => c.on_retry(ev).await,
+            _ = sleep_until(c.stop_grace), if c.stop_grace.is_some() => c.end_stop_grace().await,
         }
     }
     c.waiting.abort_llm();
     c.host.set_busy(false);
+}
+
+/// Sleeps until `deadline` (never resolves without one).
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The answer of the LLM call waited for (never resolves when there is none).
@@ -302,6 +324,7 @@ impl Controller {
         match &a.event.payload {
             Payload::Action(Action::Message(m)) if a.source == EventSource::User => {
                 let text = m.content.clone();
+                self.newest_user_message = a.id;
                 self.on_user_message(&text).await
             }
             Payload::Action(Action::ChangeAgentState(s)) if a.source == EventSource::User => {
@@ -312,6 +335,7 @@ impl Controller {
                 self.on_condensation_request().await
             }
             Payload::Observation(o) if self.waiting.is_observation_of(a.event.cause) => {
+                self.stop_grace = None;
                 if let Waiting::Observation { signature, .. } =
                     std::mem::replace(&mut self.waiting, Waiting::Nothing)
                 {
@@ -362,6 +386,7 @@ impl Controller {
             // The buttons are still up; the message is in the history for later.
             return;
         }
+        self.take_at_next_step(self.newest_user_message);
         self.set_state(AgentState::Running, "").await;
         self.advance().await;
     }
@@ -425,7 +450,13 @@ impl Controller {
         match AgentState::parse(requested) {
             Some(AgentState::Stopped) => {
                 self.waiting.abort_llm();
-                self.waiting = Waiting::Nothing;
+                // The running action's processes are being killed; its observation (which
+                // tells the model it was interrupted) comes before the next step.
+                if matches!(self.waiting, Waiting::Observation { .. }) {
+                    self.stop_grace = Some(tokio::time::Instant::now() + STOP_GRACE);
+                } else {
+                    self.waiting = Waiting::Nothing;
+                }
                 self.queue.clear();
                 self.set_state(AgentState::Stopped, "").await;
             }
@@ -610,6 +641,7 @@ impl Controller {
         if std::mem::take(&mut self.condense_requested) || too_long {
             self.condense().await;
         }
+        self.asked_through = self.history.newest_id();
         let request = ChatRequest {
             messages: self.history.messages(&self.system_prompt()),
             tools: self.tools(),
@@ -624,6 +656,44 @@ impl Controller {
             })
             .await
         }));
+    }
+
+    /// The interrupted action did not report in time after a stop: the next step goes
+    /// on without its observation (the model is told the call was not executed).
+    async fn end_stop_grace(&mut self) {
+        self.stop_grace = None;
+        if matches!(self.waiting, Waiting::Observation { .. }) {
+            self.waiting = Waiting::Nothing;
+            self.advance().await;
+        }
+    }
+
+    /// Whether a user message reached the inbox since the last model call was made;
+    /// what was received is kept in the backlog (and the history) to be handled next.
+    fn user_message_arrived(&mut self) -> bool {
+        let max = self.max_chars();
+        while let Ok(a) = self.inbox.try_recv() {
+            self.history.push(a.id, a.source, &a.event, max);
+            self.backlog.push_back(a);
+        }
+        let asked = self.asked_through;
+        self.backlog.iter().any(|a| {
+            a.id > asked
+                && a.source == EventSource::User
+                && matches!(a.event.payload, Payload::Action(Action::Message(_)))
+        })
+    }
+
+    /// A user message arrived while the agent works: the model sees it at the agent's
+    /// next step. A model call in flight that was made without it is cancelled (it is
+    /// made again), and the tool calls planned without it are dropped (the model is told
+    /// they were not executed). A running action finishes first.
+    fn take_at_next_step(&mut self, message_id: u64) {
+        if message_id <= self.asked_through {
+            return;
+        }
+        self.waiting.abort_llm();
+        self.queue.clear();
     }
 
     /// The built-in tools offered to the model: Python cells only where a kernel can
@@ -663,6 +733,14 @@ impl Controller {
             self.state,
             Some(AgentState::Running | AgentState::RateLimited)
         ) {
+            return;
+        }
+        if self.user_message_arrived() {
+            // The answer was written without the user's newest message, which is handled
+            // next (from the backlog) and asks again.
+            if let Ok(r) = &result {
+                self.metrics.record(r, self.turn.as_ref());
+            }
             return;
         }
         let response = match result {

@@ -34,7 +34,16 @@ pub struct History {
     summary: Option<String>,
     /// Commands the user ran in the terminal, by action id, until their output comes.
     user_commands: std::collections::HashMap<u64, String>,
+    /// The id of the user's last stop (`change_agent_state` to `stopped`): the result of
+    /// an action from before it that arrives after it was cut short by the user.
+    last_stop: Option<u64>,
+    /// The highest event id pushed.
+    newest: u64,
 }
+
+/// Added to the result of a tool call the user's stop cut short.
+pub const INTERRUPTED_NOTE: &str =
+    "[The user interrupted this action: its processes were killed before it finished.]";
 
 /// Cuts `text` to about `max` characters, keeping its head and tail (UTF-8 safe).
 pub fn truncate_middle(text: &str, max: usize) -> String {
@@ -106,6 +115,12 @@ impl History {
         if !self.seen.insert(id) {
             return;
         }
+        self.newest = self.newest.max(id);
+        if let Payload::Action(Action::ChangeAgentState(c)) = &event.payload {
+            if source == EventSource::User && c.agent_state == "stopped" {
+                self.last_stop = Some(id);
+            }
+        }
         if let Some(tcm) = &event.tool_call_metadata {
             // The model's response opens the turn, whichever of its events comes first
             // (an invalid tool call has only an error observation).
@@ -121,7 +136,15 @@ impl History {
                 self.items.push((id, Item::Assistant { content, calls }));
             }
             if let Payload::Observation(_) = &event.payload {
-                if let Some(content) = observation_text(event, max_chars) {
+                if let Some(mut content) = observation_text(event, max_chars) {
+                    if event
+                        .cause
+                        .zip(self.last_stop)
+                        .is_some_and(|(cause, stop)| cause < stop)
+                    {
+                        content.push('\n');
+                        content.push_str(INTERRUPTED_NOTE);
+                    }
                     let text = |key: &str| {
                         tcm.get(key)
                             .and_then(Value::as_str)
@@ -208,6 +231,11 @@ impl History {
                 self.summary = Some(s.clone());
             }
         }
+    }
+
+    /// The highest event id pushed so far (0 before any).
+    pub fn newest_id(&self) -> u64 {
+        self.newest
     }
 
     /// Event ids to forget to roughly halve the history: everything after the first
@@ -457,5 +485,52 @@ mod tests {
         );
         assert!(t.contains("80 characters omitted"));
         assert_eq!(truncate_middle("short", 20), "short");
+    }
+
+    #[test]
+    fn a_result_that_arrives_after_the_users_stop_says_the_action_was_interrupted() {
+        let response = json!({"id": "r9", "choices": [{"message": {"content": null, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "execute_bash", "arguments": "{}"}}
+        ]}}]});
+        let tcm = json!({"function_name": "execute_bash", "tool_call_id": "c1", "model_response": response, "total_calls_in_response": 1});
+        let result = |id: u64, cause: u64| {
+            let mut obs = Event::observation(Observation::error("Killed", ""), Some(cause));
+            obs.tool_call_metadata = Some(tcm.clone());
+            (id, obs)
+        };
+        let mut act = Event::action(Action::Think(ThinkArgs::default()));
+        act.tool_call_metadata = Some(tcm.clone());
+        let stop = Event::action(Action::ChangeAgentState(
+            crate::events::ChangeAgentStateArgs {
+                agent_state: "stopped".into(),
+                thought: String::new(),
+            },
+        ));
+        let tool_text = |h: &History| {
+            h.messages("sys")
+                .iter()
+                .find_map(|m| match m {
+                    ChatMessage::Tool { content, .. } => Some(content.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        };
+
+        let mut stopped = History::default();
+        stopped.push(1, EventSource::Agent, &act, 1000);
+        stopped.push(2, EventSource::User, &stop, 1000);
+        let (id, obs) = result(3, 1);
+        stopped.push(id, EventSource::Agent, &obs, 1000);
+        assert!(tool_text(&stopped).ends_with(INTERRUPTED_NOTE));
+
+        let mut finished = History::default();
+        finished.push(1, EventSource::Agent, &act, 1000);
+        let (id, obs) = result(2, 1);
+        finished.push(id, EventSource::Agent, &obs, 1000);
+        finished.push(3, EventSource::User, &stop, 1000);
+        assert!(
+            !tool_text(&finished).contains(INTERRUPTED_NOTE),
+            "a stop after the result interrupts nothing"
+        );
     }
 }

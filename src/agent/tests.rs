@@ -534,6 +534,71 @@ async fn pause_cancels_the_llm_call_and_resume_asks_again() {
     h.until_state("finished").await;
 }
 
+/// Whether a step request holds a user message with this text.
+fn saw_user(request: &ChatRequest, text: &str) -> bool {
+    format!("{:?}", request.messages).contains(text)
+}
+
+#[tokio::test]
+async fn a_message_during_a_model_call_cancels_it_and_the_next_request_has_the_message() {
+    let mut h = start(json!({}));
+    h.until_state("awaiting_user_input").await;
+    h.message("first");
+    h.until_steps(1).await;
+    h.message("second thoughts");
+    h.until_steps(2).await;
+    h.llm.answer(text("Both read."));
+    h.until_state("awaiting_user_input").await;
+    let requests = lock(&h.llm.requests).clone();
+    assert_eq!(requests.len(), 2, "one request per message, no more");
+    assert!(!saw_user(&requests[0], "second thoughts"));
+    assert!(saw_user(&requests[1], "second thoughts"));
+    // The only agent answer came from the request that saw the message.
+    let answers = h.of_kind("action", "message");
+    assert_eq!(answers.last().unwrap()["args"]["content"], "Both read.");
+}
+
+#[tokio::test]
+async fn a_message_while_a_command_runs_drops_the_calls_planned_without_it() {
+    // The first command never reports; the message arrives while it runs.
+    let mut h = start_with(
+        json!({}),
+        options(),
+        Box::new(|c: &str| if c == "slow" { None } else { succeed(c) }),
+    );
+    h.until_state("awaiting_user_input").await;
+    let mut two_calls = bash("slow", "LOW");
+    two_calls
+        .tool_calls
+        .extend(bash("echo planned", "LOW").tool_calls);
+    h.llm.answer(two_calls);
+    h.message("go");
+    eventually("the slow command", || {
+        !h.of_kind("action", "run").is_empty()
+    })
+    .await;
+    h.message("change of plan");
+    // The slow command ends (as a stop would end it): the next step has the message.
+    let run_id = h.of_kind("action", "run")[0]["id"].as_u64().unwrap();
+    let mut obs = Event::observation(succeed("slow").unwrap(), Some(run_id));
+    let tcm = lock(&h.host.events)[run_id as usize]
+        .event
+        .tool_call_metadata
+        .clone();
+    obs.tool_call_metadata = tcm;
+    h.host.store(obs, EventSource::Agent);
+    h.until_steps(2).await;
+    h.llm.answer(finish());
+    h.until_state("finished").await;
+    assert_eq!(
+        h.of_kind("action", "run").len(),
+        1,
+        "the planned call was dropped"
+    );
+    let requests = lock(&h.llm.requests).clone();
+    assert!(saw_user(&requests[1], "change of plan"));
+}
+
 #[tokio::test]
 async fn stop_ends_the_wait_for_a_command_and_a_message_starts_again() {
     // Commands never finish: the agent waits for their observation.

@@ -24,6 +24,8 @@ pub(super) enum Command {
     /// Append an event sent by a user; reply with its id once durable.
     UserEvent {
         event: Event,
+        /// The sender's own id of a message: a second send with it is not stored again.
+        client_id: Option<Arc<str>>,
         reply: Option<oneshot::Sender<Result<u64, ConversationError>>>,
     },
     /// Append what the runtime observed for an action.
@@ -108,7 +110,11 @@ impl Conversation {
     pub async fn submit(&self, event: Event) -> Result<(), ConversationError> {
         self.touch();
         self.commands
-            .send(Command::UserEvent { event, reply: None })
+            .send(Command::UserEvent {
+                event,
+                client_id: None,
+                reply: None,
+            })
             .await
             .map_err(|_| ConversationError::Closed)
     }
@@ -120,11 +126,33 @@ impl Conversation {
         self.commands
             .send(Command::UserEvent {
                 event,
+                client_id: None,
                 reply: Some(tx),
             })
             .await
             .map_err(|_| ConversationError::Closed)?;
         rx.await.map_err(|_| ConversationError::Closed)?
+    }
+
+    /// Queues a user event carrying the sender's own id (`client_message_id`). The
+    /// receiver gets the stored event's id once it is durable; for an id already
+    /// stored in this conversation, nothing is appended and it gets the first event's id.
+    pub async fn submit_keyed(
+        &self,
+        event: Event,
+        client_id: Arc<str>,
+    ) -> Result<oneshot::Receiver<Result<u64, ConversationError>>, ConversationError> {
+        self.touch();
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::UserEvent {
+                event,
+                client_id: Some(client_id),
+                reply: Some(tx),
+            })
+            .await
+            .map_err(|_| ConversationError::Closed)?;
+        Ok(rx)
     }
 
     /// Sets settings for this conversation only (model, key, confirmation mode, …).

@@ -39,12 +39,29 @@ impl EventStream {
         })
     }
 
+    /// The id the next appended event gets.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
     /// Stamps `event` with the next id, the time and `source`, and queues it for the
     /// store. It is broadcast to subscribers only once durable, in id order.
     pub fn append(
         &mut self,
+        event: Event,
+        source: EventSource,
+        done: Option<AppendCallback>,
+    ) -> u64 {
+        self.append_keyed(event, source, None, done)
+    }
+
+    /// [`EventStream::append`] for a user message carrying the sender's own id, which
+    /// the store remembers in the same transaction as the event.
+    pub fn append_keyed(
+        &mut self,
         mut event: Event,
         source: EventSource,
+        client_message_id: Option<Arc<str>>,
         done: Option<AppendCallback>,
     ) -> u64 {
         let id = self.next_id;
@@ -76,6 +93,7 @@ impl EventStream {
         self.store.append(Append {
             conversation_id: self.conversation_id.clone(),
             event: for_store,
+            client_message_id,
             on_durable,
         });
         id

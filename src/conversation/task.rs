@@ -1,5 +1,6 @@
 //! The per-conversation task: the only writer of the conversation's event stream.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -28,6 +29,9 @@ pub(super) struct TaskContext {
     untitled: bool,
     /// Cost and token totals not yet written to the metadata.
     usage: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Client message ids appended since the conversation opened (older ones are
+    /// looked up in the store).
+    client_ids: HashMap<Arc<str>, u64>,
 }
 
 impl TaskContext {
@@ -41,8 +45,24 @@ impl TaskContext {
         source: EventSource,
         done: Option<super::AppendCallback>,
     ) -> u64 {
+        self.append_keyed(conversation, stream, event, source, None, done)
+    }
+
+    /// [`TaskContext::append`] with the sender's own id of a user message.
+    fn append_keyed(
+        &mut self,
+        conversation: &Conversation,
+        stream: &mut EventStream,
+        event: Event,
+        source: EventSource,
+        client_id: Option<Arc<str>>,
+        done: Option<super::AppendCallback>,
+    ) -> u64 {
         let copy = event.clone();
-        let id = stream.append(event, source, done);
+        if let Some(key) = &client_id {
+            self.client_ids.insert(key.clone(), stream.next_id());
+        }
+        let id = stream.append_keyed(event, source, client_id, done);
         let job = Job::for_event(id, &copy, source);
         let _ = self.agent.send(Appended {
             id,
@@ -71,6 +91,22 @@ impl TaskContext {
             }
         }
         id
+    }
+}
+
+impl TaskContext {
+    /// The event stored for a client message id, in this session or an earlier one.
+    async fn stored_client_id(&self, conversation_id: &str, key: &str) -> Option<u64> {
+        if let Some(id) = self.client_ids.get(key) {
+            return Some(*id);
+        }
+        match self.store.client_message_event(conversation_id, key).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(conversation = %conversation_id, "cannot look up a client message id: {e}");
+                None
+            }
+        }
     }
 }
 
@@ -150,6 +186,7 @@ pub(super) async fn run(
         agent: agent_tx,
         untitled: true,
         usage: None,
+        client_ids: HashMap::new(),
     };
     let mut dirty = false;
     let mut tick = tokio::time::interval(METADATA_FLUSH);
@@ -212,7 +249,21 @@ async fn handle(
     cmd: Command,
 ) {
     match cmd {
-        Command::UserEvent { event, reply } => {
+        Command::UserEvent {
+            event,
+            client_id,
+            reply,
+        } => {
+            if let Some(key) = &client_id {
+                if let Some(id) = ctx.stored_client_id(&conversation.id, key).await {
+                    // A retry of a message already stored: acknowledged, not stored again.
+                    tracing::debug!(conversation = %conversation.id, id, "duplicate client message id");
+                    if let Some(tx) = reply {
+                        let _ = tx.send(Ok(id));
+                    }
+                    return;
+                }
+            }
             let first_text = match &event.payload {
                 Payload::Action(Action::Message(m)) => Some(m.content.clone()),
                 _ => None,
@@ -230,7 +281,14 @@ async fn handle(
                     let _ = tx.send(r.map_err(ConversationError::from));
                 }) as super::AppendCallback
             });
-            ctx.append(conversation, stream, event, EventSource::User, done);
+            ctx.append_keyed(
+                conversation,
+                stream,
+                event,
+                EventSource::User,
+                client_id,
+                done,
+            );
             if let Some(text) = first_text.filter(|_| ctx.untitled) {
                 ctx.untitled = false;
                 auto_title(conversation, &ctx.store, &text).await;

@@ -5,6 +5,7 @@
 
 mod action;
 mod client;
+mod client_id;
 mod event;
 mod notice;
 mod observation;
@@ -14,6 +15,7 @@ mod tests;
 
 pub use action::*;
 pub use client::parse_client_event;
+pub use client_id::{take_client_message_id, ClientIdError, CLIENT_MESSAGE_ID};
 pub use event::{Event, EventSource, Payload};
 pub use notice::{Notice, NoticeKind};
 pub use observation::*;

@@ -13,7 +13,7 @@ use super::sio::socketio::{self, EventName, Packet};
 use super::sio::{EngineHandler, OutPacket, Session};
 use super::AppState;
 use crate::conversation::{subscribe, AttachGuard, Conversation, ConversationError, Subscriber};
-use crate::events::{parse_client_event, Notice};
+use crate::events::{parse_client_event, take_client_message_id, Notice};
 use crate::store::StoredEvent;
 
 /// Everything the server sends on Socket.IO is an `oh_event`.
@@ -163,63 +163,88 @@ impl SocketHandler {
         ack: Option<u64>,
         data: &str,
     ) {
-        if let Some(id) = ack {
-            session.reply_message(&socketio::ack(id));
-        }
-        if data.len() > MAX_EVENT_BYTES {
-            return send_error(
-                session,
-                &format!(
-                    "Message too large: {} bytes; the limit is {MAX_EVENT_BYTES} bytes",
-                    data.len()
-                ),
-            );
-        }
-        let parsed: Value = match serde_json::from_str(data) {
-            Ok(v) => v,
-            Err(e) => return send_error(session, &format!("Invalid JSON in event packet: {e}")),
-        };
-        let Value::Array(mut args) = parsed else {
-            return send_error(
-                session,
-                "Malformed event packet: expected [\"event_name\", payload]",
-            );
-        };
-        let name = match args.first() {
-            Some(Value::String(n)) => n.clone(),
-            _ => {
-                return send_error(
-                    session,
-                    "Malformed event packet: the event name must be a string",
-                )
+        let (event, client_id) = match parse_event(data) {
+            Ok(parsed) => parsed,
+            Err(message) => {
+                ack_now(session, ack);
+                return send_error(session, &message);
             }
         };
-        if name != "oh_user_action" && name != "oh_action" {
-            return send_error(
-                session,
-                &format!("Unknown event {name:?}: send actions as oh_user_action"),
-            );
-        }
-        if args.len() < 2 {
-            return send_error(
-                session,
-                &format!("{name} needs one JSON object as its payload"),
-            );
-        }
-        let payload = args.swap_remove(1);
-        let event = match parse_client_event(payload) {
-            Ok(e) => e,
-            Err(e) => return send_error(session, &e.to_string()),
-        };
         let Some(joined) = slot.joined.as_ref() else {
+            return ack_now(session, ack);
+        };
+        let Some(client_id) = client_id else {
+            ack_now(session, ack);
+            if let Err(ConversationError::Closed) = joined.conversation.submit(event).await {
+                send_error(
+                    session,
+                    "The conversation was closed; reconnect to reopen it",
+                );
+            }
             return;
         };
-        if let Err(ConversationError::Closed) = joined.conversation.submit(event).await {
-            send_error(
-                session,
-                "The conversation was closed; reconnect to reopen it",
-            );
+        match joined.conversation.submit_keyed(event, client_id).await {
+            // The acknowledgement waits until the message is durable and carries its id.
+            Ok(stored) => {
+                let session = session.clone();
+                tokio::spawn(async move {
+                    let reply = match stored.await {
+                        Ok(Ok(id)) => serde_json::json!({"event_id": id}),
+                        Ok(Err(e)) => serde_json::json!({"error": e.to_string()}),
+                        Err(_) => serde_json::json!({"error": "the conversation was closed"}),
+                    };
+                    if let Some(ack) = ack {
+                        session.reply_message(&format!("3{ack}[{reply}]"));
+                    }
+                });
+            }
+            Err(_) => {
+                ack_now(session, ack);
+                send_error(
+                    session,
+                    "The conversation was closed; reconnect to reopen it",
+                );
+            }
         }
+    }
+}
+
+/// Parses an event packet's data into the action and its client message id; the error
+/// text is sent back to the client.
+fn parse_event(data: &str) -> Result<(crate::events::Event, Option<Arc<str>>), String> {
+    if data.len() > MAX_EVENT_BYTES {
+        return Err(format!(
+            "Message too large: {} bytes; the limit is {MAX_EVENT_BYTES} bytes",
+            data.len()
+        ));
+    }
+    let parsed: Value =
+        serde_json::from_str(data).map_err(|e| format!("Invalid JSON in event packet: {e}"))?;
+    let Value::Array(mut args) = parsed else {
+        return Err("Malformed event packet: expected [\"event_name\", payload]".into());
+    };
+    let name = match args.first() {
+        Some(Value::String(n)) => n.clone(),
+        _ => return Err("Malformed event packet: the event name must be a string".into()),
+    };
+    if name != "oh_user_action" && name != "oh_action" {
+        return Err(format!(
+            "Unknown event {name:?}: send actions as oh_user_action"
+        ));
+    }
+    if args.len() < 2 {
+        return Err(format!("{name} needs one JSON object as its payload"));
+    }
+    let mut payload = args.swap_remove(1);
+    let client_id = take_client_message_id(&mut payload).map_err(|e| e.to_string())?;
+    let event = parse_client_event(payload).map_err(|e| e.to_string())?;
+    Ok((event, client_id))
+}
+
+/// Acknowledges an event at once (with no data), if the client asked.
+fn ack_now(session: &Session, ack: Option<u64>) {
+    if let Some(id) = ack {
+        session.reply_message(&socketio::ack(id));
     }
 }
 

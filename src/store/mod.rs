@@ -79,6 +79,9 @@ pub type OnDurable = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 pub struct Append {
     pub conversation_id: Arc<str>,
     pub event: StoredEvent,
+    /// The sender's own id of a user message, remembered with the event so that a
+    /// retried send is not stored twice (docs/protocol.md, "Message delivery").
+    pub client_message_id: Option<Arc<str>>,
     pub on_durable: OnDurable,
 }
 
@@ -110,6 +113,12 @@ pub trait EventStore: Send + Sync + 'static {
         range: EventRange,
     ) -> Result<Vec<StoredEvent>, StoreError>;
     async fn max_event_id(&self, conversation_id: &str) -> Result<Option<u64>, StoreError>;
+    /// The id of the event stored for a client's message id, if one was.
+    async fn client_message_event(
+        &self,
+        conversation_id: &str,
+        client_id: &str,
+    ) -> Result<Option<u64>, StoreError>;
     async fn put_conversation(&self, meta: ConversationMetadata) -> Result<(), StoreError>;
     async fn conversation(
         &self,

@@ -27,6 +27,12 @@ CREATE TABLE IF NOT EXISTS events (
     json TEXT NOT NULL,
     PRIMARY KEY (conversation_id, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS client_messages (
+    conversation_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    event_id INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, client_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -248,7 +254,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Done {
                     ])
                 })
                 .map(|_| ())
-                .map_err(StoreError::from);
+                .map_err(StoreError::from)
+                .and_then(|()| remember_client_id(tx, &a));
             Done::Event(a.on_durable, r)
         }
         WriteOp::Conversation(meta, reply) => {
@@ -270,6 +277,10 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Done {
         WriteOp::Delete(id, reply) => {
             let r = (|| -> Result<bool, StoreError> {
                 tx.execute("DELETE FROM events WHERE conversation_id = ?1", params![id])?;
+                tx.execute(
+                    "DELETE FROM client_messages WHERE conversation_id = ?1",
+                    params![id],
+                )?;
                 let n = tx.execute("DELETE FROM conversations WHERE id = ?1", params![id])?;
                 Ok(n > 0)
             })();
@@ -302,6 +313,24 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Done {
         }
         WriteOp::Flush(reply) => Done::Flush(reply),
     }
+}
+
+/// Records the client's id of an appended message, in the event's own transaction, so
+/// that a retry is recognised even after a crash or restart.
+fn remember_client_id(tx: &rusqlite::Transaction<'_>, a: &Append) -> Result<(), StoreError> {
+    let Some(client_id) = &a.client_message_id else {
+        return Ok(());
+    };
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO client_messages (conversation_id, client_id, event_id)
+         VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![
+        &*a.conversation_id,
+        &**client_id,
+        a.event.id as i64
+    ])?;
+    Ok(())
 }
 
 fn row_to_meta(json: String) -> Result<ConversationMetadata, StoreError> {
@@ -359,6 +388,24 @@ impl EventStore for SqliteStore {
                 }
             }
             Ok(page)
+        })
+        .await
+    }
+
+    async fn client_message_event(
+        &self,
+        cid: &str,
+        client_id: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let (cid, client_id) = (cid.to_string(), client_id.to_string());
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT event_id FROM client_messages WHERE conversation_id = ?1 AND client_id = ?2",
+            )?
+            .query_row(params![cid, client_id], |r| r.get::<_, i64>(0))
+            .optional()
+            .map(|id| id.map(|i| i as u64))
+            .map_err(StoreError::from)
         })
         .await
     }
@@ -487,4 +534,68 @@ fn make_private(dir: &Path, db: &Path) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod client_id_tests {
+    use super::*;
+
+    fn append(
+        store: &SqliteStore,
+        cid: &str,
+        id: u64,
+        key: Option<&str>,
+    ) -> oneshot::Receiver<Result<(), StoreError>> {
+        let (tx, rx) = oneshot::channel();
+        store.append(Append {
+            conversation_id: Arc::from(cid),
+            event: StoredEvent {
+                id,
+                json: Arc::from(format!(r#"{{"id":{id}}}"#)),
+                durable_at: None,
+            },
+            client_message_id: key.map(Arc::from),
+            on_durable: Box::new(move |r| drop(tx.send(r))),
+        });
+        rx
+    }
+
+    #[tokio::test]
+    async fn client_message_ids_survive_a_reopen_and_go_with_their_conversation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store
+            .put_conversation(ConversationMetadata::new("c1", None))
+            .await
+            .unwrap();
+        append(&store, "c1", 0, None).await.unwrap().unwrap();
+        append(&store, "c1", 1, Some("k")).await.unwrap().unwrap();
+        append(&store, "c2", 0, Some("k")).await.unwrap().unwrap();
+        assert_eq!(
+            store.client_message_event("c1", "k").await.unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            store.client_message_event("c1", "other").await.unwrap(),
+            None
+        );
+        drop(store);
+
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.client_message_event("c1", "k").await.unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            store.client_message_event("c2", "k").await.unwrap(),
+            Some(0)
+        );
+        assert!(store.delete_conversation("c1").await.unwrap());
+        assert_eq!(store.client_message_event("c1", "k").await.unwrap(), None);
+        assert_eq!(
+            store.client_message_event("c2", "k").await.unwrap(),
+            Some(0),
+            "other conversations keep theirs"
+        );
+    }
 }

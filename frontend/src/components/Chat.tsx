@@ -1,5 +1,6 @@
 import { useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { buildChatItems, type ChatItem } from "../lib/eventlog";
+import { queuedMessageIds } from "../lib/queue";
 import type { ConversationSession } from "../lib/session";
 import { ChatItemView } from "./EventViews";
 
@@ -11,6 +12,7 @@ const SETTLED_STATES = new Set(["stopped", "error", "finished", "awaiting_user_i
 export function Chat({ session, pendingId }: { session: ConversationSession; pendingId: number | null }) {
   const log = session.log;
   const items = useMemo(() => buildChatItems(log.events), [log.version]);
+  const queued = useMemo(() => queuedMessageIds(log.events, log.agentState), [log.version, log.agentState]);
   const [showAll, setShowAll] = useState(false);
   const scroller = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
@@ -62,7 +64,15 @@ export function Chat({ session, pendingId }: { session: ConversationSession; pen
           </div>
         )}
         {shown.map((item) => (
-          <ChatItemView key={item.key} item={item} pendingId={pendingId} settled={settled} onConfirm={confirm} />
+          <ChatItemView key={item.key} item={item} pendingId={pendingId} settled={settled} onConfirm={confirm} queued={queued} />
+        ))}
+        {session.outbox.map((m) => (
+          <div key={m.clientId} class="ev msg msg-user msg-sending" data-testid="msg-sending">
+            <div class="bubble">
+              <div class="queued-tag muted small">Sending…</div>
+              {m.text}
+            </div>
+          </div>
         ))}
       </div>
       {unseen && (

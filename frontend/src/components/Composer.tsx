@@ -22,8 +22,11 @@ export function Composer({
   autoFocus = false,
   testId = "composer",
   attachments = false,
+  onInterrupt,
 }: {
   onSubmit: (text: string, files: File[]) => boolean | void | Promise<boolean | void>;
+  /** When set (the agent works), a second action: stop the current step and send (Ctrl+Enter). */
+  onInterrupt?: (text: string, files: File[]) => boolean | void | Promise<boolean | void>;
   attachments?: boolean;
   disabled?: boolean;
   placeholder?: string;
@@ -76,13 +79,14 @@ export function Composer({
     el.style.height = `${Math.min(el.scrollHeight, 240)}px`;
   }, [text]);
 
-  const submit = async () => {
+  const submit = async (interrupt = false) => {
     const t = text.trim();
     const files = pending.map((p) => p.file);
     if ((!t && !files.length) || disabled || sending) return;
+    const action = interrupt && onInterrupt ? onInterrupt : onSubmit;
     setSending(true);
     try {
-      const ok = await onSubmit(t, files);
+      const ok = await action(t, files);
       if (ok !== false) {
         setText("");
         pending.forEach((p) => p.preview && URL.revokeObjectURL(p.preview));
@@ -176,10 +180,23 @@ export function Composer({
         onKeyDown={(e) => {
           if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
             e.preventDefault();
-            void submit();
+            void submit(e.ctrlKey || e.metaKey);
           }
         }}
       />
+      {onInterrupt && (
+        <button
+          type="button"
+          class="btn btn-danger interrupt-btn"
+          aria-label="Interrupt and send"
+          title="Stop the agent's current step and send this message now (Ctrl+Enter)"
+          data-testid={`${testId}-interrupt`}
+          disabled={disabled || sending || (!text.trim() && !pending.length)}
+          onClick={() => void submit(true)}
+        >
+          <Icon name="stop" size={13} />
+        </button>
+      )}
       <button
         type="submit"
         class="btn btn-primary send-btn"

@@ -88,8 +88,9 @@ export function ConversationView({ id, onChanged }: { id: string; onChanged: () 
   };
 
   /** Sends a message with its attachments: images inline as data URLs, other files uploaded first. */
-  const sendWithAttachments = async (text: string, files: File[]): Promise<boolean> => {
-    if (!files.length) return session.sendMessage(text);
+  const sendWithAttachments = async (text: string, files: File[], interrupt = false): Promise<boolean> => {
+    const send = interrupt ? session.interruptAndSend.bind(session) : session.sendMessage.bind(session);
+    if (!files.length) return send(text);
     try {
       const images = await Promise.all(files.filter(isImage).map(readAsDataUrl));
       const others = files.filter((f) => !isImage(f));
@@ -103,7 +104,7 @@ export function ConversationView({ id, onChanged }: { id: string; onChanged: () 
         }
         fileUrls = res.uploaded_files ?? [];
       }
-      return session.sendMessage(text, images, fileUrls);
+      return send(text, images, fileUrls);
     } catch (e: any) {
       session.notify("error", `Attaching failed: ${e?.message ?? e}`);
       return false;
@@ -277,10 +278,17 @@ export function ConversationView({ id, onChanged }: { id: string; onChanged: () 
           </div>
 
           <Composer
-            onSubmit={sendWithAttachments}
+            onSubmit={(text, files) => sendWithAttachments(text, files)}
+            onInterrupt={d.busy || d.runningCommand ? (text, files) => sendWithAttachments(text, files, true) : undefined}
             attachments
             disabled={!connected}
-            placeholder={state === "awaiting_user_input" && agentAsked ? "The agent is waiting for your answer…" : "Message the agent…"}
+            placeholder={
+              state === "awaiting_user_input" && agentAsked
+                ? "The agent is waiting for your answer…"
+                : d.busy
+                  ? "Message the agent (it reads it at its next step; Ctrl+Enter interrupts)…"
+                  : "Message the agent…"
+            }
             hint={connected ? undefined : "Not connected: messages can be sent once the connection is back."}
           />
         </div>

@@ -28,14 +28,16 @@ export interface ItemProps {
   /** The conversation is in a state where a missing observation will not come. */
   settled: boolean;
   onConfirm: (ok: boolean) => void;
+  /** User messages the agent has not taken yet. */
+  queued?: Set<number>;
 }
 
-export function ChatItemView({ item, pendingId, settled, onConfirm }: ItemProps) {
+export function ChatItemView({ item, pendingId, settled, onConfirm, queued }: ItemProps) {
   switch (item.kind) {
     case "hidden":
       return <div class="ev-hidden" hidden data-eids={ids(item)} />;
     case "message":
-      return <MessageView item={item} />;
+      return <MessageView item={item} queued={!!queued?.has(item.event.id)} />;
     case "observation":
       return (
         <div class="ev ev-obs" data-eids={ids(item)}>
@@ -54,7 +56,7 @@ export function ChatItemView({ item, pendingId, settled, onConfirm }: ItemProps)
   }
 }
 
-function MessageView({ item }: { item: Extract<ChatItem, { kind: "message" }> }) {
+function MessageView({ item, queued }: { item: Extract<ChatItem, { kind: "message" }>; queued: boolean }) {
   const ev = item.event;
   const isFinish = ev.action === "finish";
   const text = isFinish
@@ -63,9 +65,19 @@ function MessageView({ item }: { item: Extract<ChatItem, { kind: "message" }> })
   const images: string[] = Array.isArray(ev.args?.image_urls) ? ev.args!.image_urls : [];
   const files: string[] = Array.isArray(ev.args?.file_urls) ? ev.args!.file_urls : [];
   return (
-    <div class={`ev msg msg-${item.role} ${isFinish ? "msg-finish" : ""}`} data-eids={ids(item)} data-testid={`msg-${item.role}`}>
+    <div
+      class={`ev msg msg-${item.role} ${isFinish ? "msg-finish" : ""} ${queued ? "msg-queued" : ""}`}
+      data-eids={ids(item)}
+      data-testid={`msg-${item.role}`}
+      data-queued={queued ? "true" : undefined}
+    >
       {item.role === "agent" && <div class="avatar" aria-hidden="true">OH</div>}
       <div class="bubble">
+        {queued && (
+          <div class="queued-tag muted small" data-testid="queued" title="The agent takes this message at its next step">
+            Queued: the agent reads it at its next step
+          </div>
+        )}
         {isFinish && (
           <div class="finish-tag">
             <Icon name="flag" size={13} /> Finished

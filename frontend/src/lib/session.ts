@@ -52,6 +52,22 @@ export function statusText(id: string | undefined, message: string | undefined):
   return message || id || "";
 }
 
+/** A message sent but not yet acknowledged as stored (it is sent again on reconnect). */
+export interface OutgoingMessage {
+  clientId: string;
+  text: string;
+  action: Record<string, unknown>;
+}
+
+/** How long a send waits for the server's acknowledgement before it is sent again, ms. */
+const ACK_TIMEOUT_MS = 10_000;
+
+function newClientId(): string {
+  const c = (globalThis as any).crypto;
+  if (c && typeof c.randomUUID === "function") return c.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
+}
+
 export class ConversationSession {
   readonly log = new EventLog();
   conn: ConnState = "idle";
@@ -69,6 +85,8 @@ export class ConversationSession {
   version = 0;
   /** Connections made so far (1 = first connect). */
   connects = 0;
+  /** Messages not yet acknowledged as stored, in the order they were sent. */
+  outbox: OutgoingMessage[] = [];
 
   private socket: Socket | null = null;
   private listeners = new Set<() => void>();
@@ -207,6 +225,8 @@ export class ConversationSession {
       this.connects++;
       this.conn = "connected";
       this.connDetail = "";
+      // Whatever was not acknowledged goes again: the server stores each client id once.
+      for (const m of this.outbox) this.emitMessage(m);
       this.changed();
     });
     socket.on("disconnect", (reason: string) => {
@@ -387,10 +407,45 @@ export class ConversationSession {
     return true;
   }
 
+  /**
+   * Sends a message with a fresh `client_message_id`. It stays in the outbox (shown as
+   * sending) until the server acknowledges it as stored, and is sent again after every
+   * reconnect or unanswered attempt; the server stores it once.
+   */
   sendMessage(content: string, imageUrls: string[] = [], fileUrls: string[] = []) {
-    return this.send({
-      action: "message",
-      args: { ...messageArgs(content, imageUrls, fileUrls), timestamp: new Date().toISOString() },
+    const clientId = newClientId();
+    const m: OutgoingMessage = {
+      clientId,
+      text: content,
+      action: {
+        action: "message",
+        args: { ...messageArgs(content, imageUrls, fileUrls), timestamp: new Date().toISOString(), client_message_id: clientId },
+      },
+    };
+    this.outbox = [...this.outbox, m];
+    this.emitMessage(m);
+    this.changed();
+    return true;
+  }
+
+  /** Stops the agent's current step and sends the message, which starts the next one. */
+  interruptAndSend(content: string, imageUrls: string[] = [], fileUrls: string[] = []) {
+    if (!this.setAgentState("stopped")) return false;
+    return this.sendMessage(content, imageUrls, fileUrls);
+  }
+
+  private emitMessage(m: OutgoingMessage) {
+    const socket = this.socket;
+    if (!socket || !socket.connected) return;
+    socket.timeout(ACK_TIMEOUT_MS).emit("oh_user_action", m.action, (err: unknown, reply: any) => {
+      if (this.closed || !this.outbox.includes(m)) return;
+      if (!err && reply && typeof reply.event_id === "number") {
+        this.outbox = this.outbox.filter((x) => x !== m);
+        this.changed();
+      } else if (err && this.socket === socket && socket.connected) {
+        // No answer in time: try again (a duplicate is not stored twice).
+        this.emitMessage(m);
+      }
     });
   }
 
