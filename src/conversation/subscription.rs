@@ -86,6 +86,18 @@ pub async fn subscribe(
                 }
                 return;
             }
+            // Notices before events: a notice sent before an event was stored (the
+            // error status before the error state) reaches the client first.
+            n = notices.recv() => match n {
+                Ok(json) => {
+                    if !subscriber.notice(&json).await {
+                        return;
+                    }
+                }
+                // Notices are ephemeral: a slow client may miss some.
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => {}
+            },
             ev = live.recv() => match ev {
                 Ok(ev) => {
                     if last.is_some_and(|l| ev.id <= l) {
@@ -119,16 +131,6 @@ pub async fn subscribe(
                     subscriber.closed().await;
                     return;
                 }
-            },
-            n = notices.recv() => match n {
-                Ok(json) => {
-                    if !subscriber.notice(&json).await {
-                        return;
-                    }
-                }
-                // Notices are ephemeral: a slow client may miss some.
-                Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => {}
             },
         }
     }
