@@ -78,6 +78,19 @@ fn of_kind<'a>(events: &'a [Value], key: &str, kind: &str) -> Vec<&'a Value> {
 
 /// Opens a new conversation as the OpenHands UI does: connect, wait until the agent says
 /// it is ready (loading, then awaiting_user_input), then send the first message.
+/// The server again on the store in `dir`, with the scripted LLM.
+fn restart(llm: &ScriptedLlm, dir: std::path::PathBuf) -> Server {
+    Server::start_with(Options {
+        env: vec![
+            ("LLM_MODEL".into(), "openai/scripted-model".into()),
+            ("LLM_API_KEY".into(), "sk-test".into()),
+            ("LLM_BASE_URL".into(), llm.base_url.clone()),
+        ],
+        dir: Some(dir),
+        ..Default::default()
+    })
+}
+
 async fn start(server: &Server, message: &str) -> (Ws, String) {
     let cid = new_id();
     let mut ws = ws_connect(
@@ -723,16 +736,7 @@ async fn a_restarted_server_continues_the_conversation_with_its_history() {
     until_state(&mut ws, &["awaiting_user_input"]).await;
     drop(ws);
     assert!(server.sigterm().success());
-    let env: Vec<(String, String)> = vec![
-        ("LLM_MODEL".into(), "openai/scripted-model".into()),
-        ("LLM_API_KEY".into(), "sk-test".into()),
-        ("LLM_BASE_URL".into(), llm.base_url.clone()),
-    ];
-    let server = Server::start_with(Options {
-        env,
-        dir: Some(dir),
-        ..Default::default()
-    });
+    let server = restart(&llm, dir);
     let mut ws = ws_connect(
         server.port,
         &format!("conversation_id={cid}&latest_event_id=-1"),
@@ -1089,15 +1093,7 @@ async fn a_users_condensation_request_summarises_at_once_and_survives_a_restart(
     assert!(server.sigterm().success());
 
     // After a restart the model still gets the summary instead of the forgotten steps.
-    let server = Server::start_with(Options {
-        env: vec![
-            ("LLM_MODEL".into(), "openai/scripted-model".into()),
-            ("LLM_API_KEY".into(), "sk-test".into()),
-            ("LLM_BASE_URL".into(), llm.base_url.clone()),
-        ],
-        dir: Some(dir),
-        ..Default::default()
-    });
+    let server = restart(&llm, dir);
     let mut ws = ws_connect(
         server.port,
         &format!("conversation_id={cid}&latest_event_id=-1"),

@@ -150,7 +150,8 @@ pub async fn run(
             continue;
         }
         // Events drive the state machine; a finished LLM call continues the step;
-        // retry reports become status updates while a call is being retried.
+        // retry reports become status updates while a call is being retried; after a
+        // stop, the grace for the interrupted action's report ends the wait for it.
         tokio::select! {
             ev = c.inbox.recv() => match ev {
                 Some(a) => c.on_event(a).await,

@@ -144,6 +144,24 @@ pub fn ipython_definition() -> Value {
     }})
 }
 
+/// The optional `timeout` argument (seconds; a number or a numeric string, positive).
+fn timeout(args: &Map<String, Value>, tool: &str) -> Result<Option<f64>, ToolError> {
+    match args.get("timeout") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .map(Some)
+            .ok_or_else(|| {
+                ToolError::InvalidArguments(
+                    tool.into(),
+                    format!("`timeout` must be a positive number, got {v}"),
+                )
+            }),
+    }
+}
+
 /// The `security_risk` argument as the int OpenHands stores (-1 unknown … 2 high).
 pub(super) fn risk(args: &Map<String, Value>) -> i64 {
     match args
@@ -242,20 +260,7 @@ pub fn to_action(name: &str, arguments: &str) -> Result<PlannedAction, ToolError
                     ))
                 }
             };
-            let timeout = match args.get("timeout") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(
-                    v.as_f64()
-                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                        .filter(|t| t.is_finite() && *t > 0.0)
-                        .ok_or_else(|| {
-                            ToolError::InvalidArguments(
-                                name.into(),
-                                format!("`timeout` must be a positive number, got {v}"),
-                            )
-                        })?,
-                ),
-            };
+            let timeout = timeout(&args, name)?;
             Ok(PlannedAction {
                 action: Action::Run(CmdRunArgs {
                     command,
@@ -360,20 +365,7 @@ pub fn to_action(name: &str, arguments: &str) -> Result<PlannedAction, ToolError
         }
         "execute_ipython_cell" => {
             check_keys(&args, &["code", "timeout", "security_risk"], name)?;
-            let timeout = match args.get("timeout") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(
-                    v.as_f64()
-                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                        .filter(|t| t.is_finite() && *t > 0.0)
-                        .ok_or_else(|| {
-                            ToolError::InvalidArguments(
-                                name.into(),
-                                format!("`timeout` must be a positive number, got {v}"),
-                            )
-                        })?,
-                ),
-            };
+            let timeout = timeout(&args, name)?;
             Ok(PlannedAction {
                 action: Action::RunIpython(IPythonRunCellArgs {
                     code: string(&args, "code", name)?,
