@@ -50,6 +50,8 @@ pub struct CoreConfig {
     /// The user's own knowledge microagents (`USER_MICROAGENTS_DIR`).
     pub user_microagents_dir: String,
     pub debug: bool,
+    /// Cluster mode: the Redis shared by the nodes (`REDIS_URL`, `--redis-url`).
+    pub redis_url: Option<String>,
 }
 
 impl Default for CoreConfig {
@@ -74,6 +76,7 @@ impl Default for CoreConfig {
             git_user_email: "openhands@all-hands.dev".into(),
             user_microagents_dir: "~/.openhands/microagents".into(),
             debug: false,
+            redis_url: None,
         }
     }
 }
@@ -326,6 +329,8 @@ pub struct FileConfig {
     /// `[mcp]`: MCP servers whose tools the agent gets.
     pub mcp: crate::mcp::McpConfig,
     pub condenser: CondenserConfig,
+    /// `[cluster]`: leases and polling of cluster mode.
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// `[condenser]`: when the history is summarised before the context overflows.
@@ -370,6 +375,8 @@ pub struct CliOverrides {
     pub workspace_base: Option<String>,
     /// Serve a network address without a session key (the deployment authenticates).
     pub no_auth: bool,
+    /// The cluster's Redis (`--redis-url`).
+    pub redis_url: Option<String>,
 }
 
 /// Whether a bind address or host name only reaches this machine.
@@ -413,6 +420,11 @@ const SECTIONS: &[(&str, &str, KeyKinds)] = &[
     ("security", "SECURITY_", key_kinds::<SecurityConfig>),
     ("limits", "LIMITS_", key_kinds::<LimitsConfig>),
     ("condenser", "CONDENSER_", key_kinds::<CondenserConfig>),
+    (
+        "cluster",
+        "CLUSTER_",
+        key_kinds::<crate::cluster::ClusterConfig>,
+    ),
 ];
 
 /// The keys of a section (its fields as serde names them, from its default) with their
@@ -705,6 +717,9 @@ impl Config {
         }
         if let Some(p) = &cli.workspace_base {
             section_mut(&mut table, "core")?.insert("workspace_base".into(), p.clone().into());
+        }
+        if let Some(url) = &cli.redis_url {
+            section_mut(&mut table, "core")?.insert("redis_url".into(), url.clone().into());
         }
         let file: FileConfig = table
             .try_into()

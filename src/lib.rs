@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod build_info;
+pub mod cluster;
 pub mod config;
 pub mod conversation;
 pub mod events;

@@ -27,6 +27,10 @@ struct Cli {
     /// bind with no SESSION_API_KEY gets a random key, printed with the URL to open.
     #[arg(long)]
     no_auth: bool,
+    /// Cluster mode: the Redis shared by every node (env REDIS_URL); needs the
+    /// PostgreSQL store (DATABASE_URL).
+    #[arg(long)]
+    redis_url: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         file_store_path: cli.file_store_path,
         workspace_base: cli.workspace_base,
         no_auth: cli.no_auth,
+        redis_url: cli.redis_url,
     };
     let config = match Config::load(&overrides) {
         Ok(c) => c,

@@ -182,6 +182,16 @@ impl History {
                 _ => {}
             }
         }
+        // The notice that the conversation moved to another node (its shell was lost).
+        if let Payload::Observation(o) = &event.payload {
+            if let crate::events::ObservationKind::Error(e) = &o.kind {
+                if e.error_id == crate::cluster::TAKEOVER_ERROR_ID && event.cause.is_none() {
+                    self.items
+                        .push((id, Item::User(format!("[Notice: {}]", o.content))));
+                    return;
+                }
+            }
+        }
         // Repository instructions and triggered knowledge are context from the user's side.
         if let Payload::Observation(o) = &event.payload {
             if let crate::events::ObservationKind::Recall(r) = &o.kind {

@@ -15,6 +15,9 @@ use crate::store::{StoreError, StoredEvent};
 pub enum ConversationError {
     #[error("the conversation is closed")]
     Closed,
+    /// Cluster mode: the command could not reach the conversation's owner.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

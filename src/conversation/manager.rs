@@ -63,6 +63,11 @@ pub struct ConversationManager {
     id_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
     shutdown: CancellationToken,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Cluster mode: this node's membership (conversations then run as
+    /// [`super::clustered`] tasks).
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    /// This manager, for the owner kits of clustered conversations.
+    me: std::sync::Weak<ConversationManager>,
 }
 
 impl ConversationManager {
@@ -77,7 +82,9 @@ impl ConversationManager {
         config: Arc<Config>,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Arc<Self> {
-        Arc::new(ConversationManager {
+        Arc::new_cyclic(|me| ConversationManager {
+            cluster: std::sync::OnceLock::new(),
+            me: me.clone(),
             metrics,
             store,
             config,
@@ -86,6 +93,16 @@ impl ConversationManager {
             id_locks: std::sync::Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
         })
+    }
+
+    /// Turns cluster mode on (before any conversation opens); false if it already was.
+    pub fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>) -> bool {
+        self.cluster.set(cluster).is_ok()
+    }
+
+    /// This node's cluster membership, in cluster mode.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
     }
 
     /// The metrics the conversations report to.
@@ -206,6 +223,9 @@ impl ConversationManager {
         }
         let id: Arc<str> = Arc::from(id);
         let (live, _) = broadcast::channel(LIVE_BUFFER);
+        if let Some(cluster) = self.cluster.get() {
+            return self.start_clustered(id, live, cluster.clone()).await;
+        }
         let stream = EventStream::open(id.clone(), self.store.clone(), live.clone()).await?;
         let (tx, rx) = mpsc::channel(256);
         let conversation = Arc::new(Conversation::new(
@@ -214,16 +234,7 @@ impl ConversationManager {
             live,
             self.metrics.clone(),
         ));
-        let (secrets, git_tokens) = match self.store.settings().await {
-            Ok(stored) => (
-                crate::settings::custom_secrets(stored.as_ref()),
-                crate::provider_tokens::stored(stored.as_ref()),
-            ),
-            Err(e) => {
-                tracing::warn!(conversation = %id, "cannot read the user's secrets: {e}");
-                (Vec::new(), Vec::new())
-            }
-        };
+        let (secrets, git_tokens) = self.user_secrets(&id).await;
         let runtime = Arc::new(LocalRuntime::new(
             &self.config.workspace_for(&id),
             self.runtime_config(&id, secrets, git_tokens),
@@ -245,6 +256,71 @@ impl ConversationManager {
             .instrument(span),
         );
         tracing::info!(conversation = %id, "conversation opened");
+        Ok(conversation)
+    }
+
+    /// The user's custom secrets and git provider tokens for a conversation's runtime.
+    async fn user_secrets(
+        &self,
+        id: &str,
+    ) -> (
+        Vec<crate::settings::CustomSecret>,
+        Vec<crate::provider_tokens::ProviderToken>,
+    ) {
+        match self.store.settings().await {
+            Ok(stored) => (
+                crate::settings::custom_secrets(stored.as_ref()),
+                crate::provider_tokens::stored(stored.as_ref()),
+            ),
+            Err(e) => {
+                tracing::warn!(conversation = %id, "cannot read the user's secrets: {e}");
+                (Vec::new(), Vec::new())
+            }
+        }
+    }
+
+    /// Starts conversation `id` in cluster mode: owned here when its lease is free,
+    /// followed from the database otherwise.
+    async fn start_clustered(
+        &self,
+        id: Arc<str>,
+        live: broadcast::Sender<crate::store::StoredEvent>,
+        cluster: Arc<crate::cluster::Cluster>,
+    ) -> Result<Arc<Conversation>, ManagerError> {
+        let (tx, rx) = mpsc::channel(256);
+        let conversation = Arc::new(Conversation::new(
+            id.clone(),
+            tx,
+            live,
+            self.metrics.clone(),
+        ));
+        let (secrets, git_tokens) = self.user_secrets(&id).await;
+        let ipython =
+            self.config.file.agent.enable_jupyter && crate::runtime::ipython::available().await;
+        let me = self.me.clone();
+        let kit_id = id.clone();
+        let kit: super::clustered::OwnerKit = Box::new(move || {
+            let manager = me.upgrade()?;
+            let runtime = Arc::new(LocalRuntime::new(
+                &manager.config.workspace_for(&kit_id),
+                manager.runtime_config(&kit_id, secrets.clone(), git_tokens.clone()),
+            ));
+            let workspace = manager.config.workspace_for(&kit_id).display().to_string();
+            let ipython = ipython && crate::runtime::ipython::allowed_in(runtime.sandbox());
+            Some((
+                runtime,
+                (
+                    manager.config.clone(),
+                    manager.agent_options(workspace, ipython),
+                ),
+            ))
+        });
+        let span = tracing::info_span!("conversation", conversation_id = %id, node = %cluster.node);
+        tokio::spawn(
+            super::clustered::run(conversation.clone(), rx, self.store.clone(), cluster, kit)
+                .instrument(span),
+        );
+        tracing::info!(conversation = %id, "conversation opened (cluster)");
         Ok(conversation)
     }
 

@@ -1,6 +1,7 @@
 //! Conversations: one task each, owning its event stream; the manager that opens,
 //! closes and reaps them; and the subscription that delivers a stream to a client.
 
+mod clustered;
 mod executor;
 mod handle;
 mod host;

@@ -123,7 +123,7 @@ impl Drop for AbortOnDrop {
 }
 
 /// Marks the conversation closed and finished when the task ends.
-struct FinishGuard(Arc<Conversation>);
+pub(super) struct FinishGuard(pub(super) Arc<Conversation>);
 
 impl Drop for FinishGuard {
     fn drop(&mut self) {
@@ -135,7 +135,7 @@ impl Drop for FinishGuard {
 /// Runs until the conversation is closed, then drains what was already queued.
 pub(super) async fn run(
     conversation: Arc<Conversation>,
-    mut stream: EventStream,
+    stream: EventStream,
     mut commands: mpsc::Receiver<Command>,
     store: Arc<dyn EventStore>,
     runtime: Arc<LocalRuntime>,
@@ -143,6 +143,42 @@ pub(super) async fn run(
 ) {
     // Whatever happens (even a panic), the conversation ends up closed and finished.
     let _finished = FinishGuard(conversation.clone());
+    let stop = conversation.closed.clone();
+    let owner = Owner {
+        runtime,
+        agent,
+        stop,
+        note: None,
+    };
+    run_owned(conversation, stream, &mut commands, store, owner).await;
+}
+
+/// What one owned run of a conversation works with (see [`run_owned`]).
+pub(super) struct Owner {
+    pub runtime: Arc<LocalRuntime>,
+    pub agent: (Arc<Config>, AgentOptions),
+    /// Ends the run: the conversation's closing, or (cluster mode) the loss of its lease.
+    pub stop: tokio_util::sync::CancellationToken,
+    /// An event stored right after the opening one (cluster mode: the takeover notice).
+    pub note: Option<Event>,
+}
+
+/// Runs the agent and the runtime as the conversation's one writer until `owner.stop`.
+/// When the conversation itself was closed, the commands already queued are drained;
+/// otherwise (a cluster node stepping down) they stay queued for whoever reads next.
+pub(super) async fn run_owned(
+    conversation: Arc<Conversation>,
+    mut stream: EventStream,
+    commands: &mut mpsc::Receiver<Command>,
+    store: Arc<dyn EventStore>,
+    owner: Owner,
+) {
+    let Owner {
+        runtime,
+        agent,
+        stop,
+        note,
+    } = owner;
     tracing::debug!("conversation task started");
     // The first event of every (re)opening, as upstream stores it: the agent is loading.
     // It goes before any command, so an initial message always follows it; the agent
@@ -155,6 +191,9 @@ pub(super) async fn run(
         EventSource::Environment,
         None,
     );
+    if let Some(note) = note {
+        stream.append(note, EventSource::Environment, None);
+    }
     let (jobs, jobs_rx) = mpsc::unbounded_channel();
     // Started by the agent as it gets ready, stopped below with the conversation.
     let mcp = Arc::new(crate::mcp::McpTools::new());
@@ -205,7 +244,7 @@ pub(super) async fn run(
                     touch_metadata(&ctx.store, &conversation.id, ctx.usage.take()).await;
                 }
             }
-            _ = conversation.closed.cancelled() => break,
+            _ = stop.cancelled() => break,
         }
     }
     // Kill what runs, and let the action in progress report before we stop listening,
@@ -232,9 +271,11 @@ pub(super) async fn run(
             }
         }
     }
-    commands.close();
-    while let Some(cmd) = commands.recv().await {
-        handle(&conversation, &mut stream, &mut ctx, cmd).await;
+    if conversation.closed.is_cancelled() {
+        commands.close();
+        while let Some(cmd) = commands.recv().await {
+            handle(&conversation, &mut stream, &mut ctx, cmd).await;
+        }
     }
     touch_metadata(&ctx.store, &conversation.id, ctx.usage.take()).await;
     if let Err(e) = ctx.store.flush().await {

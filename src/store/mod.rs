@@ -36,6 +36,9 @@ pub enum StoreError {
     /// A stored record does not parse.
     #[error("corrupt record: {0}")]
     Corrupt(#[source] Arc<serde_json::Error>),
+    /// Cluster mode: another node took the conversation over; this node may not append.
+    #[error("conversation {0} is owned by another node now")]
+    Fenced(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -142,4 +145,20 @@ pub trait EventStore: Send + Sync + 'static {
     async fn delete_conversation(&self, conversation_id: &str) -> Result<bool, StoreError>;
     async fn settings(&self) -> Result<Option<Value>, StoreError>;
     async fn put_settings(&self, settings: Value) -> Result<(), StoreError>;
+
+    /// Cluster mode: records `fence` (a lease's fencing token) as the conversation's
+    /// owner in the database and makes this store's later appends to it carry that token;
+    /// the database refuses them ([`StoreError::Fenced`]) once a newer token claimed.
+    /// False if a newer token had already claimed. A single-node store needs no fencing.
+    async fn claim(&self, _conversation_id: &str, _fence: u64) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
+    /// Cluster mode: forgets this store's claim of a conversation (it stepped down).
+    async fn unclaim(&self, _conversation_id: &str) {}
+
+    /// Whether the database answers (for `/health`).
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -1,0 +1,421 @@
+//! A conversation's task in cluster mode: the owner of its lease runs the agent and the
+//! runtime ([`super::task::run_owned`]) and announces each stored event; every other node
+//! follows the events from the database and forwards its clients' commands to the owner.
+//! One node switches between the two roles on the same [`Conversation`], so its clients
+//! keep their subscriptions through a takeover.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::mpsc;
+
+use super::handle::{Command, Conversation, ConversationError};
+use super::stream::EventStream;
+use super::task::{self, FinishGuard, Owner};
+use crate::agent::AgentOptions;
+use crate::cluster::{Cluster, Forwarded, Lease, Signal};
+use crate::config::Config;
+use crate::events::{Event, Observation};
+use crate::runtime::LocalRuntime;
+use crate::store::{EventRange, EventStore, StoredEvent};
+
+/// Builds the runtime and the agent's options each time this node becomes the owner.
+pub(super) type OwnerKit =
+    Box<dyn Fn() -> Option<(Arc<LocalRuntime>, (Arc<Config>, AgentOptions))> + Send + Sync>;
+
+/// The events of one follower read.
+const FOLLOW_PAGE: usize = 512;
+
+/// Runs conversation `conversation` on this node until it is closed, owning it whenever
+/// its lease can be taken and following it otherwise.
+pub(super) async fn run(
+    conversation: Arc<Conversation>,
+    mut commands: mpsc::Receiver<Command>,
+    store: Arc<dyn EventStore>,
+    cluster: Arc<Cluster>,
+    kit: OwnerKit,
+) {
+    let _finished = FinishGuard(conversation.clone());
+    let (_watch, mut signals) = cluster.bus.watch(&conversation.id);
+    let mut node = Node {
+        conversation,
+        store,
+        cluster,
+        cursor: None,
+    };
+    node.cursor = match node.store.max_event_id(&node.conversation.id).await {
+        Ok(max) => max,
+        Err(e) => {
+            tracing::error!("cannot read the conversation's events: {e}");
+            return;
+        }
+    };
+    while !node.conversation.closed.is_cancelled() {
+        match node.try_own().await {
+            Some(lease) => node.own(lease, &mut commands, &mut signals, &kit).await,
+            None => node.follow(&mut commands, &mut signals).await,
+        }
+    }
+}
+
+/// One node's side of a conversation.
+struct Node {
+    conversation: Arc<Conversation>,
+    store: Arc<dyn EventStore>,
+    cluster: Arc<Cluster>,
+    /// The highest event id sent on the conversation's live feed on this node.
+    cursor: Option<u64>,
+}
+
+impl Node {
+    /// Takes the lease if it is free and claims the conversation in the database.
+    async fn try_own(&self) -> Option<Lease> {
+        let id = &self.conversation.id;
+        let lease = match self.cluster.leases.acquire(id).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!("cannot take the lease: {e}");
+                return None;
+            }
+        };
+        match self.store.claim(id, lease.token).await {
+            Ok(true) => Some(lease),
+            Ok(false) => {
+                tracing::info!(token = lease.token, "a newer owner already claimed it");
+                None
+            }
+            Err(e) => {
+                tracing::warn!("cannot claim the conversation: {e}");
+                let _ = self.cluster.leases.release(id, lease).await;
+                None
+            }
+        }
+    }
+
+    /// Sends every stored event after the cursor on the live feed; false if the store
+    /// could not be read.
+    async fn catch_up(&mut self) -> bool {
+        loop {
+            let range = EventRange {
+                start: self.cursor.map_or(0, |c| c + 1),
+                end: None,
+                limit: FOLLOW_PAGE,
+                reverse: false,
+                max_bytes: 16 * 1024 * 1024,
+            };
+            let page = match self.store.events(&self.conversation.id, range).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("follower cannot read events: {e}");
+                    return false;
+                }
+            };
+            let full = page.len() == FOLLOW_PAGE;
+            for mut ev in page {
+                ev.durable_at = Some(Instant::now());
+                self.cursor = Some(ev.id);
+                let _ = self.conversation.live.send(ev);
+            }
+            if !full {
+                return true;
+            }
+        }
+    }
+
+    /// Follows the owner's events until the lease looks free or the conversation closes.
+    async fn follow(
+        &mut self,
+        commands: &mut mpsc::Receiver<Command>,
+        signals: &mut mpsc::UnboundedReceiver<Signal>,
+    ) {
+        let mut tick = tokio::time::interval(self.cluster.poll());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let lease_check = self.cluster.poll().min(Duration::from_millis(250));
+        let mut last_check = Instant::now();
+        loop {
+            tokio::select! {
+                _ = self.conversation.closed.cancelled() => return,
+                signal = signals.recv() => match signal {
+                    Some(Signal::Stored { id, json }) => self.on_stored(id, json).await,
+                    Some(Signal::Inbox) => {}
+                    None => return,
+                },
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.forward(cmd),
+                    None => return,
+                },
+                _ = tick.tick() => { self.catch_up().await; }
+                _ = tokio::time::sleep(lease_check.saturating_sub(last_check.elapsed())) => {
+                    last_check = Instant::now();
+                    match self.cluster.leases.holder(&self.conversation.id).await {
+                        Ok(None) => return,
+                        Ok(Some(_)) => {}
+                        Err(e) => tracing::debug!("cannot read the lease: {e}"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// An owner announced event `id`: sent on at once when it is the next one and came
+    /// with its JSON, else read from the database (which fills any gap).
+    async fn on_stored(&mut self, id: u64, json: Option<Arc<str>>) {
+        if self.cursor.is_some_and(|c| id <= c) {
+            return;
+        }
+        match json {
+            Some(json) if id == self.cursor.map_or(0, |c| c + 1) => {
+                self.cursor = Some(id);
+                let _ = self.conversation.live.send(StoredEvent {
+                    id,
+                    json,
+                    durable_at: Some(Instant::now()),
+                });
+            }
+            _ => {
+                self.catch_up().await;
+            }
+        }
+    }
+
+    /// Sends a client's command to the owner through the conversation's inbox.
+    fn forward(&self, cmd: Command) {
+        let Command::UserEvent {
+            event,
+            client_id,
+            reply,
+        } = cmd
+        else {
+            // The agent and the runtime only run on the owner.
+            return;
+        };
+        let cluster = self.cluster.clone();
+        let id = self.conversation.id.clone();
+        let wait = cluster.lease() + Duration::from_secs(10);
+        tokio::spawn(async move {
+            let value = match serde_json::from_str(&event.to_json()) {
+                Ok(v) => v,
+                Err(e) => {
+                    if let Some(tx) = reply {
+                        let _ = tx.send(Err(ConversationError::Unavailable(e.to_string())));
+                    }
+                    return;
+                }
+            };
+            let owner = cluster.leases.holder(&id).await.ok().flatten();
+            let result = cluster
+                .bus
+                .forward(
+                    &id,
+                    owner.as_ref().map(|h| h.node.as_str()),
+                    value,
+                    client_id.map(|c| c.to_string()),
+                    wait,
+                )
+                .await;
+            if let Err(e) = &result {
+                tracing::warn!(conversation = %id, "a forwarded command was not confirmed: {e}");
+            }
+            if let Some(tx) = reply {
+                let _ = tx.send(result.map_err(|e| ConversationError::Unavailable(e.to_string())));
+            }
+        });
+    }
+
+    /// Runs the conversation as its owner until the lease is lost or it closes.
+    async fn own(
+        &mut self,
+        lease: Lease,
+        commands: &mut mpsc::Receiver<Command>,
+        signals: &mut mpsc::UnboundedReceiver<Signal>,
+        kit: &OwnerKit,
+    ) {
+        let id = self.conversation.id.clone();
+        tracing::info!(
+            token = lease.token,
+            orphaned = lease.orphaned,
+            "owning the conversation"
+        );
+        // Everything the previous owner stored goes out before our first event.
+        let parts = if self.catch_up().await { kit() } else { None };
+        let stream = match parts {
+            Some(_) => EventStream::open(
+                id.clone(),
+                self.store.clone(),
+                self.conversation.live.clone(),
+            )
+            .await
+            .ok(),
+            None => None,
+        };
+        let (Some((runtime, agent)), Some(stream)) = (parts, stream) else {
+            tracing::error!("cannot start the conversation here; giving the lease back");
+            self.step_down(lease, true).await;
+            tokio::time::sleep(self.cluster.poll()).await;
+            return;
+        };
+        let stop = self.conversation.closed.child_token();
+        let note = lease.orphaned.then(|| {
+            Event::observation(
+                Observation::error(
+                    crate::cluster::TAKEOVER_NOTICE,
+                    crate::cluster::TAKEOVER_ERROR_ID,
+                ),
+                None,
+            )
+        });
+        let mut live = self.conversation.live.subscribe();
+        let owner = Owner {
+            runtime,
+            agent,
+            stop: stop.clone(),
+            note,
+        };
+        let run = task::run_owned(
+            self.conversation.clone(),
+            stream,
+            commands,
+            self.store.clone(),
+            owner,
+        );
+        tokio::pin!(run);
+        let lease_time = self.cluster.lease();
+        let mut renew = tokio::time::interval(lease_time / 3);
+        renew.tick().await;
+        let mut valid_until = Instant::now() + lease_time;
+        let mut inbox_poll = tokio::time::interval(self.cluster.poll());
+        let mut lost = false;
+        self.take_inbox().await;
+        loop {
+            tokio::select! {
+                _ = &mut run => break,
+                ev = live.recv() => match ev {
+                    Ok(ev) => self.publish(&ev).await,
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => {}
+                },
+                signal = signals.recv() => {
+                    if let Some(Signal::Inbox) = signal {
+                        self.take_inbox().await;
+                    }
+                }
+                _ = inbox_poll.tick() => self.take_inbox().await,
+                _ = renew.tick(), if !stop.is_cancelled() => {
+                    let started = Instant::now();
+                    match self.cluster.leases.renew(&id, lease).await {
+                        Ok(true) => valid_until = started + lease_time,
+                        Ok(false) => {
+                            tracing::warn!(token = lease.token, "lease lost: stepping down");
+                            lost = true;
+                            stop.cancel();
+                        }
+                        Err(e) => {
+                            // Without Redis we cannot know: stop before the lease could
+                            // have passed to another node.
+                            if Instant::now() + lease_time / 3 >= valid_until {
+                                tracing::warn!("cannot renew the lease ({e}): stepping down");
+                                lost = true;
+                                stop.cancel();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        loop {
+            match live.try_recv() {
+                Ok(ev) => self.publish(&ev).await,
+                Err(TryRecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            }
+        }
+        self.step_down(lease, !lost).await;
+    }
+
+    /// Announces a stored event to the other nodes and moves the cursor.
+    async fn publish(&mut self, ev: &StoredEvent) {
+        if self.cursor.is_some_and(|c| ev.id <= c) {
+            return;
+        }
+        self.cursor = Some(ev.id);
+        if let Err(e) = self
+            .cluster
+            .bus
+            .publish_stored(&self.conversation.id, ev.id, &ev.json)
+            .await
+        {
+            // Followers poll the database: they are late, not wrong.
+            tracing::debug!("cannot announce event {}: {e}", ev.id);
+        }
+    }
+
+    /// Stores the commands waiting in the inbox and answers their senders.
+    async fn take_inbox(&self) {
+        loop {
+            let forwarded = match self.cluster.bus.take_forwarded(&self.conversation.id).await {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!("cannot read the inbox: {e}");
+                    return;
+                }
+            };
+            self.submit_forwarded(forwarded).await;
+        }
+    }
+
+    async fn submit_forwarded(&self, forwarded: Forwarded) {
+        let event = match Event::from_value(forwarded.event.clone()) {
+            Ok(e) => e,
+            Err(e) => {
+                let why = format!("invalid event: {e}");
+                self.cluster.bus.answer(&forwarded, Err(why)).await;
+                return;
+            }
+        };
+        let result = match forwarded.client_id.clone() {
+            Some(key) => self.conversation.submit_keyed(event, Arc::from(key)).await,
+            None => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                self.conversation
+                    .commands
+                    .send(Command::UserEvent {
+                        event,
+                        client_id: None,
+                        reply: Some(tx),
+                    })
+                    .await
+                    .map(|()| rx)
+                    .map_err(|_| ConversationError::Closed)
+            }
+        };
+        let cluster = self.cluster.clone();
+        tokio::spawn(async move {
+            let answer = match result {
+                Ok(rx) => match rx.await {
+                    Ok(Ok(id)) => Ok(id),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(ConversationError::Closed.to_string()),
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            cluster.bus.answer(&forwarded, answer).await;
+        });
+    }
+
+    /// Gives the lease back (when it is still ours) and forgets the database claim.
+    async fn step_down(&self, lease: Lease, release: bool) {
+        self.store.unclaim(&self.conversation.id).await;
+        if release {
+            if let Err(e) = self
+                .cluster
+                .leases
+                .release(&self.conversation.id, lease)
+                .await
+            {
+                tracing::warn!("cannot release the lease: {e}");
+            }
+        }
+    }
+}
