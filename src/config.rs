@@ -34,6 +34,9 @@ pub struct CoreConfig {
     pub runtime: String,
     pub file_store: String,
     pub file_store_path: String,
+    /// `postgres://…`: keep everything in PostgreSQL instead of SQLite under
+    /// `file_store_path` (`DATABASE_URL`, `--database-url`).
+    pub database_url: Option<String>,
     pub max_iterations: u64,
     pub max_budget_per_task: Option<f64>,
     pub max_concurrent_conversations: usize,
@@ -61,6 +64,7 @@ impl Default for CoreConfig {
             runtime: "local".into(),
             file_store: "local".into(),
             file_store_path: "~/.openhands".into(),
+            database_url: None,
             max_iterations: 500,
             max_budget_per_task: None,
             max_concurrent_conversations: 64,
@@ -372,6 +376,8 @@ pub struct CliOverrides {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub file_store_path: Option<String>,
+    /// The PostgreSQL URL (highest precedence over `DATABASE_URL` and the file).
+    pub database_url: Option<String>,
     pub workspace_base: Option<String>,
     /// Serve a network address without a session key (the deployment authenticates).
     pub no_auth: bool,
@@ -721,6 +727,9 @@ impl Config {
         if let Some(url) = &cli.redis_url {
             section_mut(&mut table, "core")?.insert("redis_url".into(), url.clone().into());
         }
+        if let Some(url) = &cli.database_url {
+            section_mut(&mut table, "core")?.insert("database_url".into(), url.clone().into());
+        }
         let file: FileConfig = table
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
@@ -790,6 +799,18 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = self.database_url() {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::Invalid(
+                    "core.database_url (DATABASE_URL) must be a postgres:// URL".into(),
+                ));
+            }
+        }
+        if self.redis_url().is_some() && self.database_url().is_none() {
+            return Err(ConfigError::Invalid(
+                "cluster mode (core.redis_url, REDIS_URL) needs the shared PostgreSQL store: set core.database_url (DATABASE_URL=postgres://…) on every node".into(),
+            ));
+        }
         if self.file.core.max_concurrent_conversations == 0 {
             return Err(ConfigError::Invalid(
                 "core.max_concurrent_conversations must be at least 1".into(),
@@ -824,6 +845,24 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The PostgreSQL URL, if events and settings are kept there (an empty value is unset).
+    pub fn database_url(&self) -> Option<&str> {
+        self.file
+            .core
+            .database_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+    }
+
+    /// The Redis URL of cluster mode, if on (an empty value is unset).
+    pub fn redis_url(&self) -> Option<&str> {
+        self.file
+            .core
+            .redis_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
     }
 
     /// The directory holding the database (`file_store_path`, `~` expanded).
@@ -976,6 +1015,39 @@ mod tests {
         .unwrap();
         assert_eq!(c.port, 5000);
         assert_eq!(c.file_store_path(), PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn database_url_layers_file_env_cli_and_refuses_other_schemes() {
+        let file = "[core]\ndatabase_url = \"postgres://file/db\"\n";
+        let c = load(Some(file), &[], CliOverrides::default()).unwrap();
+        assert_eq!(c.database_url(), Some("postgres://file/db"));
+        let env = [("DATABASE_URL", "postgresql://env/db")];
+        let c = load(Some(file), &env, CliOverrides::default()).unwrap();
+        assert_eq!(c.database_url(), Some("postgresql://env/db"));
+        let cli = CliOverrides {
+            database_url: Some("postgres://cli/db".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            load(Some(file), &env, cli).unwrap().database_url(),
+            Some("postgres://cli/db")
+        );
+        assert_eq!(
+            load(None, &[], CliOverrides::default())
+                .unwrap()
+                .database_url(),
+            None,
+            "SQLite stays the default"
+        );
+        let err = load(
+            None,
+            &[("DATABASE_URL", "mysql://x/db")],
+            CliOverrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("postgres://"), "{err}");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Durable storage: events, conversation metadata and settings behind [`EventStore`].
 //!
-//! The embedded default is SQLite ([`SqliteStore`]); another backend (PostgreSQL) is
-//! another implementation of the same trait.
+//! The embedded default is SQLite ([`SqliteStore`]); with a `postgres://` database URL
+//! it is PostgreSQL ([`PostgresStore`]), another implementation of the same trait.
 
 mod compact;
+mod merge_patch;
 mod metadata;
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -13,6 +15,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 pub use metadata::{default_title, utc_now as metadata_utc_now, ConversationMetadata};
+pub use postgres::{latest_schema_version as postgres_schema_version, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// Errors of a store backend.
@@ -39,6 +42,30 @@ pub enum StoreError {
     /// Cluster mode: another node took the conversation over; this node may not append.
     #[error("conversation {0} is owned by another node now")]
     Fenced(String),
+    /// PostgreSQL refused a statement or the connection to it failed.
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[source] Arc<tokio_postgres::Error>),
+    /// The database cannot be reached (no connection within the timeout, a hung server).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// This backend cannot hold the value (nothing of it was written).
+    #[error("cannot be stored: {0}")]
+    Unstorable(&'static str),
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Postgres(Arc::new(e))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -157,8 +184,9 @@ pub trait EventStore: Send + Sync + 'static {
     /// Cluster mode: forgets this store's claim of a conversation (it stepped down).
     async fn unclaim(&self, _conversation_id: &str) {}
 
-    /// Whether the database answers (for `/health`).
-    async fn ping(&self) -> Result<(), StoreError> {
+    /// Whether the store can serve reads and writes now (`/health`). An embedded store
+    /// is always reachable; a networked one checks its server.
+    async fn health(&self) -> Result<(), StoreError> {
         Ok(())
     }
 }
