@@ -1,0 +1,257 @@
+//! Cluster mode: three real server processes sharing one real PostgreSQL database and
+//! one real Redis, driven by a scripted LLM.
+
+mod common;
+#[path = "common/llm.rs"]
+mod llm;
+#[path = "common/postgres.rs"]
+mod postgres;
+#[path = "common/redis.rs"]
+mod redis_server;
+
+use common::*;
+use futures::StreamExt;
+use llm::{call, ScriptedLlm};
+use postgres::Postgres;
+use redis_server::Redis;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const LEASE_MS: u64 = 2000;
+
+/// A node of the cluster: the real binary on `db` and `redis`, with the scripted LLM,
+/// all nodes sharing `workspace`.
+fn node(llm: &ScriptedLlm, db: &str, redis: &Redis, workspace: &std::path::Path) -> Server {
+    Server::with_env(&[
+        ("LLM_MODEL", "openai/scripted-model"),
+        ("LLM_API_KEY", "sk-test"),
+        ("LLM_BASE_URL", llm.base_url.as_str()),
+        ("DATABASE_URL", db),
+        ("REDIS_URL", &redis.url()),
+        ("CLUSTER_LEASE_MS", &LEASE_MS.to_string()),
+        ("CLUSTER_POLL_MS", "200"),
+        ("WORKSPACE_BASE", workspace.to_str().unwrap()),
+        ("SANDBOX_NO_CHANGE_TIMEOUT", "30"),
+    ])
+}
+
+/// The raw JSON of the next stored event, or a notice's JSON (prefixed `notice:`).
+async fn next_frame(ws: &mut Ws) -> String {
+    loop {
+        let t = next_text(ws).await;
+        if let Some(rest) = t.strip_prefix("42[\"oh_event\",") {
+            let json = &rest[..rest.len() - 1];
+            if json.starts_with("{\"id\":") {
+                return json.to_string();
+            }
+        }
+    }
+}
+
+/// Stored events (raw JSON) until the agent reaches `state`, within `limit`.
+async fn until_state(ws: &mut Ws, state: &str, limit: Duration) -> Vec<String> {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let json = tokio::time::timeout(left, next_frame(ws))
+            .await
+            .unwrap_or_else(|_| panic!("no {state} state; saw {seen:#?}"));
+        let v: Value = serde_json::from_str(&json).unwrap();
+        seen.push(json);
+        if v["observation"] == "agent_state_changed" && v["extras"]["agent_state"] == state {
+            return seen;
+        }
+    }
+}
+
+/// Who holds conversation `cid`'s lease, as Redis says (`host-pid-…`).
+async fn lease_holder(redis: &Redis, cid: &str) -> Option<String> {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("GET")
+        .arg(format!("oh:lease:{cid}"))
+        .query_async(&mut con)
+        .await
+        .unwrap()
+}
+
+fn ids(events: &[String]) -> Vec<u64> {
+    events.iter().map(|e| id_of(e)).collect()
+}
+
+fn assert_dense(events: &[String]) {
+    let ids = ids(events);
+    assert_eq!(
+        ids,
+        (ids[0]..ids[0] + ids.len() as u64).collect::<Vec<_>>(),
+        "ids not dense: {events:#?}"
+    );
+}
+
+#[test]
+fn cluster_mode_refuses_to_start_without_the_postgresql_store() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_openhands-server"))
+        .args(["--port", "0", "--redis-url", "redis://127.0.0.1:1/"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DATABASE_URL"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_give_every_client_the_same_stream_and_the_owner_runs_a_message_sent_through_another_node(
+) {
+    let llm = ScriptedLlm::start(vec![
+        call(
+            "execute_bash",
+            json!({"command": "echo ran-on-$PPID", "security_risk": "LOW"}),
+        ),
+        call("finish", json!({"message": "done"})),
+    ])
+    .await;
+    let pg = Postgres::shared();
+    let db = pg.fresh_database();
+    let redis = Redis::start();
+    let workspace = tempfile::tempdir().unwrap();
+    let a = node(&llm, &db, &redis, workspace.path());
+    let b = node(&llm, &db, &redis, workspace.path());
+    let c = node(&llm, &db, &redis, workspace.path());
+    let cid = new_id();
+    let query = format!("conversation_id={cid}&latest_event_id=-1");
+    // A opens it first and so owns it; B and C follow.
+    let mut wa = ws_ready(a.port, &query).await;
+    let holder = lease_holder(&redis, &cid).await.expect("a lease");
+    assert!(holder.contains(&format!("-{}-", a.child.id())), "{holder}");
+    let mut wb = ws_ready(b.port, &query).await;
+    let mut wc = ws_ready(c.port, &query).await;
+    send_user_action(&mut wb, &message("run it")).await;
+    let limit = Duration::from_secs(30);
+    let (ea, eb, ec) = tokio::join!(
+        until_state(&mut wa, "finished", limit),
+        until_state(&mut wb, "finished", limit),
+        until_state(&mut wc, "finished", limit),
+    );
+    // Byte-identical from the message on, with no gap and no duplicate.
+    let from = |events: &[String]| -> Vec<String> {
+        let i = events
+            .iter()
+            .position(|e| e.contains("\"run it\""))
+            .expect("the message");
+        events[i..].to_vec()
+    };
+    assert_eq!(from(&ea), from(&eb));
+    assert_eq!(from(&ea), from(&ec));
+    assert_dense(&ea);
+    assert_dense(&eb);
+    // The message went through B but was stored and run by A.
+    let message = ea.iter().find(|e| e.contains("\"run it\"")).unwrap();
+    assert!(message.contains("\"source\":\"user\""), "{message}");
+    let obs: Value = serde_json::from_str(
+        ea.iter()
+            .find(|e| e.contains("\"observation\":\"run\""))
+            .expect("the command's output"),
+    )
+    .unwrap();
+    assert!(
+        obs["content"].as_str().unwrap().starts_with("ran-on-"),
+        "{obs}"
+    );
+    assert_eq!(llm.requests().len(), 2);
+    // Every node reads the same stored events.
+    let stored_a = wait_events(&a, &cid, ea.len()).await;
+    let stored_c = wait_events(&c, &cid, ea.len()).await;
+    assert_eq!(stored_a, stored_c);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_owner_is_killed_another_node_takes_over_within_the_lease_and_acts_on_a_message_sent_after_the_kill(
+) {
+    let llm = ScriptedLlm::start(vec![
+        call(
+            "execute_bash",
+            json!({"command": "sleep 30", "security_risk": "LOW"}),
+        ),
+        call("finish", json!({"message": "continued"})),
+    ])
+    .await;
+    let pg = Postgres::shared();
+    let db = pg.fresh_database();
+    let redis = Redis::start();
+    let workspace = tempfile::tempdir().unwrap();
+    let mut a = node(&llm, &db, &redis, workspace.path());
+    let b = node(&llm, &db, &redis, workspace.path());
+    let c = node(&llm, &db, &redis, workspace.path());
+    let cid = new_id();
+    let query = format!("conversation_id={cid}&latest_event_id=-1");
+    let mut wa = ws_ready(a.port, &query).await;
+    let mut wb = ws_ready(b.port, &query).await;
+    let mut wc = ws_ready(c.port, &query).await;
+    send_user_action(&mut wa, &message("start the long command")).await;
+    // Wait until the command runs on A (B sees its action).
+    let mut before_b = Vec::new();
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(20), next_frame(&mut wb))
+            .await
+            .expect("the command");
+        let run = e.contains("\"action\":\"run\"");
+        before_b.push(e);
+        if run {
+            break;
+        }
+    }
+    drop(wa);
+    a.sigkill();
+    let killed = Instant::now();
+    // Sent to a surviving node right after the kill: acted on after the takeover.
+    send_user_action(&mut wc, &message("please continue")).await;
+    let limit = Duration::from_secs(30);
+    let (after_b, after_c) = tokio::join!(
+        until_state(&mut wb, "finished", limit),
+        until_state(&mut wc, "finished", limit),
+    );
+    let notice_at = |events: &[String]| {
+        events
+            .iter()
+            .position(|e| e.contains("STATUS$RUNTIME_LOST"))
+            .unwrap_or_else(|| panic!("no takeover notice: {events:#?}"))
+    };
+    notice_at(&after_b);
+    // The new owner is B or C and took over within the lease time and a second.
+    let holder = lease_holder(&redis, &cid).await.expect("a new owner");
+    assert!(
+        holder.contains(&format!("-{}-", b.child.id()))
+            || holder.contains(&format!("-{}-", c.child.id())),
+        "{holder}"
+    );
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(25), "{took:?}");
+    // B saw everything once, in order, across the takeover.
+    let mut all_b = before_b.clone();
+    all_b.extend(after_b.iter().cloned());
+    assert_dense(&all_b);
+    // C's tail equals B's.
+    let tail = |events: &[String]| -> Vec<String> {
+        let i = notice_at(events);
+        events[i..].to_vec()
+    };
+    assert_eq!(tail(&after_b), tail(&after_c));
+    let msg = after_b
+        .iter()
+        .position(|e| e.contains("please continue"))
+        .expect("the message was stored");
+    assert!(msg > notice_at(&after_b));
+    // The model was told the shell was lost, and saw the message after it.
+    let requests = llm.requests();
+    assert_eq!(requests.len(), 2);
+    let text = requests[1]["messages"].to_string();
+    let lost = text.find("shell's state").expect("the model saw the notice");
+    assert!(text.find("please continue").unwrap() > lost);
+    // What the database holds is what the clients saw.
+    let stored = wait_events(&b, &cid, id_of(all_b.last().unwrap()) as usize + 1).await;
+    let stored_ids: Vec<u64> = stored.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(stored_ids, (0..stored_ids.len() as u64).collect::<Vec<_>>());
+    let _ = wb.next();
+}
