@@ -21,6 +21,13 @@ if ! command -v curl >/dev/null || ! python3 -m venv --help >/dev/null 2>&1; the
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq curl python3-venv util-linux >/dev/null
 fi
+# Debian's redis-server: the cluster tests (tests/cluster.rs) run a real one.
+if ! command -v redis-server >/dev/null; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
 
 echo "== formatting and lints"
 cargo fmt --all -- --check

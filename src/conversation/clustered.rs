@@ -287,9 +287,9 @@ impl Node {
         let mut inbox_poll = tokio::time::interval(self.cluster.poll());
         let mut lost = false;
         self.take_inbox().await;
-        loop {
+        let left = loop {
             tokio::select! {
-                _ = &mut run => break,
+                left = &mut run => break left,
                 ev = live.recv() => match ev {
                     Ok(ev) => self.publish(&ev).await,
                     Err(RecvError::Lagged(_)) => {}
@@ -322,7 +322,7 @@ impl Node {
                     }
                 }
             }
-        }
+        };
         loop {
             match live.try_recv() {
                 Ok(ev) => self.publish(&ev).await,
@@ -331,6 +331,9 @@ impl Node {
             }
         }
         self.step_down(lease, !lost).await;
+        for cmd in left {
+            self.forward(cmd);
+        }
     }
 
     /// Announces a stored event to the other nodes and moves the cursor.

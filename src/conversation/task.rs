@@ -165,14 +165,15 @@ pub(super) struct Owner {
 
 /// Runs the agent and the runtime as the conversation's one writer until `owner.stop`.
 /// When the conversation itself was closed, the commands already queued are drained;
-/// otherwise (a cluster node stepping down) they stay queued for whoever reads next.
+/// otherwise (a cluster node stepping down) they stay queued, and the clients' commands
+/// that came while it wound down are returned, for the next owner.
 pub(super) async fn run_owned(
     conversation: Arc<Conversation>,
     mut stream: EventStream,
     commands: &mut mpsc::Receiver<Command>,
     store: Arc<dyn EventStore>,
     owner: Owner,
-) {
+) -> Vec<Command> {
     let Owner {
         runtime,
         agent,
@@ -191,9 +192,6 @@ pub(super) async fn run_owned(
         EventSource::Environment,
         None,
     );
-    if let Some(note) = note {
-        stream.append(note, EventSource::Environment, None);
-    }
     let (jobs, jobs_rx) = mpsc::unbounded_channel();
     // Started by the agent as it gets ready, stopped below with the conversation.
     let mcp = Arc::new(crate::mcp::McpTools::new());
@@ -227,6 +225,16 @@ pub(super) async fn run_owned(
         usage: None,
         client_ids: HashMap::new(),
     };
+    if let Some(note) = note {
+        // Through the agent's inbox: the model reads it before what follows.
+        ctx.append(
+            &conversation,
+            &mut stream,
+            note,
+            EventSource::Environment,
+            None,
+        );
+    }
     let mut dirty = false;
     let mut tick = tokio::time::interval(METADATA_FLUSH);
     loop {
@@ -254,6 +262,7 @@ pub(super) async fn run_owned(
     ctx.runtime.close();
     let (closed_jobs, _) = mpsc::unbounded_channel();
     ctx.jobs = closed_jobs;
+    let mut left = Vec::new();
     let grace = tokio::time::sleep(CLOSE_GRACE);
     tokio::pin!(grace);
     loop {
@@ -261,6 +270,10 @@ pub(super) async fn run_owned(
         // bounds the wait.
         tokio::select! {
             cmd = commands.recv() => match cmd {
+                // Stepping down: a client's command is for the next owner.
+                Some(cmd @ Command::UserEvent { .. }) if !conversation.closed.is_cancelled() => {
+                    left.push(cmd)
+                }
                 Some(cmd) => handle(&conversation, &mut stream, &mut ctx, cmd).await,
                 None => break,
             },
@@ -281,6 +294,7 @@ pub(super) async fn run_owned(
     if let Err(e) = ctx.store.flush().await {
         tracing::error!(conversation = %conversation.id, "flush on close failed: {e}");
     }
+    left
 }
 
 async fn handle(

@@ -152,10 +152,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let manager = ConversationManager::with_metrics(store, config.clone(), metrics.clone());
     let cluster_stop = tokio_util::sync::CancellationToken::new();
     if let Some(url) = config.redis_url() {
-        let cluster =
-            crate::cluster::Cluster::connect(url, config.file.cluster.clone(), cluster_stop.clone())
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot join the cluster at {url}: {e}"))?;
+        let cluster = crate::cluster::Cluster::connect(
+            url,
+            config.file.cluster.clone(),
+            cluster_stop.clone(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot join the cluster at {url}: {e}"))?;
         manager.set_cluster(cluster);
     }
     let reaper = manager.spawn_reaper();
