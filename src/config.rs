@@ -1137,7 +1137,7 @@ mod tests {
                 .find(|(k, _)| k == key)
                 .map(|(_, kind)| kind)
         };
-        assert_eq!(key_kinds::<CoreConfig>().len(), 19);
+        assert_eq!(key_kinds::<CoreConfig>().len(), 21);
         assert_eq!(key_kinds::<LlmConfig>().len(), 25);
         assert_eq!(key_kinds::<SandboxConfig>().len(), 24);
         for (keys, key, expected) in [
@@ -1147,6 +1147,7 @@ mod tests {
                 Kind::Float,
             ),
             (key_kinds::<CoreConfig>(), "workspace_base", Kind::Str),
+            (key_kinds::<CoreConfig>(), "redis_url", Kind::Str),
             (key_kinds::<CoreConfig>(), "debug", Kind::Bool),
             (key_kinds::<LlmConfig>(), "model", Kind::Str),
             (key_kinds::<LlmConfig>(), "timeout", Kind::Float),
