@@ -74,7 +74,14 @@ fn unprivileged_user() -> Option<String> {
             .status()
             .is_ok_and(|s| s.success())
     };
-    Some(if exists("postgres") { "postgres" } else { "nobody" }.to_string())
+    Some(
+        if exists("postgres") {
+            "postgres"
+        } else {
+            "nobody"
+        }
+        .to_string(),
+    )
 }
 
 fn user_ids(user: &str) -> (u32, u32) {
@@ -118,7 +125,14 @@ impl Postgres {
             .command("initdb")
             .arg("-D")
             .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ])
             .args(["--no-sync", "--no-instructions"])
             .output()
             .expect("run initdb");
