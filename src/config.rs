@@ -1108,7 +1108,7 @@ mod tests {
                 .find(|(k, _)| k == key)
                 .map(|(_, kind)| kind)
         };
-        assert_eq!(key_kinds::<CoreConfig>().len(), 19);
+        assert_eq!(key_kinds::<CoreConfig>().len(), 20);
         assert_eq!(key_kinds::<LlmConfig>().len(), 25);
         assert_eq!(key_kinds::<SandboxConfig>().len(), 24);
         for (keys, key, expected) in [
@@ -1118,6 +1118,7 @@ mod tests {
                 Kind::Float,
             ),
             (key_kinds::<CoreConfig>(), "workspace_base", Kind::Str),
+            (key_kinds::<CoreConfig>(), "database_url", Kind::Str),
             (key_kinds::<CoreConfig>(), "debug", Kind::Bool),
             (key_kinds::<LlmConfig>(), "model", Kind::Str),
             (key_kinds::<LlmConfig>(), "timeout", Kind::Float),

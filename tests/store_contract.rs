@@ -16,9 +16,12 @@ use tokio::sync::oneshot;
 
 type Reply = oneshot::Receiver<Result<(), StoreError>>;
 
+/// A store being opened.
+type Opening = Pin<Box<dyn Future<Output = Arc<dyn EventStore>>>>;
+
 /// Opens a store of one backend; calling it again opens the same data (a restart).
 struct Backend {
-    open: Box<dyn Fn() -> Pin<Box<dyn Future<Output = Arc<dyn EventStore>>>>>,
+    open: Box<dyn Fn() -> Opening>,
     _dir: Option<tempfile::TempDir>,
 }
 
