@@ -1148,6 +1148,7 @@ mod tests {
             ),
             (key_kinds::<CoreConfig>(), "workspace_base", Kind::Str),
             (key_kinds::<CoreConfig>(), "redis_url", Kind::Str),
+            (key_kinds::<CoreConfig>(), "database_url", Kind::Str),
             (key_kinds::<CoreConfig>(), "debug", Kind::Bool),
             (key_kinds::<LlmConfig>(), "model", Kind::Str),
             (key_kinds::<LlmConfig>(), "timeout", Kind::Float),

@@ -43,7 +43,7 @@ pub enum StoreError {
     #[error("conversation {0} is owned by another node now")]
     Fenced(String),
     /// PostgreSQL refused a statement or the connection to it failed.
-    #[error("PostgreSQL error: {0}")]
+    #[error("PostgreSQL error: {}", describe_postgres(.0))]
     Postgres(#[source] Arc<tokio_postgres::Error>),
     /// The database cannot be reached (no connection within the timeout, a hung server).
     #[error("the database is unavailable: {0}")]
@@ -51,6 +51,18 @@ pub enum StoreError {
     /// This backend cannot hold the value (nothing of it was written).
     #[error("cannot be stored: {0}")]
     Unstorable(&'static str),
+}
+
+/// The server's own message (`FATAL 3D000: database "x" does not exist`) when it sent
+/// one, else the driver's (`error connecting to server: …`).
+fn describe_postgres(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
 }
 
 impl From<tokio_postgres::Error> for StoreError {

@@ -8,6 +8,8 @@
 //! directory is removed, when the test process exits (even on a panic or a kill): a
 //! small shell keeps it and stops it once its standard input (held by the test process)
 //! closes.
+//!
+//! The benchmark program includes this file too (so it uses no test-only crate).
 #![allow(dead_code)]
 
 use std::io::Write;
@@ -105,11 +107,8 @@ impl Postgres {
     pub fn start() -> Postgres {
         let bin = bin_dir();
         let run_as = unprivileged_user();
-        let base = tempfile::Builder::new()
-            .prefix("oh-pg-")
-            .tempdir()
-            .expect("tempdir")
-            .keep();
+        let base = std::env::temp_dir().join(format!("oh-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&base).expect("create the server's directory");
         if let Some(user) = &run_as {
             let (uid, gid) = user_ids(user);
             std::os::unix::fs::chown(&base, Some(uid), Some(gid)).expect("chown the base");
