@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
+#[path = "bench/scale.rs"]
+mod scale;
+
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
 struct Server {
@@ -829,6 +832,10 @@ async fn repository_start() {
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("scale") {
+        scale::run().await;
+        return;
+    }
     if std::env::args().any(|a| a == "--repository") {
         repository_start().await;
         return;
