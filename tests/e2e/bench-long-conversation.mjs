@@ -45,6 +45,8 @@ for (let run = 0; run < RUNS; run++) {
   );
   paints.push(Date.now() - t0);
   domCounts.push(await page.$$eval("[data-testid=chat] *", (els) => els.length));
+  // The one-off background read below the window (agent state, task list) ends first.
+  await page.waitForFunction(() => !document.querySelector("[data-testid=load-older][data-scan=running]"), null, { timeout: 60_000 });
   // Scroll from the bottom up, 120 px per frame, for 300 frames; every frame's duration.
   const durations = await page.evaluate(async () => {
     const el = document.querySelector("[data-testid=chat]");

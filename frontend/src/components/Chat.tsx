@@ -96,6 +96,7 @@ export function Chat({ session, pendingId }: { session: ConversationSession; pen
           atBottom.current = b;
           if (b) setUnseen(false);
         }}
+        renderVersion={`${pendingId}|${settled}|${log.version}`}
         jumpToBottom={jump}
         scrollerProps={{ class: "chat", "data-testid": "chat", "aria-live": "polite", "data-items": items.length }}
       />

@@ -1,4 +1,5 @@
 import type { ComponentChildren, VNode } from "preact";
+import { memo } from "preact/compat";
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { type Anchor, anchorAt, offsetsOf, rangeAt, topFor } from "../lib/virtual";
 
@@ -26,6 +27,8 @@ export interface VirtualListProps<T> {
   nearTopPx?: number;
   /** Told whenever the view arrives at or leaves the bottom. */
   onBottomChange?: (atBottom: boolean) => void;
+  /** Rows re-render only when their item or this value changes (what `renderItem` depends on besides the item). */
+  renderVersion?: unknown;
   /** Changing this number jumps to the bottom (and sticks there). */
   jumpToBottom?: number;
   /** Attributes of the scrolling element (class, test ids, aria). */
@@ -59,6 +62,8 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
   else top = (v.anchor && topFor(v.anchor, index, offsets)) ?? Math.max(0, v.scrollTop - v.headerH);
   v.top = top;
   const { start, end } = rangeAt(offsets, top, v.height || 1000, overscan);
+  const rendered = useRef({ start, end });
+  rendered.current = { start, end };
 
   const remember = () => {
     const el = scroller.current;
@@ -129,16 +134,20 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
 
   const onScroll = () => {
     remember();
-    setTick((t) => t + 1);
+    // Re-render only when other items come into range (or the view must follow the bottom).
+    const el = scroller.current;
+    if (!el) return;
+    const at = v.stick ? Math.max(0, total - v.height) : Math.max(0, el.scrollTop - v.headerH);
+    const next = rangeAt(offsets, at, v.height || 1000, overscan);
+    if (next.start !== rendered.current.start || next.end !== rendered.current.end) setTick((t) => t + 1);
+    else if (props.onNearTop && at < (props.nearTopPx ?? 1500)) props.onNearTop();
   };
 
   const rows: VNode[] = [];
   for (let i = start; i < end; i++) {
     const it = items[i];
     rows.push(
-      <div key={keys[i]} class={`vrow ${props.rowClass?.(it) ?? ""}`} data-vkey={keys[i]}>
-        {renderItem(it)}
-      </div>,
+      <Row key={keys[i]} rowKey={keys[i]} cls={props.rowClass?.(it) ?? ""} item={it} render={renderItem} version={props.renderVersion} />,
     );
   }
   return (
@@ -153,3 +162,21 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
     </div>
   );
 }
+
+interface RowProps {
+  rowKey: string;
+  cls: string;
+  item: unknown;
+  render: (item: any) => VNode;
+  version: unknown;
+}
+
+/** One item's row; skipped on re-render while its item and the render version are the same. */
+const Row = memo(
+  ({ rowKey, cls, item, render }: RowProps) => (
+    <div class={`vrow ${cls}`} data-vkey={rowKey}>
+      {render(item)}
+    </div>
+  ),
+  (a, b) => a.item === b.item && a.version === b.version && a.cls === b.cls,
+);
