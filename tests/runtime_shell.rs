@@ -345,3 +345,33 @@ async fn closing_during_a_command_delivers_its_observation_then_reopens_with_den
         .unwrap();
     assert!(after as u64 > obs["id"].as_u64().unwrap());
 }
+
+#[tokio::test]
+async fn sixty_conversations_starting_their_shells_together_all_get_one() {
+    // Shells start a few at a time, so a burst does not starve every one of them past
+    // the prompt deadline (a thousand at once failed a fifth of them before).
+    let server = shell_server();
+    let mut runs = Vec::new();
+    // 60: under the default limit of 64 open conversations.
+    for i in 0..60 {
+        let port = server.port;
+        runs.push(tokio::spawn(async move {
+            let mut ws = ws_ready(
+                port,
+                &format!("conversation_id={}&latest_event_id=-1", new_id()),
+            )
+            .await;
+            let cmd = format!("echo started-{i}");
+            let obs = act(&mut ws, &json!({"action": "run", "args": {"command": cmd}})).await;
+            (i, obs)
+        }));
+    }
+    for run in runs {
+        let (i, obs) = tokio::time::timeout(Duration::from_secs(120), run)
+            .await
+            .expect("every shell starts within two minutes")
+            .unwrap();
+        assert_eq!(obs["observation"], "run", "conversation {i}: {obs}");
+        assert_eq!(obs["content"], format!("started-{i}\n"));
+    }
+}

@@ -19,6 +19,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[path = "../../tests/common/postgres.rs"]
 mod test_postgres;
+#[path = "bench/scale.rs"]
+mod scale;
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
@@ -836,6 +838,10 @@ async fn repository_start() {
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("scale") {
+        scale::run().await;
+        return;
+    }
     if std::env::args().any(|a| a == "--repository") {
         repository_start().await;
         return;

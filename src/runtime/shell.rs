@@ -105,6 +105,9 @@ fn configure_terminal(fd: &OwnedFd) -> Result<(), ShellError> {
     termios::tcsetattr(fd, SetArg::TCSANOW, &t).map_err(|e| ShellError::Spawn(e.to_string()))
 }
 
+/// Shells starting at once, server-wide (from spawn to the first prompt).
+static STARTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
 impl Shell {
     /// Starts bash in `cwd`, confined by `sandbox`, and waits for its first prompt.
     pub async fn start(
@@ -113,6 +116,9 @@ impl Shell {
         env: &[(String, String)],
         sandbox: super::sandbox::Prepared,
     ) -> Result<Arc<Shell>, ShellError> {
+        // Shells start a few at a time: a thousand conversations opening together would
+        // otherwise share the CPU so thinly that none shows its prompt in time.
+        let _turn = STARTING.acquire().await;
         let winsize = Winsize {
             ws_row: 50,
             ws_col: 200,

@@ -177,7 +177,8 @@ test("the agent's command and output appear, the final state shows, and reloads 
   // After the reloads the page resumed from its last event instead of replaying everything.
   const resumed = wsUrls.filter((u) => u.includes(cid)).map((u) => Number(new URL(u).searchParams.get("latest_event_id")));
   assert.ok(resumed.length >= 3, `three connections, got ${resumed.length}`);
-  assert.equal(resumed[0], -1);
+  // The first connection resumes after the newest page fetched over REST (the start-up events).
+  assert.ok(resumed[0] >= 0, `the first connection resumes after the REST page: ${resumed}`);
   assert.ok(resumed.slice(1).every((k) => k >= 0), `reloads resume after the cached events: ${resumed}`);
   // The LLM got the tool results back with matching tool_call_ids.
   const last = llm.requests.filter((r) => Array.isArray(r.tools)).at(-1);

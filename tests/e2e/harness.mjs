@@ -205,8 +205,28 @@ export async function allEvents(base, cid) {
   }
 }
 
-/** The event ids rendered in the chat (every element carries the ids it shows in data-eids). */
+/**
+ * The event ids the chat holds: every element carries the ids it shows in data-eids; the
+ * virtualised list's spacers stand for the items out of view with data-eid-runs ("0-97 99").
+ */
 export async function renderedIds(page) {
+  return page.$$eval("[data-testid=chat] [data-eids], [data-testid=chat] [data-eid-runs]", (els) =>
+    els.flatMap((el) => {
+      if (el.hasAttribute("data-eids")) return el.getAttribute("data-eids").split(" ").filter(Boolean).map(Number);
+      return el
+        .getAttribute("data-eid-runs")
+        .split(" ")
+        .filter(Boolean)
+        .flatMap((run) => {
+          const [a, b = a] = run.split("-").map(Number);
+          return Array.from({ length: b - a + 1 }, (_, i) => a + i);
+        });
+    }),
+  );
+}
+
+/** The event ids of the items actually in the DOM (not the spacers'). */
+export async function domIds(page) {
   return page.$$eval("[data-testid=chat] [data-eids]", (els) =>
     els.flatMap((el) => el.getAttribute("data-eids").split(" ").filter(Boolean).map(Number)),
   );

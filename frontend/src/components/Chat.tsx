@@ -1,88 +1,111 @@
-import { useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useCallback, useMemo, useRef, useState } from "preact/hooks";
 import { buildChatItems, type ChatItem } from "../lib/eventlog";
 import { queuedMessageIds } from "../lib/queue";
 import type { ConversationSession } from "../lib/session";
+import { idRuns } from "../lib/virtual";
 import { ChatItemView } from "./EventViews";
-
-/** Items rendered before "show earlier" kicks in. */
-const VISIBLE_LIMIT = 400;
+import { VirtualList } from "./VirtualList";
 
 const SETTLED_STATES = new Set(["stopped", "error", "finished", "awaiting_user_input", "rejected", "user_rejected"]);
 
+/**
+ * The conversation's events as a virtualised list: only the items in view are in the DOM;
+ * scrolling near the top loads older pages from the server. Every element that stands
+ * for events names their ids (`data-eids` on items, `data-eid-runs` on the spacers of
+ * the items out of view).
+ */
 export function Chat({ session, pendingId }: { session: ConversationSession; pendingId: number | null }) {
   const log = session.log;
   const items = useMemo(() => buildChatItems(log.events), [log.version]);
-  const queued = useMemo(() => queuedMessageIds(log.events, log.agentState), [log.version, log.agentState]);
-  const [showAll, setShowAll] = useState(false);
-  const scroller = useRef<HTMLDivElement>(null);
-  const atBottom = useRef(true);
+  // The state before the window counts only while the window does not reach back to it.
+  const stateBefore = session.older?.state && session.older.state.id < log.floor ? session.older.state.state : undefined;
+  const queued = useMemo(
+    () => queuedMessageIds(log.events, log.agentState, stateBefore),
+    [log.version, log.agentState, stateBefore],
+  );
   const [unseen, setUnseen] = useState(false);
+  const [jump, setJump] = useState(0);
+  const atBottom = useRef(true);
+  const lastKey = useRef<string | undefined>(undefined);
 
-  let shown: ChatItem[] = items;
-  let earlierIds: number[] = [];
-  if (!showAll && items.length > VISIBLE_LIMIT) {
-    const cut = items.length - VISIBLE_LIMIT;
-    for (let i = 0; i < cut; i++) earlierIds = earlierIds.concat(items[i].ids);
-    shown = items.slice(cut);
-  }
   const visibleCount = items.filter((i) => i.kind !== "hidden").length;
   const settled = (log.agentState !== null && SETTLED_STATES.has(log.agentState)) || session.conn === "closed";
-
-  useLayoutEffect(() => {
-    const el = scroller.current;
-    if (!el) return;
-    if (atBottom.current) {
-      el.scrollTop = el.scrollHeight;
-      setUnseen(false);
-    } else {
-      setUnseen(true);
-    }
-  }, [log.version]);
-
-  const onScroll = () => {
-    const el = scroller.current;
-    if (!el) return;
-    atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
-    if (atBottom.current) setUnseen(false);
-  };
-
   const confirm = (ok: boolean) => session.setAgentState(ok ? "user_confirmed" : "user_rejected");
+
+  // Something new at the end while the person reads further up.
+  const newest = items.length ? items[items.length - 1].key : undefined;
+  if (newest !== lastKey.current) {
+    if (lastKey.current !== undefined && !atBottom.current && !unseen) setUnseen(true);
+    lastKey.current = newest;
+  }
+
+  const spacerProps = useCallback(
+    (from: number, to: number) => {
+      const ids: number[] = [];
+      for (let i = from; i < to; i++) for (const id of items[i].ids) ids.push(id);
+      return { "data-eid-runs": idRuns(ids) };
+    },
+    [items],
+  );
+  const loadOlder = useCallback(() => void session.loadOlder(), [session]);
+
+  const header = log.hasOlder ? (
+    <div class="earlier" data-testid="load-older" data-floor={log.floor} data-scan={session.older?.done ? "done" : "running"}>
+      <button type="button" class="btn btn-ghost small" disabled={session.loadingOlder} onClick={loadOlder}>
+        {session.loadingOlder ? "Loading earlier events…" : "Load earlier events"}
+      </button>
+    </div>
+  ) : (
+    <div class="earlier muted small" data-testid="conversation-start">
+      {visibleCount > 0 ? "Start of the conversation" : ""}
+    </div>
+  );
+
+  const footer = (
+    <>
+      {visibleCount === 0 && (
+        <div class="chat-empty muted">
+          {session.conn === "connecting" ? "Loading the conversation…" : "Nothing here yet. Tell the agent what to do."}
+        </div>
+      )}
+      {session.outbox.map((m) => (
+        <div key={m.clientId} class="ev msg msg-user msg-sending" data-testid="msg-sending">
+          <div class="bubble">
+            <div class="queued-tag muted small">Sending…</div>
+            {m.text}
+          </div>
+        </div>
+      ))}
+    </>
+  );
 
   return (
     <div class="chat-wrap">
-      <div class="chat" ref={scroller} onScroll={onScroll} data-testid="chat" aria-live="polite">
-        {earlierIds.length > 0 && (
-          <div class="earlier" data-eids={earlierIds.join(" ")}>
-            <button type="button" class="btn btn-ghost small" onClick={() => setShowAll(true)}>
-              Show {items.length - shown.length} earlier items
-            </button>
-          </div>
+      <VirtualList<ChatItem>
+        items={items}
+        itemKey={(item) => item.key}
+        rowClass={(item) => (item.kind === "hidden" ? "vrow-hidden" : "")}
+        renderItem={(item) => (
+          <ChatItemView item={item} pendingId={pendingId} settled={settled} onConfirm={confirm} queued={queued} />
         )}
-        {visibleCount === 0 && (
-          <div class="chat-empty muted">
-            {session.conn === "connecting" ? "Loading the conversation…" : "Nothing here yet. Tell the agent what to do."}
-          </div>
-        )}
-        {shown.map((item) => (
-          <ChatItemView key={item.key} item={item} pendingId={pendingId} settled={settled} onConfirm={confirm} queued={queued} />
-        ))}
-        {session.outbox.map((m) => (
-          <div key={m.clientId} class="ev msg msg-user msg-sending" data-testid="msg-sending">
-            <div class="bubble">
-              <div class="queued-tag muted small">Sending…</div>
-              {m.text}
-            </div>
-          </div>
-        ))}
-      </div>
+        spacerProps={spacerProps}
+        header={header}
+        footer={footer}
+        onNearTop={log.hasOlder ? loadOlder : undefined}
+        onBottomChange={(b) => {
+          atBottom.current = b;
+          if (b) setUnseen(false);
+        }}
+        renderVersion={`${pendingId}|${settled}|${log.version}`}
+        jumpToBottom={jump}
+        scrollerProps={{ class: "chat", "data-testid": "chat", "aria-live": "polite", "data-items": items.length }}
+      />
       {unseen && (
         <button
           type="button"
           class="btn btn-small jump"
           onClick={() => {
-            const el = scroller.current;
-            if (el) el.scrollTop = el.scrollHeight;
-            atBottom.current = true;
+            setJump((j) => j + 1);
             setUnseen(false);
           }}
         >

@@ -44,12 +44,13 @@ export function ConversationView({ id, onChanged }: { id: string; onChanged: () 
   useSubscription(session);
 
   const log = session.log;
-  const d = useMemo(() => derive(log), [log.version, log.agentState]);
+  // A long conversation is loaded from its newest page: what the window lacks comes from the scan below it.
+  const d = useMemo(() => derive(log, session.older), [log.version, log.agentState, session.older?.done]);
   // Every conversation starts waiting for input; the agent has asked something only once
   // it has said something.
   const agentAsked = useMemo(
-    () => log.events.some((e) => e.source === "agent" && e.action === "message"),
-    [log.version],
+    () => log.events.some((e) => e.source === "agent" && e.action === "message") || !!session.older?.agentSpoke,
+    [log.version, session.older?.done],
   );
   const [view, setView] = useState<View>("chat");
   const [side, setSide] = useState<Side>("terminal");
@@ -73,11 +74,15 @@ export function ConversationView({ id, onChanged }: { id: string; onChanged: () 
     document.title = session.title ? `${session.title} · OpenHands` : "OpenHands";
   }, [session.title]);
 
-  // Observations that may change files: the files panel refreshes on them.
-  const fileChangeKey = useMemo(
-    () => log.events.filter((e) => e.observation === "run" || e.observation === "edit" || e.observation === "write").length,
-    [log.version],
-  );
+  // Observations that may change files: the files panel refreshes on a newer one (older
+  // pages loaded later do not count).
+  const fileChangeKey = useMemo(() => {
+    for (let i = log.events.length - 1; i >= 0; i--) {
+      const o = log.events[i].observation;
+      if (o === "run" || o === "edit" || o === "write") return log.events[i].id;
+    }
+    return -1;
+  }, [log.version]);
 
   const state = d.agentState;
   const connected = session.conn === "connected";

@@ -98,9 +98,11 @@ export const api = {
   stopConversation(id: string) {
     return request<{ status: string; message?: string }>("POST", `${conv(id)}/stop`);
   },
-  events(id: string, startId: number, endId?: number, limit = 100) {
+  /** Stored events with ids in [startId, endId]; `reverse`: the newest of them first. */
+  events(id: string, startId: number, endId?: number, limit = 100, reverse = false) {
     const q = new URLSearchParams({ start_id: String(startId), limit: String(limit) });
     if (endId !== undefined) q.set("end_id", String(endId));
+    if (reverse) q.set("reverse", "true");
     return request<{ events: OHEvent[]; has_more: boolean }>("GET", `${conv(id)}/events?${q}`);
   },
   listFiles(id: string, path?: string) {

@@ -1,6 +1,8 @@
 // The conversation's event log as the UI holds it: stored events de-duplicated by id and
 // kept in id order, the id to resume from (`latest_event_id`), gaps to back-fill, and the
-// live agent state. Framework-free so that it can be unit-tested.
+// live agent state. A long conversation is held as a window: every id from `floor` to the
+// newest one; older pages are prepended on demand (`addOlder`). Framework-free so that it
+// can be unit-tested.
 
 import {
   type AgentState,
@@ -20,6 +22,11 @@ export class EventLog {
   /** Bumped on every change (cheap change detection for the views). */
   version = 0;
   private maxId = -1;
+  /**
+   * The lowest id of the window: every id from here to the newest is held (or is a gap
+   * still to back-fill); ids below it are older history not loaded yet. 0 = everything.
+   */
+  floor = 0;
 
   /** Live agent state: from the newest `agent_state_changed`, or a later id-less notice. */
   agentState: AgentState | null = null;
@@ -30,6 +37,8 @@ export class EventLog {
   add(ev: unknown): AddResult {
     if (!isStoredEvent(ev)) return "invalid";
     if (this.byId.has(ev.id)) return "duplicate";
+    // Below the window: only `addOlder` extends it downwards (so no hole can open).
+    if (ev.id < this.floor) return "duplicate";
     this.byId.set(ev.id, ev);
     if (ev.id > this.maxId) {
       this.maxId = ev.id;
@@ -58,6 +67,56 @@ export class EventLog {
     let n = 0;
     for (const e of evs) if (this.add(e) === "added") n++;
     return n;
+  }
+
+  /**
+   * Starts the window with the newest page of a conversation (any order). `hasMore`: the
+   * server holds older events than the page; without it the window starts at id 0 (and
+   * ids missing below the page are gaps to back-fill).
+   */
+  startWindow(page: unknown[], hasMore: boolean): number {
+    this.clear();
+    const evs = page.filter(isStoredEvent);
+    if (hasMore && evs.length) this.floor = Math.min(...evs.map((e) => e.id));
+    return this.addMany(evs);
+  }
+
+  /**
+   * Prepends a page of older events (the ones just below `floor`, any order). The window
+   * then starts at the page's lowest id, or at 0 when `hasMore` is false; ids skipped
+   * inside the page become gaps to back-fill, so the window never has a silent hole.
+   * Returns how many were new.
+   */
+  addOlder(page: unknown[], hasMore: boolean): number {
+    const evs = page.filter((e): e is OHEvent => isStoredEvent(e) && e.id < this.floor);
+    const oldFloor = this.floor;
+    if (!hasMore) this.floor = 0;
+    else if (evs.length) this.floor = Math.min(...evs.map((e) => e.id));
+    else return 0;
+    const n = this.addMany(evs);
+    if (this.floor !== oldFloor && n === 0) this.version++;
+    return n;
+  }
+
+  /** Older events exist on the server below the window. */
+  get hasOlder(): boolean {
+    return this.floor > 0;
+  }
+
+  /**
+   * The agent state as of an event below the window (found by scanning older pages): it
+   * applies only while no newer stored state is held.
+   */
+  noteOlderState(id: number, state: unknown, reason: unknown) {
+    if (id <= this.stateEventId) return;
+    this.stateEventId = id;
+    this.setState(state, reason);
+    this.version++;
+  }
+
+  /** Id of the stored `agent_state_changed` the current state comes from (-1: none). */
+  get stateSourceId(): number {
+    return this.stateEventId;
   }
 
   /**
@@ -94,11 +153,13 @@ export class EventLog {
     return this.maxId;
   }
 
-  /** Ids below the highest one that never arrived (at most `limit`), for a REST back-fill. */
+  /** Ids of the window below the highest one that never arrived (at most `limit`), for a REST back-fill. */
   missingIds(limit = 1000): number[] {
     const out: number[] = [];
-    if (this.events.length === this.maxId + 1) return out;
-    for (let i = 0; i <= this.maxId && out.length < limit; i++) {
+    if (this.maxId < this.floor) return out;
+    // Events below the floor are never held (add refuses them), so a full window is this long.
+    if (this.events.length === this.maxId - this.floor + 1) return out;
+    for (let i = this.floor; i <= this.maxId && out.length < limit; i++) {
       if (!this.byId.has(i)) out.push(i);
     }
     return out;
@@ -108,6 +169,7 @@ export class EventLog {
     this.byId.clear();
     this.events = [];
     this.maxId = -1;
+    this.floor = 0;
     this.agentState = null;
     this.agentStateReason = "";
     this.stateEventId = -1;
@@ -286,7 +348,20 @@ export interface Derived {
 /** The agent is working (`loading`, the few milliseconds a conversation takes to open, is not). */
 export const BUSY_STATES = new Set<string>(["running", "user_confirmed", "rate_limited"]);
 
-export function derive(log: EventLog): Derived {
+/**
+ * Facts from events below the loaded window (read by scanning older pages without
+ * holding them): they fill in what the window itself does not say.
+ */
+export interface OlderFacts {
+  /** The newest task list below the window. */
+  taskList: TaskItem[] | null;
+  /** The newest LLM metrics below the window. */
+  metrics: LlmMetrics | null;
+  /** The agent sent a message below the window. */
+  agentSpoke: boolean;
+}
+
+export function derive(log: EventLog, older?: OlderFacts | null): Derived {
   const events = log.events;
   let pending: OHEvent | null = null;
   let taskList: TaskItem[] | null = null;
@@ -317,6 +392,8 @@ export function derive(log: EventLog): Derived {
   ) {
     pending = lastAction;
   }
+  if (!taskList && older?.taskList) taskList = older.taskList;
+  if (!metrics && older?.metrics) metrics = older.metrics;
   const runningCommand = lastRun && !answered.has(lastRun.id) ? lastRun : null;
   return {
     agentState: log.agentState,

@@ -9,9 +9,12 @@ import type { AgentState, OHEvent } from "./types";
 /** Agent actions that do not come from a model step. */
 const NOT_A_STEP = new Set(["condensation", "change_agent_state"]);
 
-/** Ids of user messages still queued; empty unless the agent is working now. */
-export function queuedMessageIds(events: OHEvent[], current: AgentState | null): Set<number> {
-  let state: string | null = null;
+/**
+ * Ids of user messages still queued; empty unless the agent is working now. `before`: the
+ * agent state as of the first event given (when they are only the newest part of the log).
+ */
+export function queuedMessageIds(events: OHEvent[], current: AgentState | null, before?: unknown): Set<number> {
+  let state: string | null = typeof before === "string" ? before : null;
   let queued: number[] = [];
   for (const ev of events) {
     if (ev.observation === "agent_state_changed") {

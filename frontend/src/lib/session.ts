@@ -5,6 +5,7 @@ import { io as realIo, type Socket } from "socket.io-client";
 import { ApiError, api as realApi } from "./api";
 import { type KV, dropCachedEvents, loadCachedEvents, sameEvent, saveCachedEvents } from "./cache";
 import { EventLog } from "./eventlog";
+import { OlderScan } from "./history";
 import { messageArgs } from "./attachments";
 import {
   type ConversationInfo,
@@ -33,6 +34,8 @@ export interface SessionDeps {
   origin?: string;
   /** Delay before back-filling ids that never arrived, ms. */
   backfillDelayMs?: number;
+  /** Events per page when opening and when loading older ones (the server allows up to 100). */
+  pageSize?: number;
 }
 
 const KNOWN_STATUS: Record<string, string> = {
@@ -87,6 +90,10 @@ export class ConversationSession {
   connects = 0;
   /** Messages not yet acknowledged as stored, in the order they were sent. */
   outbox: OutgoingMessage[] = [];
+  /** An older page is being fetched. */
+  loadingOlder = false;
+  /** Facts from below the loaded window (agent state, task list, metrics), once scanned. */
+  older: OlderScan | null = null;
 
   private socket: Socket | null = null;
   private listeners = new Set<() => void>();
@@ -108,6 +115,7 @@ export class ConversationSession {
       kv: deps.kv,
       origin: deps.origin,
       backfillDelayMs: deps.backfillDelayMs ?? 400,
+      pageSize: deps.pageSize ?? 100,
     };
     this.kv = deps.kv;
   }
@@ -145,11 +153,16 @@ export class ConversationSession {
     this.changed();
   }
 
-  /** Loads the conversation (resuming it if stopped) and connects. */
+  /**
+   * Loads the conversation (resuming it if stopped) and connects. Without cached events
+   * only the newest page is fetched (over REST) and the socket resumes after it: a long
+   * conversation is not replayed before it shows; older pages come with `loadOlder`.
+   */
   async open(): Promise<void> {
     this.conn = "connecting";
     this.changed();
     await this.restoreCache();
+    const newest = this.log.size ? Promise.resolve() : this.loadNewest();
     try {
       this.info = await this.deps.api.getConversation(this.conversationId);
       this.title = this.info?.title ?? "";
@@ -164,6 +177,7 @@ export class ConversationSession {
       }
       // The socket connect below still works for a server without this route.
     }
+    await newest;
     if (this.closed) return;
     if (this.info && this.info.status === "STOPPED") {
       try {
@@ -174,6 +188,70 @@ export class ConversationSession {
     }
     if (this.closed) return;
     this.connect();
+    void this.scanOlder();
+  }
+
+  /** The newest page of events, as the start of the window (on failure: a full replay). */
+  private async loadNewest() {
+    try {
+      const res = await this.deps.api.events(this.conversationId, 0, undefined, this.deps.pageSize, true);
+      if (this.closed || this.log.size) return;
+      this.log.startWindow(res.events, res.has_more);
+      this.changed();
+    } catch {
+      /* the socket replays everything instead */
+    }
+  }
+
+  /**
+   * Prepends the page of events just below the window. Resolves to how many were new;
+   * at most one page is fetched at a time.
+   */
+  async loadOlder(): Promise<number> {
+    if (this.loadingOlder || !this.log.hasOlder || this.closed) return 0;
+    this.loadingOlder = true;
+    this.changed();
+    try {
+      const floor = this.log.floor;
+      const res = await this.deps.api.events(this.conversationId, 0, floor - 1, this.deps.pageSize, true);
+      if (this.closed || this.log.floor !== floor) return 0;
+      const n = this.log.addOlder(res.events, res.has_more);
+      if (this.log.missingIds(1).length) this.scheduleBackfill();
+      return n;
+    } catch (e: any) {
+      this.notify("error", `Could not load earlier events: ${e?.message ?? e}`);
+      return 0;
+    } finally {
+      this.loadingOlder = false;
+      this.changed();
+    }
+  }
+
+  /**
+   * Reads pages below the window, without holding them, until the facts the window lacks
+   * (agent state, task list, metrics, whether the agent spoke) are found.
+   */
+  async scanOlder() {
+    if (!this.log.hasOlder || this.older) return;
+    const events = this.log.events;
+    const known = {
+      state: this.log.stateSourceId >= 0,
+      taskList: events.some((e) => e.action === "task_tracking" || e.observation === "task_tracking"),
+      metrics: events.some((e) => isObject(e.llm_metrics)),
+      agentSpoke: events.some((e) => e.source === "agent" && e.action === "message"),
+    };
+    const scan = new OlderScan(this.log.floor, known);
+    this.older = scan;
+    try {
+      while (!scan.done && !this.closed) {
+        const res = await this.deps.api.events(this.conversationId, 0, scan.cursor - 1, this.deps.pageSize, true);
+        scan.take(res.events, res.has_more);
+        if (scan.state) this.log.noteOlderState(scan.state.id, scan.state.state, scan.state.reason);
+      }
+    } catch {
+      /* what was found so far stays; the window's own events still count */
+    }
+    if (!this.closed) this.changed();
   }
 
   /** Takes the cached events if the server still has the last one unchanged. */
@@ -184,7 +262,8 @@ export class ConversationSession {
     try {
       const res = await this.deps.api.events(this.conversationId, last.id, last.id, 1);
       if (res.events.length === 1 && sameEvent(res.events[0], last)) {
-        this.log.addMany(cached);
+        // The cache may hold a window that starts above id 0.
+        this.log.startWindow(cached, cached[0].id > 0);
         this.changed();
         return;
       }
