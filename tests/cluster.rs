@@ -338,3 +338,73 @@ async fn a_paused_owner_that_lost_its_lease_cannot_append_when_it_resumes() {
     .expect("the message reached B");
     assert!(id_of(&seen) >= ids.len() as u64);
 }
+
+/// A connection to the test Redis, to look at (or plant) the cluster's keys.
+async fn redis_con(redis: &Redis) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(redis.url()).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_taken_by_an_owner_that_died_before_storing_it_is_stored_once_by_the_next_owner()
+{
+    let llm = ScriptedLlm::start(vec![call("finish", json!({"message": "acted on it"}))]).await;
+    let pg = Postgres::shared();
+    let db = pg.fresh_database();
+    let redis = Redis::start();
+    let workspace = tempfile::tempdir().unwrap();
+    let mut a = node(&llm, &db, &redis, workspace.path());
+    let b = node(&llm, &db, &redis, workspace.path());
+    let cid = new_id();
+    let query = format!("conversation_id={cid}&latest_event_id=-1");
+    let wa = ws_ready(a.port, &query).await;
+    let holder = lease_holder(&redis, &cid).await.expect("a lease");
+    assert!(holder.contains(&format!("-{}-", a.child.id())), "{holder}");
+    let mut wb = ws_ready(b.port, &query).await;
+    drop(wa);
+    a.sigkill();
+    // As if A had moved the command out of the inbox and died before storing it; the
+    // same command was also delivered twice more (a retried forward).
+    let item = json!({
+        "req": "req-before-the-crash",
+        "from": "a-node-that-is-gone",
+        "event": message("taken before the crash"),
+    })
+    .to_string();
+    let mut con = redis_con(&redis).await;
+    for key in ["taken", "taken", "inbox"] {
+        let _: i64 = redis::cmd("RPUSH")
+            .arg(format!("oh:{key}:{cid}"))
+            .arg(&item)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+    }
+    let events = until_state(&mut wb, "finished", Duration::from_secs(20)).await;
+    let copies = events
+        .iter()
+        .filter(|e| e.contains("taken before the crash"))
+        .count();
+    assert_eq!(copies, 1, "{events:#?}");
+    assert_dense(&events);
+    let stored = wait_events(&b, &cid, id_of(events.last().unwrap()) as usize + 1).await;
+    let stored_copies = stored
+        .iter()
+        .filter(|e| {
+            e["message"] == "taken before the crash"
+                || e["args"]["content"] == "taken before the crash"
+        })
+        .count();
+    assert_eq!(stored_copies, 1, "{stored:#?}");
+    assert_eq!(llm.requests().len(), 1);
+    // Nothing is left waiting once the event is durable.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for key in ["taken", "inbox"] {
+        let len: i64 = redis::cmd("LLEN")
+            .arg(format!("oh:{key}:{cid}"))
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(len, 0, "oh:{key}");
+    }
+}

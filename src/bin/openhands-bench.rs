@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-#[path = "../../tests/common/postgres.rs"]
-mod test_postgres;
 #[path = "bench/scale.rs"]
 mod scale;
+#[path = "../../tests/common/postgres.rs"]
+mod test_postgres;
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 

@@ -6,6 +6,9 @@
 //! through one pattern subscription) and `oh:node:{node}` (one per node: inbox wake-ups
 //! and acknowledgements). Forwarded commands wait in the list `oh:inbox:{id}` until the
 //! owner takes them, so a command sent while the owner is dead is taken by the next one.
+//! Taking one moves it atomically to `oh:taken:{id}` (`LMOVE`), where it stays until its
+//! event is durable: an owner that dies in between leaves it there for the next owner,
+//! which stores it again under the same key ([`Forwarded::key`]), so it is stored once.
 
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
@@ -42,6 +45,25 @@ pub struct Forwarded {
     pub event: serde_json::Value,
     #[serde(default)]
     pub client_id: Option<String>,
+}
+
+impl Forwarded {
+    /// The key that makes storing this command idempotent: the client's own message id,
+    /// else one derived from the forwarding request.
+    pub fn key(&self) -> String {
+        match &self.client_id {
+            Some(id) => id.clone(),
+            None => format!("fwd:{}", self.req),
+        }
+    }
+}
+
+/// A forwarded command taken from the inbox, with its exact text (which removes it from
+/// the taken list once its event is durable).
+#[derive(Debug)]
+pub struct Taken {
+    pub raw: String,
+    pub command: Forwarded,
 }
 
 /// The owner's answer to a forwarded command.
@@ -81,6 +103,10 @@ fn node_channel(node: &str) -> String {
 
 fn inbox_key(conversation_id: &str) -> String {
     format!("oh:inbox:{conversation_id}")
+}
+
+fn taken_key(conversation_id: &str) -> String {
+    format!("oh:taken:{conversation_id}")
 }
 
 /// Removes a watcher when its conversation's task lets go of it.
@@ -277,24 +303,63 @@ impl Bus {
         Ok(())
     }
 
-    /// Takes the next command waiting in `conversation_id`'s inbox.
+    /// Takes the next command waiting in `conversation_id`'s inbox, moving it to the
+    /// taken list in the same step.
     pub async fn take_forwarded(
         &self,
         conversation_id: &str,
-    ) -> Result<Option<Forwarded>, ClusterError> {
+    ) -> Result<Option<Taken>, ClusterError> {
         loop {
-            let text: Option<String> = redis::cmd("LPOP")
+            let raw: Option<String> = redis::cmd("LMOVE")
                 .arg(inbox_key(conversation_id))
+                .arg(taken_key(conversation_id))
+                .arg("LEFT")
+                .arg("RIGHT")
                 .query_async(&mut self.redis.clone())
                 .await?;
-            let Some(text) = text else { return Ok(None) };
-            match serde_json::from_str(&text) {
-                Ok(f) => return Ok(Some(f)),
+            let Some(raw) = raw else { return Ok(None) };
+            match serde_json::from_str(&raw) {
+                Ok(command) => return Ok(Some(Taken { raw, command })),
                 Err(e) => {
-                    tracing::warn!(conversation = %conversation_id, "dropped a malformed forwarded command: {e}")
+                    tracing::warn!(conversation = %conversation_id, "dropped a malformed forwarded command: {e}");
+                    self.done_forwarded(conversation_id, &raw).await?;
                 }
             }
         }
+    }
+
+    /// The commands taken from `conversation_id`'s inbox whose events were not yet
+    /// confirmed durable (taken by this owner or by an earlier one that died).
+    pub async fn taken_forwarded(&self, conversation_id: &str) -> Result<Vec<Taken>, ClusterError> {
+        let raws: Vec<String> = redis::cmd("LRANGE")
+            .arg(taken_key(conversation_id))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        let mut taken = Vec::with_capacity(raws.len());
+        for raw in raws {
+            match serde_json::from_str(&raw) {
+                Ok(command) => taken.push(Taken { raw, command }),
+                Err(_) => self.done_forwarded(conversation_id, &raw).await?,
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Forgets a taken command: its event is durable (or it can never be stored).
+    pub async fn done_forwarded(
+        &self,
+        conversation_id: &str,
+        raw: &str,
+    ) -> Result<(), ClusterError> {
+        let _: i64 = redis::cmd("LREM")
+            .arg(taken_key(conversation_id))
+            .arg(1)
+            .arg(raw)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(())
     }
 
     /// Answers a forwarded command on its sender's channel.

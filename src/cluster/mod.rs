@@ -13,7 +13,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
-pub use bus::{Bus, Forwarded, Signal};
+pub use bus::{Bus, Forwarded, Signal, Taken};
 pub use lease::{Holder, Lease, Leases};
 
 /// The `error_id` of the notice stored when a node takes a conversation over from a

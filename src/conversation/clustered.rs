@@ -13,7 +13,7 @@ use super::handle::{Command, Conversation, ConversationError};
 use super::stream::EventStream;
 use super::task::{self, FinishGuard, Owner};
 use crate::agent::AgentOptions;
-use crate::cluster::{Cluster, Forwarded, Lease, Signal};
+use crate::cluster::{Cluster, Lease, Signal, Taken};
 use crate::config::Config;
 use crate::events::{Event, Observation};
 use crate::runtime::LocalRuntime;
@@ -42,6 +42,7 @@ pub(super) async fn run(
         store,
         cluster,
         cursor: None,
+        in_flight: Arc::default(),
     };
     node.cursor = match node.store.max_event_id(&node.conversation.id).await {
         Ok(max) => max,
@@ -65,6 +66,8 @@ struct Node {
     cluster: Arc<Cluster>,
     /// The highest event id sent on the conversation's live feed on this node.
     cursor: Option<u64>,
+    /// Forwarded commands (by request id) submitted here and not yet confirmed durable.
+    in_flight: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Node {
@@ -353,58 +356,101 @@ impl Node {
         }
     }
 
-    /// Stores the commands waiting in the inbox and answers their senders.
+    /// Stores the commands waiting in the inbox and answers their senders. Commands
+    /// taken earlier but not yet confirmed durable (by an owner that died, or by this one
+    /// before a store error) are submitted again first; their keys keep them single.
     async fn take_inbox(&self) {
+        match self
+            .cluster
+            .bus
+            .taken_forwarded(&self.conversation.id)
+            .await
+        {
+            Ok(taken) => {
+                for t in taken {
+                    self.submit_forwarded(t).await;
+                }
+            }
+            Err(e) => {
+                tracing::debug!("cannot read the taken commands: {e}");
+                return;
+            }
+        }
         loop {
-            let forwarded = match self.cluster.bus.take_forwarded(&self.conversation.id).await {
-                Ok(Some(f)) => f,
+            let taken = match self.cluster.bus.take_forwarded(&self.conversation.id).await {
+                Ok(Some(t)) => t,
                 Ok(None) => return,
                 Err(e) => {
                     tracing::debug!("cannot read the inbox: {e}");
                     return;
                 }
             };
-            self.submit_forwarded(forwarded).await;
+            self.submit_forwarded(taken).await;
         }
     }
 
-    async fn submit_forwarded(&self, forwarded: Forwarded) {
-        let event = match Event::from_value(forwarded.event.clone()) {
+    /// Submits a taken command (unless it is already in flight here); once its event is
+    /// durable, drops it from the taken list and answers its sender.
+    async fn submit_forwarded(&self, taken: Taken) {
+        let req = taken.command.req.clone();
+        let fresh = self
+            .in_flight
+            .lock()
+            .map(|mut f| f.insert(req.clone()))
+            .unwrap_or(false);
+        if !fresh {
+            return;
+        }
+        let id = self.conversation.id.clone();
+        let event = match Event::from_value(taken.command.event.clone()) {
             Ok(e) => e,
             Err(e) => {
                 let why = format!("invalid event: {e}");
-                self.cluster.bus.answer(&forwarded, Err(why)).await;
+                if let Err(e) = self.cluster.bus.done_forwarded(&id, &taken.raw).await {
+                    tracing::debug!("cannot drop an invalid forwarded command: {e}");
+                }
+                self.cluster.bus.answer(&taken.command, Err(why)).await;
+                self.forget_in_flight(&req);
                 return;
             }
         };
-        let result = match forwarded.client_id.clone() {
-            Some(key) => self.conversation.submit_keyed(event, Arc::from(key)).await,
-            None => {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                self.conversation
-                    .commands
-                    .send(Command::UserEvent {
-                        event,
-                        client_id: None,
-                        reply: Some(tx),
-                    })
-                    .await
-                    .map(|()| rx)
-                    .map_err(|_| ConversationError::Closed)
-            }
-        };
+        let key: Arc<str> = Arc::from(taken.command.key());
+        let result = self.conversation.submit_keyed(event, key).await;
         let cluster = self.cluster.clone();
+        let in_flight = self.in_flight.clone();
         tokio::spawn(async move {
-            let answer = match result {
+            let stored = match result {
                 Ok(rx) => match rx.await {
-                    Ok(Ok(id)) => Ok(id),
+                    Ok(Ok(event_id)) => Ok(event_id),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err(ConversationError::Closed.to_string()),
                 },
                 Err(e) => Err(e.to_string()),
             };
-            cluster.bus.answer(&forwarded, answer).await;
+            match stored {
+                Ok(event_id) => {
+                    if let Err(e) = cluster.bus.done_forwarded(&id, &taken.raw).await {
+                        // Stored again later under the same key: acknowledged, not doubled.
+                        tracing::debug!("cannot drop a stored forwarded command: {e}");
+                    }
+                    cluster.bus.answer(&taken.command, Ok(event_id)).await;
+                }
+                Err(e) => {
+                    // Kept in the taken list: the next drain (here or on the next owner)
+                    // stores it; the sender hears when it is stored.
+                    tracing::warn!(conversation = %id, "a forwarded command was not stored yet: {e}");
+                }
+            }
+            if let Ok(mut f) = in_flight.lock() {
+                f.remove(&req);
+            }
         });
+    }
+
+    fn forget_in_flight(&self, req: &str) {
+        if let Ok(mut f) = self.in_flight.lock() {
+            f.remove(req);
+        }
     }
 
     /// Gives the lease back (when it is still ours) and forgets the database claim.
