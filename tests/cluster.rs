@@ -408,3 +408,197 @@ async fn a_command_taken_by_an_owner_that_died_before_storing_it_is_stored_once_
         assert_eq!(len, 0, "oh:{key}");
     }
 }
+
+async fn health(server: &Server) -> (u16, String) {
+    let r = http()
+        .get(server.url("/health"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn wait_health(server: &Server, status: u16) -> String {
+    let started = Instant::now();
+    loop {
+        let (s, body) = health(server).await;
+        if s == status {
+            return body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "/health stayed {s}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `POST /api/conversations`: its status and JSON body.
+async fn create_conversation(server: &Server) -> (u16, Value) {
+    let r = http()
+        .post(server.url("/api/conversations"))
+        .json(&json!({}))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarting_during_a_run_refuses_new_work_clearly_keeps_the_run_and_every_stream_whole(
+) {
+    let llm = ScriptedLlm::start(vec![
+        call(
+            "execute_bash",
+            json!({"command": "sleep 5; echo survived-redis", "security_risk": "LOW"}),
+        ),
+        call("finish", json!({"message": "first done"})),
+        call("finish", json!({"message": "second done"})),
+    ])
+    .await;
+    let pg = Postgres::shared();
+    let db = pg.fresh_database();
+    let redis = Redis::start();
+    let workspace = tempfile::tempdir().unwrap();
+    let a = node(&llm, &db, &redis, workspace.path());
+    let b = node(&llm, &db, &redis, workspace.path());
+    let cid = new_id();
+    let query = format!("conversation_id={cid}&latest_event_id=-1");
+    let mut wa = ws_ready(a.port, &query).await;
+    let mut wb = ws_ready(b.port, &query).await;
+    send_user_action(&mut wb, &message("start")).await;
+    let mut seen_b = Vec::new();
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(20), next_frame(&mut wb))
+            .await
+            .expect("the command");
+        let run = e.contains("\"action\":\"run\"");
+        seen_b.push(e);
+        if run {
+            break;
+        }
+    }
+    redis.stop();
+    let body = wait_health(&b, 503).await;
+    assert!(body.contains("unhealthy"), "{body}");
+    // New work is refused with a clear JSON error, and quickly.
+    let started = Instant::now();
+    let (status, err) = create_conversation(&b).await;
+    assert_eq!(status, 503, "{err}");
+    assert!(err.to_string().contains("Redis is unreachable"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // A socket to a conversation nobody has open here is refused with the reason.
+    let url = format!(
+        "ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket&conversation_id={}",
+        b.port,
+        new_id()
+    );
+    let (mut refused, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert!(next_text(&mut refused).await.starts_with("0{"));
+    use futures::SinkExt;
+    refused
+        .send(tokio_tungstenite::tungstenite::Message::Text("40".into()))
+        .await
+        .unwrap();
+    let answer = next_text(&mut refused).await;
+    assert!(answer.starts_with("44"), "{answer}");
+    assert!(answer.contains("Redis is unreachable"), "{answer}");
+    // Down for longer than a lease.
+    tokio::time::sleep(Duration::from_millis(LEASE_MS + 500)).await;
+    redis.restart();
+    wait_health(&a, 200).await;
+    wait_health(&b, 200).await;
+    let limit = Duration::from_secs(30);
+    let (rest_a, rest_b) = tokio::join!(
+        until_state(&mut wa, "finished", limit),
+        until_state(&mut wb, "finished", limit),
+    );
+    seen_b.extend(rest_b);
+    assert_dense(&seen_b);
+    assert_eq!(
+        &rest_a[rest_a.len() - 3..],
+        &seen_b[seen_b.len() - 3..],
+        "the same stream on both nodes"
+    );
+    // The run went on on its owner: its output is there, no takeover happened.
+    assert!(
+        seen_b.iter().any(|e| e.contains("survived-redis")),
+        "{seen_b:#?}"
+    );
+    assert!(!seen_b.iter().any(|e| e.contains("STATUS$RUNTIME_LOST")));
+    let holder = lease_holder(&redis, &cid).await.expect("the lease is back");
+    assert!(holder.contains(&format!("-{}-", a.child.id())), "{holder}");
+    // Work goes on: a message through B is run by A; new conversations start again.
+    send_user_action(&mut wb, &message("after redis")).await;
+    let more = until_state(&mut wb, "finished", limit).await;
+    seen_b.extend(more);
+    assert_dense(&seen_b);
+    assert!(seen_b.iter().any(|e| e.contains("second done")));
+    assert_eq!(llm.requests().len(), 3);
+    let (status, created) = create_conversation(&b).await;
+    assert_eq!(status, 200, "{created}");
+    let stored = wait_events(&a, &cid, id_of(seen_b.last().unwrap()) as usize + 1).await;
+    let ids: Vec<u64> = stored.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (0..ids.len() as u64).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_restarting_between_turns_is_survived_by_every_node_without_a_gap() {
+    let llm = ScriptedLlm::start(vec![
+        call("finish", json!({"message": "before the outage"})),
+        call("finish", json!({"message": "after the outage"})),
+    ])
+    .await;
+    let pg = Postgres::start();
+    let db = pg.fresh_database();
+    let redis = Redis::start();
+    let workspace = tempfile::tempdir().unwrap();
+    let a = node(&llm, &db, &redis, workspace.path());
+    let b = node(&llm, &db, &redis, workspace.path());
+    let cid = new_id();
+    let query = format!("conversation_id={cid}&latest_event_id=-1");
+    let mut wa = ws_ready(a.port, &query).await;
+    let mut wb = ws_ready(b.port, &query).await;
+    send_user_action(&mut wb, &message("one")).await;
+    let limit = Duration::from_secs(30);
+    let (mut seen_a, mut seen_b) = tokio::join!(
+        until_state(&mut wa, "finished", limit),
+        until_state(&mut wb, "finished", limit),
+    );
+    pg.stop();
+    wait_health(&a, 503).await;
+    wait_health(&b, 503).await;
+    let (status, err) = create_conversation(&b).await;
+    assert!(status >= 500, "{status} {err}");
+    // Down for longer than a lease: the owner keeps its lease (Redis is up).
+    tokio::time::sleep(Duration::from_millis(LEASE_MS + 500)).await;
+    pg.restart();
+    wait_health(&a, 200).await;
+    wait_health(&b, 200).await;
+    send_user_action(&mut wb, &message("two")).await;
+    let (more_a, more_b) = tokio::join!(
+        until_state(&mut wa, "finished", limit),
+        until_state(&mut wb, "finished", limit),
+    );
+    seen_a.extend(more_a);
+    seen_b.extend(more_b);
+    assert_dense(&seen_b);
+    let from = |events: &[String]| -> Vec<String> {
+        let i = events.iter().position(|e| e.contains("\"one\"")).unwrap();
+        events[i..].to_vec()
+    };
+    assert_eq!(from(&seen_a), from(&seen_b));
+    assert!(seen_b.iter().any(|e| e.contains("after the outage")));
+    assert!(!seen_b.iter().any(|e| e.contains("STATUS$RUNTIME_LOST")));
+    let holder = lease_holder(&redis, &cid).await.expect("an owner");
+    assert!(holder.contains(&format!("-{}-", a.child.id())), "{holder}");
+    let stored = wait_events(&b, &cid, id_of(seen_b.last().unwrap()) as usize + 1).await;
+    let ids: Vec<u64> = stored.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (0..ids.len() as u64).collect::<Vec<_>>());
+    assert_eq!(llm.requests().len(), 2);
+}

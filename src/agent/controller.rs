@@ -93,6 +93,9 @@ struct Controller {
     /// After a stop, until when the next step waits for the interrupted action's
     /// observation (which tells the model it was cut short).
     stop_grace: Option<tokio::time::Instant>,
+    /// The stored history ends in a run (the last state before this opening was
+    /// `running`): a cluster takeover notice resumes it.
+    interrupted: bool,
 }
 
 /// How long the next step waits, after a stop, for the interrupted action to report.
@@ -132,6 +135,7 @@ pub async fn run(
         asked_through: 0,
         newest_user_message: 0,
         stop_grace: None,
+        interrupted: false,
     };
     c.restore().await;
     let host = c.host.clone();
@@ -167,6 +171,11 @@ pub async fn run(
     }
     c.waiting.abort_llm();
     c.host.set_busy(false);
+}
+
+/// The notice a node stores when it takes the conversation over from one that died.
+fn is_takeover_notice(o: &crate::events::Observation) -> bool {
+    matches!(&o.kind, ObservationKind::Error(e) if e.error_id == crate::cluster::TAKEOVER_ERROR_ID)
 }
 
 /// Sleeps until `deadline` (never resolves without one).
@@ -231,6 +240,9 @@ impl Controller {
                     if let ObservationKind::AgentStateChanged(s) = &o.kind {
                         self.state = serde_json::from_value(json!(s.agent_state)).ok();
                         self.reason = s.reason.clone();
+                        if self.state != Some(AgentState::Loading) {
+                            self.interrupted = self.state == Some(AgentState::Running);
+                        }
                     }
                 }
                 _ => {}
@@ -334,6 +346,11 @@ impl Controller {
             }
             Payload::Action(Action::CondensationRequest(_)) if a.source == EventSource::User => {
                 self.on_condensation_request().await
+            }
+            Payload::Observation(o)
+                if is_takeover_notice(o) && a.source == EventSource::Environment =>
+            {
+                self.on_takeover().await
             }
             Payload::Observation(o) if self.waiting.is_observation_of(a.event.cause) => {
                 self.stop_grace = None;
@@ -503,6 +520,26 @@ impl Controller {
                 self.waiting = other;
                 None
             }
+        }
+    }
+
+    /// Another node took the conversation over from one that died: a run it cut short
+    /// goes on (the model reads the notice), unless a user message already waits, which
+    /// starts the next step itself.
+    async fn on_takeover(&mut self) {
+        if !std::mem::take(&mut self.interrupted) {
+            return;
+        }
+        while let Ok(a) = self.inbox.try_recv() {
+            self.backlog.push_back(a);
+        }
+        let message_waits = self.backlog.iter().any(|a| {
+            a.source == EventSource::User
+                && matches!(a.event.payload, Payload::Action(Action::Message(_)))
+        });
+        if !message_waits && self.state == Some(AgentState::AwaitingUserInput) {
+            tracing::info!("resuming the run the previous owner was carrying out");
+            self.resume().await;
         }
     }
 

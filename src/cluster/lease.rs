@@ -11,9 +11,18 @@ use std::sync::LazyLock;
 use super::ClusterError;
 
 /// Takes a free lease atomically: a new token from the counter, then the lease key.
+/// A counter below the database's newest token (`ARGV[3]`) means Redis lost its data:
+/// the counter is raised and marked held, and nothing is taken this time, so that a live
+/// owner can restore its lease first.
 static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 0} end
+local counter = tonumber(redis.call('GET', KEYS[2]) or '0')
+if counter < tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[2], ARGV[3])
+  redis.call('SET', KEYS[3], ARGV[3])
+  return {0, 2}
+end
 local token = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. token, 'PX', ARGV[2])
 local orphaned = redis.call('EXISTS', KEYS[3])
@@ -22,13 +31,19 @@ return {token, orphaned}",
     )
 });
 
-/// Extends the lease only while it is still ours (compare-and-extend).
+/// Extends the lease only while it is still ours (compare-and-extend). A lease that is
+/// gone while no newer token was handed out (Redis restarted without its data, or it
+/// expired and nobody took it) is set again, with the counter and the held mark.
 static RENEW: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0",
+        r"local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if v then return 0 end
+if tonumber(redis.call('GET', KEYS[2]) or '0') > tonumber(ARGV[3]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[3], ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1",
     )
 });
 
@@ -70,6 +85,18 @@ pub struct Holder {
     pub token: u64,
 }
 
+/// What [`Leases::acquire`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquired {
+    /// The lease is ours.
+    Taken(Lease),
+    /// Another node holds it.
+    Held,
+    /// Redis had lost the conversation's counter (it was rebuilt from the database's
+    /// token): try again after a lease time, so that a live owner restores its lease.
+    Rebuilt,
+}
+
 /// The lease operations of one node.
 #[derive(Clone)]
 pub struct Leases {
@@ -97,28 +124,41 @@ impl Leases {
         format!("{} {}", self.node, lease.token)
     }
 
-    /// Takes the lease of `conversation_id` if nobody holds it.
-    pub async fn acquire(&self, conversation_id: &str) -> Result<Option<Lease>, ClusterError> {
-        let (token, orphaned): (u64, u64) = ACQUIRE
+    /// Takes the lease of `conversation_id` if nobody holds it; `stored_fence` is the
+    /// newest token the database knows for it (0 for none).
+    pub async fn acquire(
+        &self,
+        conversation_id: &str,
+        stored_fence: u64,
+    ) -> Result<Acquired, ClusterError> {
+        let (token, flag): (u64, u64) = ACQUIRE
             .key(lease_key(conversation_id))
             .key(fence_key(conversation_id))
             .key(held_key(conversation_id))
             .arg(&self.node)
             .arg(self.lease_ms)
+            .arg(stored_fence)
             .invoke_async(&mut self.redis.clone())
             .await?;
-        Ok((token > 0).then_some(Lease {
-            token,
-            orphaned: orphaned == 1,
-        }))
+        Ok(match (token, flag) {
+            (0, 2) => Acquired::Rebuilt,
+            (0, _) => Acquired::Held,
+            (token, flag) => Acquired::Taken(Lease {
+                token,
+                orphaned: flag == 1,
+            }),
+        })
     }
 
     /// Extends a lease we hold; false if it was lost (expired, or taken by another node).
     pub async fn renew(&self, conversation_id: &str, lease: Lease) -> Result<bool, ClusterError> {
         let renewed: u64 = RENEW
             .key(lease_key(conversation_id))
+            .key(fence_key(conversation_id))
+            .key(held_key(conversation_id))
             .arg(self.value(lease))
             .arg(self.lease_ms)
+            .arg(lease.token)
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(renewed == 1)

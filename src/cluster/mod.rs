@@ -14,7 +14,7 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 pub use bus::{Bus, Forwarded, Signal, Taken};
-pub use lease::{Holder, Lease, Leases};
+pub use lease::{Acquired, Holder, Lease, Leases};
 
 /// The `error_id` of the notice stored when a node takes a conversation over from a
 /// node that died: the shell's state was lost (the model sees it too).

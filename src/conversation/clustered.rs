@@ -13,7 +13,7 @@ use super::handle::{Command, Conversation, ConversationError};
 use super::stream::EventStream;
 use super::task::{self, FinishGuard, Owner};
 use crate::agent::AgentOptions;
-use crate::cluster::{Cluster, Lease, Signal, Taken};
+use crate::cluster::{Acquired, Cluster, Lease, Signal, Taken};
 use crate::config::Config;
 use crate::events::{Event, Observation};
 use crate::runtime::LocalRuntime;
@@ -43,6 +43,7 @@ pub(super) async fn run(
         cluster,
         cursor: None,
         in_flight: Arc::default(),
+        wait_until: None,
     };
     node.cursor = match node.store.max_event_id(&node.conversation.id).await {
         Ok(max) => max,
@@ -68,15 +69,36 @@ struct Node {
     cursor: Option<u64>,
     /// Forwarded commands (by request id) submitted here and not yet confirmed durable.
     in_flight: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Not before then: Redis lost the lease and its owner may still be alive.
+    wait_until: Option<Instant>,
 }
 
 impl Node {
     /// Takes the lease if it is free and claims the conversation in the database.
-    async fn try_own(&self) -> Option<Lease> {
+    async fn try_own(&mut self) -> Option<Lease> {
         let id = &self.conversation.id;
-        let lease = match self.cluster.leases.acquire(id).await {
-            Ok(Some(lease)) => lease,
-            Ok(None) => return None,
+        if self.wait_until.is_some_and(|t| Instant::now() < t) {
+            return None;
+        }
+        // Without the database nobody can own it: followers wait for it to return.
+        let stored_fence = match self.store.fence(id).await {
+            Ok(fence) => fence.unwrap_or(0),
+            Err(e) => {
+                tracing::warn!("cannot read the conversation's owner: {e}");
+                return None;
+            }
+        };
+        let lease = match self.cluster.leases.acquire(id, stored_fence).await {
+            Ok(Acquired::Taken(lease)) => lease,
+            Ok(Acquired::Held) => return None,
+            Ok(Acquired::Rebuilt) => {
+                tracing::info!(
+                    stored_fence,
+                    "Redis lost the lease; waiting for its owner to restore it"
+                );
+                self.wait_until = Some(Instant::now() + self.cluster.lease());
+                return None;
+            }
             Err(e) => {
                 tracing::warn!("cannot take the lease: {e}");
                 return None;
@@ -314,12 +336,18 @@ impl Node {
                             stop.cancel();
                         }
                         Err(e) => {
-                            // Without Redis we cannot know: stop before the lease could
-                            // have passed to another node.
+                            // Without Redis, the database says whether a newer owner
+                            // claimed it (its fencing refuses our appends meanwhile):
+                            // the run goes on while the claim is still ours.
                             if Instant::now() + lease_time / 3 >= valid_until {
-                                tracing::warn!("cannot renew the lease ({e}): stepping down");
-                                lost = true;
-                                stop.cancel();
+                                match self.store.fence(&id).await {
+                                    Ok(Some(fence)) if fence > lease.token => {
+                                        tracing::warn!("cannot renew the lease ({e}) and a newer owner claimed it: stepping down");
+                                        lost = true;
+                                        stop.cancel();
+                                    }
+                                    _ => tracing::warn!("cannot renew the lease ({e}): keeping the conversation while the database has no newer owner"),
+                                }
                             }
                         }
                     }

@@ -35,6 +35,10 @@ pub enum ManagerError {
     ShuttingDown,
     #[error("conversation {0} is being deleted")]
     Deleting(String),
+    #[error(
+        "the cluster's Redis is unreachable: this node cannot start conversations until it is back"
+    )]
+    ClusterUnavailable,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -212,6 +216,7 @@ impl ConversationManager {
 
     /// Loads (or creates) conversation `id` and starts its task.
     async fn start(&self, id: &str, create: bool) -> Result<Arc<Conversation>, ManagerError> {
+        self.ensure_cluster()?;
         if self.store.conversation(id).await?.is_none() {
             if !create {
                 return Err(ManagerError::NotFound(id.to_string()));
@@ -422,6 +427,7 @@ impl ConversationManager {
         if !super::valid_id(id) {
             return Err(ManagerError::InvalidId);
         }
+        self.ensure_cluster()?;
         self.ensure_room().await?;
         let mut meta = ConversationMetadata::new(id, new.trigger.as_deref().or(Some("gui")));
         meta.selected_repository = new.selected_repository;
@@ -438,6 +444,15 @@ impl ConversationManager {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Cluster mode: refuses to start a conversation here while Redis is unreachable
+    /// (nobody could tell which node owns it).
+    fn ensure_cluster(&self) -> Result<(), ManagerError> {
+        match self.cluster.get() {
+            Some(cluster) if !cluster.redis_ok() => Err(ManagerError::ClusterUnavailable),
+            _ => Ok(()),
+        }
     }
 
     /// Refuses a new conversation once `[limits] max_conversations` are stored.

@@ -137,7 +137,7 @@ impl From<crate::conversation::ManagerError> for ApiError {
             M::InvalidId => ApiError::bad_request(e.to_string()),
             M::TooManyStored(_) => ApiError::detail(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
             M::Deleting(_) => ApiError::detail(StatusCode::CONFLICT, e.to_string()),
-            M::TooMany(_) | M::ShuttingDown => {
+            M::TooMany(_) | M::ShuttingDown | M::ClusterUnavailable => {
                 ApiError::detail(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             }
             other => ApiError::internal(other),

@@ -193,6 +193,11 @@ pub trait EventStore: Send + Sync + 'static {
         Ok(true)
     }
 
+    /// Cluster mode: the newest fencing token claimed for a conversation, if any.
+    async fn fence(&self, _conversation_id: &str) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
     /// Cluster mode: forgets this store's claim of a conversation (it stepped down).
     async fn unclaim(&self, _conversation_id: &str) {}
 

@@ -149,6 +149,18 @@ impl EventStore for PostgresStore {
         Ok(claimed)
     }
 
+    async fn fence(&self, conversation_id: &str) -> Result<Option<u64>, StoreError> {
+        if has_nul(conversation_id) {
+            return Ok(None);
+        }
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT fence FROM conversation_owners WHERE conversation_id = $1")
+            .await?;
+        let row = client.query_opt(&stmt, &[&conversation_id]).await?;
+        Ok(row.map(|r| r.get::<_, i64>(0).max(0) as u64))
+    }
+
     async fn unclaim(&self, conversation_id: &str) {
         if let Ok(mut f) = self.fences.lock() {
             if let Some(fence) = f.get_mut(conversation_id) {
