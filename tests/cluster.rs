@@ -602,3 +602,106 @@ async fn postgresql_restarting_between_turns_is_survived_by_every_node_without_a
     assert_eq!(ids, (0..ids.len() as u64).collect::<Vec<_>>());
     assert_eq!(llm.requests().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_conversation_whose_owner_died_is_taken_over_and_continued_with_nobody_watching()
+{
+    let llm = ScriptedLlm::start(vec![
+        call(
+            "execute_bash",
+            json!({"command": "sleep 30", "security_risk": "LOW"}),
+        ),
+        call("finish", json!({"message": "continued unwatched"})),
+    ])
+    .await;
+    let pg = Postgres::shared();
+    let db = pg.fresh_database();
+    let redis = Redis::start();
+    let workspace = tempfile::tempdir().unwrap();
+    let mut a = node(&llm, &db, &redis, workspace.path());
+    let b = node(&llm, &db, &redis, workspace.path());
+    let cid = new_id();
+    let query = format!("conversation_id={cid}&latest_event_id=-1");
+    // Only A ever has the conversation open.
+    let mut wa = ws_ready(a.port, &query).await;
+    send_user_action(&mut wa, &message("work on it")).await;
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(20), next_frame(&mut wa))
+            .await
+            .expect("the command");
+        if e.contains("\"action\":\"run\"") {
+            break;
+        }
+    }
+    // The owner's next renewal records the run in the registry.
+    let mut con = redis_con(&redis).await;
+    let started = Instant::now();
+    loop {
+        let running: bool = redis::cmd("SISMEMBER")
+            .arg("oh:running")
+            .arg(&cid)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        if running {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(wa);
+    a.sigkill();
+    let killed = Instant::now();
+    // B, which never had it open, takes it over and the agent goes on by itself.
+    let finished = loop {
+        let (status, page) = get(&b, &format!("/api/conversations/{cid}/events?limit=100")).await;
+        assert_eq!(status, 200, "{page}");
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        if events
+            .iter()
+            .any(|e| e["extras"]["agent_state"] == "finished")
+        {
+            break events;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "not continued: {events:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let holder = lease_holder(&redis, &cid).await.expect("a new owner");
+    assert!(holder.contains(&format!("-{}-", b.child.id())), "{holder}");
+    let notices = finished
+        .iter()
+        .filter(|e| e["extras"]["error_id"] == "STATUS$RUNTIME_LOST")
+        .count();
+    assert_eq!(notices, 1, "{finished:#?}");
+    assert!(finished
+        .iter()
+        .any(|e| e["action"] == "finish" && e.to_string().contains("continued unwatched")));
+    let ids: Vec<u64> = finished.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (0..ids.len() as u64).collect::<Vec<_>>());
+    let requests = llm.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(requests[1]["messages"]
+        .to_string()
+        .contains("shell's state"));
+    // Once it finished, it is no longer listed as running.
+    let started = Instant::now();
+    loop {
+        let running: bool = redis::cmd("SISMEMBER")
+            .arg("oh:running")
+            .arg(&cid)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        if !running {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "still listed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

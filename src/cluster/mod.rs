@@ -5,6 +5,7 @@
 
 pub mod bus;
 pub mod lease;
+pub mod registry;
 
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use bus::{Bus, Forwarded, Signal, Taken};
 pub use lease::{Acquired, Holder, Lease, Leases};
+pub use registry::Registry;
 
 /// The `error_id` of the notice stored when a node takes a conversation over from a
 /// node that died: the shell's state was lost (the model sees it too).
@@ -63,6 +65,7 @@ pub struct Cluster {
     pub node: String,
     pub leases: Leases,
     pub bus: Arc<Bus>,
+    pub registry: Registry,
     pub config: ClusterConfig,
     redis_ok: AtomicBool,
     redis: redis::aio::ConnectionManager,
@@ -100,6 +103,7 @@ impl Cluster {
         let cluster = Arc::new(Cluster {
             leases: Leases::new(redis.clone(), node.clone(), lease_ms),
             bus: Bus::new(redis.clone(), node.clone()),
+            registry: Registry::new(redis.clone()),
             node,
             config,
             redis_ok: AtomicBool::new(true),

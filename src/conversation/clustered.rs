@@ -23,6 +23,48 @@ use crate::store::{EventRange, EventStore, StoredEvent};
 pub(super) type OwnerKit =
     Box<dyn Fn() -> Option<(Arc<LocalRuntime>, (Arc<Config>, AgentOptions))> + Send + Sync>;
 
+/// Every lease time, takes over the running conversations whose owner died (their
+/// lease is gone) and that are not open here: opening one makes this node try its lease.
+pub async fn scan_orphans(
+    manager: std::sync::Weak<super::ConversationManager>,
+    cluster: Arc<Cluster>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(cluster.lease().min(Duration::from_secs(5)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(manager) = manager.upgrade() else {
+            return;
+        };
+        let orphans = match cluster.registry.orphans().await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::debug!("cannot scan for orphaned conversations: {e}");
+                continue;
+            }
+        };
+        for id in orphans {
+            if manager.get_open(&id).await.is_some() {
+                continue;
+            }
+            tracing::info!(conversation = %id, node = %cluster.node, "taking over a running conversation whose owner is gone");
+            if let Err(e) = manager.open(&id, false).await {
+                tracing::warn!(conversation = %id, "cannot take over: {e}");
+                if matches!(
+                    e,
+                    super::ManagerError::NotFound(_) | super::ManagerError::InvalidId
+                ) {
+                    let _ = cluster.registry.set_running(&id, false).await;
+                }
+            }
+        }
+    }
+}
+
 /// The events of one follower read.
 const FOLLOW_PAGE: usize = 512;
 
@@ -329,7 +371,13 @@ impl Node {
                 _ = renew.tick(), if !stop.is_cancelled() => {
                     let started = Instant::now();
                     match self.cluster.leases.renew(&id, lease).await {
-                        Ok(true) => valid_until = started + lease_time,
+                        Ok(true) => {
+                            valid_until = started + lease_time;
+                            let busy = self.conversation.is_busy();
+                            if let Err(e) = self.cluster.registry.set_running(&id, busy).await {
+                                tracing::debug!("cannot update the running registry: {e}");
+                            }
+                        }
                         Ok(false) => {
                             tracing::warn!(token = lease.token, "lease lost: stepping down");
                             lost = true;
@@ -485,6 +533,14 @@ impl Node {
     async fn step_down(&self, lease: Lease, release: bool) {
         self.store.unclaim(&self.conversation.id).await;
         if release {
+            if let Err(e) = self
+                .cluster
+                .registry
+                .set_running(&self.conversation.id, false)
+                .await
+            {
+                tracing::debug!("cannot update the running registry: {e}");
+            }
             if let Err(e) = self
                 .cluster
                 .leases

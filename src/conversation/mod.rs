@@ -11,6 +11,7 @@ mod subscription;
 mod task;
 mod usage;
 
+pub use clustered::scan_orphans;
 pub use handle::{AttachGuard, Conversation, ConversationError};
 pub use manager::{ConversationManager, ManagerError, NewConversation};
 pub use stream::AppendCallback;

@@ -159,6 +159,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )
         .await
         .map_err(|e| anyhow::anyhow!("cannot join the cluster at {url}: {e}"))?;
+        tokio::spawn(crate::conversation::scan_orphans(
+            Arc::downgrade(&manager),
+            cluster.clone(),
+            cluster_stop.clone(),
+        ));
         manager.set_cluster(cluster);
     }
     let reaper = manager.spawn_reaper();
