@@ -23,17 +23,32 @@ const LEASE_MS: u64 = 2000;
 /// A node of the cluster: the real binary on `db` and `redis`, with the scripted LLM,
 /// all nodes sharing `workspace`.
 fn node(llm: &ScriptedLlm, db: &str, redis: &Redis, workspace: &std::path::Path) -> Server {
-    Server::with_env(&[
+    node_with(llm, db, redis, workspace, &[])
+}
+
+/// [`node`] with more settings.
+fn node_with(
+    llm: &ScriptedLlm,
+    db: &str,
+    redis: &Redis,
+    workspace: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> Server {
+    let url = redis.url();
+    let lease = LEASE_MS.to_string();
+    let mut env = vec![
         ("LLM_MODEL", "openai/scripted-model"),
         ("LLM_API_KEY", "sk-test"),
         ("LLM_BASE_URL", llm.base_url.as_str()),
         ("DATABASE_URL", db),
-        ("REDIS_URL", &redis.url()),
-        ("CLUSTER_LEASE_MS", &LEASE_MS.to_string()),
+        ("REDIS_URL", &url),
+        ("CLUSTER_LEASE_MS", &lease),
         ("CLUSTER_POLL_MS", "200"),
         ("WORKSPACE_BASE", workspace.to_str().unwrap()),
         ("SANDBOX_NO_CHANGE_TIMEOUT", "30"),
-    ])
+    ];
+    env.extend_from_slice(extra);
+    Server::with_env(&env)
 }
 
 /// The raw JSON of the next stored event, or a notice's JSON (prefixed `notice:`).
@@ -704,4 +719,56 @@ async fn a_running_conversation_whose_owner_died_is_taken_over_and_continued_wit
         assert!(started.elapsed() < Duration::from_secs(5), "still listed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrent_conversations_counts_only_the_conversations_a_node_runs() {
+    let llm = ScriptedLlm::start(vec![
+        call("finish", json!({"message": "ok 1"})),
+        call("finish", json!({"message": "ok 2"})),
+    ])
+    .await;
+    let pg = Postgres::shared();
+    let db = pg.fresh_database();
+    let redis = Redis::start();
+    let workspace = tempfile::tempdir().unwrap();
+    let a = node(&llm, &db, &redis, workspace.path());
+    let b = node_with(
+        &llm,
+        &db,
+        &redis,
+        workspace.path(),
+        &[("MAX_CONCURRENT_CONVERSATIONS", "1")],
+    );
+    let q = |cid: &str| format!("conversation_id={cid}&latest_event_id=-1");
+    let (c1, c2, c3, c4) = (new_id(), new_id(), new_id(), new_id());
+    // A runs c1 and c2; B follows both, and runs c3: within B's limit of one.
+    let _wa1 = ws_ready(a.port, &q(&c1)).await;
+    let _wa2 = ws_ready(a.port, &q(&c2)).await;
+    let mut wb1 = ws_ready(b.port, &q(&c1)).await;
+    let mut wb2 = ws_ready(b.port, &q(&c2)).await;
+    let mut wb3 = ws_ready(b.port, &q(&c3)).await;
+    let holder = lease_holder(&redis, &c3).await.expect("c3 runs somewhere");
+    assert!(holder.contains(&format!("-{}-", b.child.id())), "{holder}");
+    // The followers still work: a message through B is run by A.
+    send_user_action(&mut wb1, &message("via a follower")).await;
+    until_state(&mut wb1, "finished", Duration::from_secs(20)).await;
+    // A second conversation run by B goes past its limit: its idle one (c3) is closed,
+    // not a follower.
+    let _wb4 = ws_ready(b.port, &q(&c4)).await;
+    let p = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let p = next_payload(&mut wb3).await;
+            if p["status_update"] == true {
+                return p;
+            }
+        }
+    })
+    .await
+    .expect("c3 is closed");
+    assert_eq!(p["id"], "AGENT_ERROR$TOO_MANY_CONVERSATIONS");
+    send_user_action(&mut wb2, &message("followers stay")).await;
+    let events = until_state(&mut wb2, "finished", Duration::from_secs(20)).await;
+    assert!(events.iter().any(|e| e.contains("followers stay")));
+    assert!(!events.iter().any(|e| e.contains("TOO_MANY")));
 }

@@ -95,7 +95,11 @@ pub(super) async fn run(
         }
     };
     while !node.conversation.closed.is_cancelled() {
-        match node.try_own().await {
+        let lease = node.try_own().await;
+        node.conversation
+            .follower
+            .store(lease.is_none(), std::sync::atomic::Ordering::Relaxed);
+        match lease {
             Some(lease) => node.own(lease, &mut commands, &mut signals, &kit).await,
             None => node.follow(&mut commands, &mut signals).await,
         }

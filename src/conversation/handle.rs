@@ -67,6 +67,9 @@ pub struct Conversation {
     runtime_status: Mutex<&'static str>,
     /// The server's metrics (bytes sent, commands run).
     pub(super) metrics: Arc<crate::metrics::Metrics>,
+    /// Cluster mode: another node owns it and this one only follows its events (a
+    /// follower does not count towards `max_concurrent_conversations`).
+    pub(super) follower: std::sync::atomic::AtomicBool,
 }
 
 impl Conversation {
@@ -91,7 +94,14 @@ impl Conversation {
             overrides: Mutex::new(serde_json::Map::new()),
             runtime_status: Mutex::new("STATUS$READY"),
             metrics,
+            follower: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether it runs here (its agent and runtime): always on one node; in cluster mode,
+    /// while this node owns it.
+    pub fn runs_here(&self) -> bool {
+        !self.follower.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The runtime's status (a RuntimeStatus id).

@@ -170,10 +170,12 @@ impl ConversationManager {
                 None => {}
             }
             open.retain(|_, c| !c.is_closed());
-            if open.len() >= self.config.file.core.max_concurrent_conversations {
+            // Only the conversations running here count: followers are cheap.
+            let running = open.values().filter(|c| c.runs_here()).count();
+            if running >= self.config.file.core.max_concurrent_conversations {
                 let victim = self
                     .pick_victim(&open)
-                    .ok_or(ManagerError::TooMany(open.len()))?;
+                    .ok_or(ManagerError::TooMany(running))?;
                 drop(open);
                 victim.notify(
                     Notice::status(
@@ -332,7 +334,7 @@ impl ConversationManager {
     /// The oldest idle conversation (preferring ones without clients), never a busy one.
     fn pick_victim(&self, open: &HashMap<String, Arc<Conversation>>) -> Option<Arc<Conversation>> {
         open.values()
-            .filter(|c| !c.is_busy())
+            .filter(|c| !c.is_busy() && c.runs_here())
             .max_by_key(|c| (c.connections() == 0, c.idle_for()))
             .cloned()
     }
