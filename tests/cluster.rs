@@ -5,15 +5,13 @@ mod common;
 #[allow(dead_code)]
 #[path = "common/llm.rs"]
 mod llm;
-#[path = "common/postgres.rs"]
-mod postgres;
 #[path = "common/redis.rs"]
 mod redis_server;
 
 use common::*;
 
+use common::postgres::Postgres;
 use llm::{call, ScriptedLlm};
-use postgres::Postgres;
 use redis_server::Redis;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
