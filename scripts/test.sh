@@ -22,12 +22,24 @@ if ! command -v curl >/dev/null || ! python3 -m venv --help >/dev/null 2>&1; the
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq curl python3-venv util-linux >/dev/null
 fi
 
+# Debian's PostgreSQL server: the store tests start their own (initdb + postgres on a
+# private socket, as the `postgres` user when run as root); no cluster is used.
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+fi
+
 echo "== formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 
 echo "== Rust unit and integration tests"
 cargo test --locked
+
+echo "== delivery and persistence tests again, on PostgreSQL"
+OPENHANDS_TEST_STORE=postgres cargo test --locked --test delivery --test persistence
 
 echo "== socket.io-client@4 (Node) tests"
 export OPENHANDS_BIN="$PWD/target/debug/openhands-server"

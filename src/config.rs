@@ -34,6 +34,9 @@ pub struct CoreConfig {
     pub runtime: String,
     pub file_store: String,
     pub file_store_path: String,
+    /// `postgres://…`: keep everything in PostgreSQL instead of SQLite under
+    /// `file_store_path` (`DATABASE_URL`, `--database-url`).
+    pub database_url: Option<String>,
     pub max_iterations: u64,
     pub max_budget_per_task: Option<f64>,
     pub max_concurrent_conversations: usize,
@@ -59,6 +62,7 @@ impl Default for CoreConfig {
             runtime: "local".into(),
             file_store: "local".into(),
             file_store_path: "~/.openhands".into(),
+            database_url: None,
             max_iterations: 500,
             max_budget_per_task: None,
             max_concurrent_conversations: 64,
@@ -367,6 +371,8 @@ pub struct CliOverrides {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub file_store_path: Option<String>,
+    /// The PostgreSQL URL (highest precedence over `DATABASE_URL` and the file).
+    pub database_url: Option<String>,
     pub workspace_base: Option<String>,
     /// Serve a network address without a session key (the deployment authenticates).
     pub no_auth: bool,
@@ -706,6 +712,9 @@ impl Config {
         if let Some(p) = &cli.workspace_base {
             section_mut(&mut table, "core")?.insert("workspace_base".into(), p.clone().into());
         }
+        if let Some(url) = &cli.database_url {
+            section_mut(&mut table, "core")?.insert("database_url".into(), url.clone().into());
+        }
         let file: FileConfig = table
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
@@ -775,6 +784,13 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = self.database_url() {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::Invalid(
+                    "core.database_url (DATABASE_URL) must be a postgres:// URL".into(),
+                ));
+            }
+        }
         if self.file.core.max_concurrent_conversations == 0 {
             return Err(ConfigError::Invalid(
                 "core.max_concurrent_conversations must be at least 1".into(),
@@ -809,6 +825,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The PostgreSQL URL, if events and settings are kept there (an empty value is unset).
+    pub fn database_url(&self) -> Option<&str> {
+        self.file
+            .core
+            .database_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
     }
 
     /// The directory holding the database (`file_store_path`, `~` expanded).
@@ -964,6 +989,39 @@ mod tests {
     }
 
     #[test]
+    fn database_url_layers_file_env_cli_and_refuses_other_schemes() {
+        let file = "[core]\ndatabase_url = \"postgres://file/db\"\n";
+        let c = load(Some(file), &[], CliOverrides::default()).unwrap();
+        assert_eq!(c.database_url(), Some("postgres://file/db"));
+        let env = [("DATABASE_URL", "postgresql://env/db")];
+        let c = load(Some(file), &env, CliOverrides::default()).unwrap();
+        assert_eq!(c.database_url(), Some("postgresql://env/db"));
+        let cli = CliOverrides {
+            database_url: Some("postgres://cli/db".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            load(Some(file), &env, cli).unwrap().database_url(),
+            Some("postgres://cli/db")
+        );
+        assert_eq!(
+            load(None, &[], CliOverrides::default())
+                .unwrap()
+                .database_url(),
+            None,
+            "SQLite stays the default"
+        );
+        let err = load(
+            None,
+            &[("DATABASE_URL", "mysql://x/db")],
+            CliOverrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("postgres://"), "{err}");
+    }
+
+    #[test]
     fn llm_env_and_bool_forms() {
         let c = load(
             None,
@@ -1050,7 +1108,7 @@ mod tests {
                 .find(|(k, _)| k == key)
                 .map(|(_, kind)| kind)
         };
-        assert_eq!(key_kinds::<CoreConfig>().len(), 19);
+        assert_eq!(key_kinds::<CoreConfig>().len(), 20);
         assert_eq!(key_kinds::<LlmConfig>().len(), 25);
         assert_eq!(key_kinds::<SandboxConfig>().len(), 24);
         for (keys, key, expected) in [
@@ -1060,6 +1118,7 @@ mod tests {
                 Kind::Float,
             ),
             (key_kinds::<CoreConfig>(), "workspace_base", Kind::Str),
+            (key_kinds::<CoreConfig>(), "database_url", Kind::Str),
             (key_kinds::<CoreConfig>(), "debug", Kind::Bool),
             (key_kinds::<LlmConfig>(), "model", Kind::Str),
             (key_kinds::<LlmConfig>(), "timeout", Kind::Float),

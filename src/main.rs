@@ -19,6 +19,10 @@ struct Cli {
     /// Where conversations are stored (env FILE_STORE_PATH; default ~/.openhands).
     #[arg(long)]
     file_store_path: Option<String>,
+    /// Keep conversations, events and settings in PostgreSQL at this `postgres://` URL
+    /// instead of SQLite under the file store (env DATABASE_URL).
+    #[arg(long)]
+    database_url: Option<String>,
     /// The workspace shared by conversations (env WORKSPACE_BASE).
     #[arg(long)]
     workspace_base: Option<String>,
@@ -40,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         host: cli.host,
         port: cli.port,
         file_store_path: cli.file_store_path,
+        database_url: cli.database_url,
         workspace_base: cli.workspace_base,
         no_auth: cli.no_auth,
     };

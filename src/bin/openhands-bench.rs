@@ -4,6 +4,9 @@
 //! `cargo run --release --bin openhands-bench` (after `cargo build --release`);
 //! `openhands-bench browser` measures only the interactive browser (needs Chromium).
 //! `openhands-bench cells` measures only Python cells and the security analyzer.
+//! `openhands-bench store [--database-url postgres://…]` measures the stores side by side:
+//! SQLite, then PostgreSQL (a server of its own, started as the tests start one, unless
+//! a URL is given).
 
 use futures::{SinkExt, StreamExt};
 use std::io::{BufRead, BufReader};
@@ -16,6 +19,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[path = "bench/scale.rs"]
 mod scale;
+#[path = "../../tests/common/postgres.rs"]
+mod test_postgres;
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
@@ -77,6 +82,7 @@ async fn start_configured(env: &[(&str, &str)], config: Option<&str>) -> (Server
         .current_dir(&dir.0)
         .env("FILE_STORE_PATH", dir.0.join("store"))
         .env("LOG_LEVEL", "warn")
+        .env_remove("DATABASE_URL")
         .envs(env.iter().copied())
         .env_remove("SESSION_API_KEY")
         .stdout(Stdio::piped())
@@ -845,6 +851,10 @@ async fn main() {
         browser(server.port).await;
         return;
     }
+    if std::env::args().nth(1).as_deref() == Some("store") {
+        stores().await;
+        return;
+    }
     if std::env::args().any(|a| a == "--mcp") {
         match everything_server() {
             Some(path) => mcp(&path).await,
@@ -853,6 +863,70 @@ async fn main() {
         return;
     }
     run_all().await;
+}
+
+/// Durable appends (one and ten conversations) and the replay of 10,000 events, on
+/// SQLite and on PostgreSQL.
+async fn stores() {
+    let args: Vec<String> = std::env::args().collect();
+    let given = args
+        .iter()
+        .position(|a| a == "--database-url")
+        .and_then(|i| args.get(i + 1).cloned());
+    let own = given.is_none().then(test_postgres::Postgres::start);
+    let url = match (&given, &own) {
+        (Some(url), _) => url.clone(),
+        (None, Some(pg)) => pg.fresh_database(),
+        (None, None) => unreachable!("one of the two is set"),
+    };
+    for (name, env) in [
+        ("SQLite", Vec::new()),
+        ("PostgreSQL", vec![("DATABASE_URL", url.as_str())]),
+    ] {
+        let (server, _) = start_with(&env).await;
+        store_figures(name, server.port).await;
+    }
+}
+
+/// Prints the store figures of the server on `port`.
+async fn store_figures(name: &str, port: u16) {
+    let n = 20_000;
+    let t = append_n(port, "bench_append_one", n).await;
+    println!(
+        "{name}: durable appends, one conversation: {:.0} events/s ({n} events in {:.0} ms)",
+        n as f64 / t.as_secs_f64(),
+        t.as_secs_f64() * 1000.0
+    );
+    let t0 = Instant::now();
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            tokio::spawn(
+                async move { append_n(port, &format!("bench_append_many_{i}"), 2_000).await },
+            )
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("append task");
+    }
+    let t = t0.elapsed();
+    println!(
+        "{name}: durable appends, 10 conversations: {:.0} events/s (20000 events in {:.0} ms)",
+        20_000.0 / t.as_secs_f64(),
+        t.as_secs_f64() * 1000.0
+    );
+    append_n(port, "bench_replay", 10_000).await;
+    let mut replays = Vec::new();
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        let mut ws = connect(port, "bench_replay", -1).await;
+        let ids = read_until(&mut ws, 9_999).await;
+        replays.push(t0.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(ids.len(), 10_000, "replay must deliver every event once");
+    }
+    println!(
+        "{name}: replay of 10,000 events to one client: median {:.1} ms (5 runs)",
+        median(replays)
+    );
 }
 
 async fn run_all() {

@@ -148,16 +148,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let store_dir = config.file_store_path();
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let observer = metrics.clone();
-    let store = crate::store::SqliteStore::open_observed(
-        &store_dir,
-        Some(Arc::new(move |took, events| {
-            observer.store_committed(took, events)
-        })),
-    )
-    .map_err(|e| anyhow::anyhow!("cannot open the store in {}: {e}", store_dir.display()))?;
-    let manager =
-        ConversationManager::with_metrics(Arc::new(store), config.clone(), metrics.clone());
+    let store = open_store(&config, &metrics).await?;
+    let manager = ConversationManager::with_metrics(store, config.clone(), metrics.clone());
     let reaper = manager.spawn_reaper();
     let state = AppState {
         config: config.clone(),
@@ -192,7 +184,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     } else if config.session_api_key.is_none() && !crate::config::is_loopback_host(&config.host) {
         tracing::warn!("serving {addr} without a session key (--no-auth): anyone who reaches it can run commands");
     }
-    tracing::info!(store = %store_dir.display(), "listening on http://{addr}");
+    let store_name = match config.database_url() {
+        Some(_) => "postgresql".to_string(),
+        None => store_dir.display().to_string(),
+    };
+    tracing::info!(store = %store_name, "listening on http://{addr}");
     let shutdown_engine = engine.clone();
     let listener_limits = listener::ListenerLimits {
         header_read_timeout: Duration::from_secs(limits.header_read_timeout_seconds.max(1)),
@@ -209,6 +205,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     reaper.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The configured store: PostgreSQL with a database URL, else SQLite in the file store.
+async fn open_store(
+    config: &Config,
+    metrics: &Arc<crate::metrics::Metrics>,
+) -> anyhow::Result<Arc<dyn crate::store::EventStore>> {
+    let observer = metrics.clone();
+    let observer: crate::store::CommitObserver =
+        Arc::new(move |took, events| observer.store_committed(took, events));
+    if let Some(url) = config.database_url() {
+        let store = crate::store::PostgresStore::connect(url, Some(observer))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL store: {e}"))?;
+        return Ok(Arc::new(store));
+    }
+    let store_dir = config.file_store_path();
+    let store = crate::store::SqliteStore::open_observed(&store_dir, Some(observer))
+        .map_err(|e| anyhow::anyhow!("cannot open the store in {}: {e}", store_dir.display()))?;
+    Ok(Arc::new(store))
 }
 
 async fn shutdown_signal() {

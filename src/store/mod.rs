@@ -1,10 +1,12 @@
 //! Durable storage: events, conversation metadata and settings behind [`EventStore`].
 //!
-//! The embedded default is SQLite ([`SqliteStore`]); another backend (PostgreSQL) is
-//! another implementation of the same trait.
+//! The embedded default is SQLite ([`SqliteStore`]); with a `postgres://` database URL
+//! it is PostgreSQL ([`PostgresStore`]), another implementation of the same trait.
 
 mod compact;
+mod merge_patch;
 mod metadata;
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -13,6 +15,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 pub use metadata::{default_title, utc_now as metadata_utc_now, ConversationMetadata};
+pub use postgres::{latest_schema_version as postgres_schema_version, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// Errors of a store backend.
@@ -36,6 +39,42 @@ pub enum StoreError {
     /// A stored record does not parse.
     #[error("corrupt record: {0}")]
     Corrupt(#[source] Arc<serde_json::Error>),
+    /// PostgreSQL refused a statement or the connection to it failed.
+    #[error("PostgreSQL error: {}", describe_postgres(.0))]
+    Postgres(#[source] Arc<tokio_postgres::Error>),
+    /// The database cannot be reached (no connection within the timeout, a hung server).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// This backend cannot hold the value (nothing of it was written).
+    #[error("cannot be stored: {0}")]
+    Unstorable(&'static str),
+}
+
+/// The server's own message (`FATAL 3D000: database "x" does not exist`) when it sent
+/// one, else the driver's (`error connecting to server: …`).
+fn describe_postgres(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Postgres(Arc::new(e))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -142,4 +181,9 @@ pub trait EventStore: Send + Sync + 'static {
     async fn delete_conversation(&self, conversation_id: &str) -> Result<bool, StoreError>;
     async fn settings(&self) -> Result<Option<Value>, StoreError>;
     async fn put_settings(&self, settings: Value) -> Result<(), StoreError>;
+    /// Whether the store can serve reads and writes now (`/health`). An embedded store
+    /// is always reachable; a networked one checks its server.
+    async fn health(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

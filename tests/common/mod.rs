@@ -2,6 +2,8 @@
 //! clients that speak raw WebSocket frames and HTTP.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -35,6 +37,25 @@ pub struct Options {
     pub leak_fd: bool,
     /// Write the server's stderr (its log) to this file instead of the test's stderr.
     pub stderr_to: Option<PathBuf>,
+    /// Store in this PostgreSQL database (`DATABASE_URL`) instead of SQLite.
+    pub database_url: Option<String>,
+}
+
+/// With `OPENHANDS_TEST_STORE=postgres`, every test server without a database of its
+/// own stores in a fresh database of the test binary's PostgreSQL: the tests written
+/// against SQLite run against PostgreSQL too. A restart on the same directory finds the
+/// same database (its URL is kept in the directory).
+fn test_database_for(dir: &Path) -> Option<String> {
+    if std::env::var("OPENHANDS_TEST_STORE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let remembered = dir.join(".test-database-url");
+    if let Ok(url) = std::fs::read_to_string(&remembered) {
+        return Some(url);
+    }
+    let url = postgres::Postgres::shared().fresh_database();
+    std::fs::write(&remembered, &url).expect("remember the test database");
+    Some(url)
 }
 
 impl Server {
@@ -80,6 +101,14 @@ impl Server {
             .env("LOG_LEVEL", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        match opts
+            .database_url
+            .clone()
+            .or_else(|| test_database_for(&dir))
+        {
+            Some(url) => cmd.env("DATABASE_URL", url),
+            None => cmd.env_remove("DATABASE_URL"),
+        };
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }

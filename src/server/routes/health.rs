@@ -1,6 +1,8 @@
 //! Health and server information (no auth).
 
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -11,7 +13,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/alive", get(alive))
         .route("/api/health", get(alive))
-        .route("/health", get(|| async { Json("OK") }))
+        .route("/health", get(health))
         .route("/server_info", get(server_info))
 }
 
@@ -23,6 +25,22 @@ struct Health {
 
 async fn alive() -> Json<Health> {
     Json(Health { status: "ok" })
+}
+
+/// `"OK"` while the store answers; 503 with `{"status":"unhealthy","store":…}` when it
+/// does not (a database that went away), so that a load balancer stops sending work.
+async fn health(State(state): State<AppState>) -> Response {
+    match state.manager.store().health().await {
+        Ok(()) => Json("OK").into_response(),
+        Err(e) => {
+            tracing::warn!("unhealthy: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "unhealthy", "store": e.to_string()})),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// The body of `GET /server_info`.
