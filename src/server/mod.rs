@@ -201,11 +201,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown_engine.shutdown();
     })
     .await;
-    manager.shutdown().await;
+    // The store may be waiting for an unreachable database: a stop does not wait for
+    // it longer than this.
+    if tokio::time::timeout(SHUTDOWN_STORE_WAIT, manager.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            waited = ?SHUTDOWN_STORE_WAIT,
+            "stopping with writes not stored: the database did not come back"
+        );
+    }
     reaper.abort();
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long a stop waits for the conversations to close and their writes to be stored.
+const SHUTDOWN_STORE_WAIT: Duration = Duration::from_secs(30);
 
 /// The configured store: PostgreSQL with a database URL, else SQLite in the file store.
 async fn open_store(
