@@ -234,6 +234,22 @@ impl OutputFeed {
         out
     }
 
+    /// A sink for the model's answer to a request built from the events up to `after`,
+    /// if a client watches: each piece of text goes out as thought output, and the
+    /// stream ends (`done`) when the request and its clones are dropped.
+    pub fn thought_sink(self: &Arc<Self>, after: u64) -> Option<crate::llm::TextSink> {
+        if !self.is_watched() {
+            return None;
+        }
+        let open = OpenStream {
+            feed: self.clone(),
+            id: self.begin(StreamKind::Thought, after),
+        };
+        Some(crate::llm::TextSink::new(move |text| {
+            open.feed.push(open.id, text.as_bytes())
+        }))
+    }
+
     /// Whether stream `id` is still open.
     pub fn is_open(&self, id: StreamId) -> bool {
         self.state
@@ -333,6 +349,18 @@ async fn tick(feed: Weak<OutputFeed>) {
                 feed.send(stream, false);
             }
         }
+    }
+}
+
+/// Ends its stream when dropped.
+struct OpenStream {
+    feed: Arc<OutputFeed>,
+    id: StreamId,
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.feed.end(self.id);
     }
 }
 
