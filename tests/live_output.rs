@@ -445,3 +445,40 @@ async fn without_a_watching_client_the_model_is_asked_without_streaming() {
     }
     assert!(llm.requests()[0].get("stream").is_none());
 }
+
+#[tokio::test]
+async fn a_python_cell_streams_what_it_prints() {
+    let server = Server::start();
+    let cid = new_id();
+    let mut ws = ws_ready(
+        server.port,
+        &format!("conversation_id={cid}&stream_output=true"),
+    )
+    .await;
+    let code =
+        "import time\nfor i in range(4):\n    print('cell', i, flush=True)\n    time.sleep(0.4)";
+    send_user_action(
+        &mut ws,
+        &json!({"action": "run_ipython", "args": {"code": code}}),
+    )
+    .await;
+    let id = loop {
+        if let Got::Event(e) = next_got(&mut ws).await {
+            if e["action"] == "run_ipython" {
+                break e["id"].as_u64().unwrap();
+            }
+        }
+    };
+    let got = until_observation(&mut ws, id).await;
+    let outs = outputs_of(&got, id);
+    assert!(outs.len() >= 3, "{outs:?}");
+    assert_eq!(outs[0]["kind"], "ipython");
+    assert_eq!(text_of(&outs), "cell 0\ncell 1\ncell 2\ncell 3\n");
+    let Some(Got::Event(obs)) = got.last() else {
+        panic!()
+    };
+    assert!(obs["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("cell 0\ncell 1\ncell 2\ncell 3"));
+}
