@@ -23,6 +23,7 @@ pub enum Reply {
     /// A server-sent-events stream of these chunks (then `[DONE]`).
     Sse(Vec<Value>),
     /// [`Reply::Sse`] written as a model writes: a pause before each chunk.
+    #[allow(dead_code)]
     SsePaced(Vec<Value>, Duration),
 }
 
