@@ -4,6 +4,7 @@
 
 mod common;
 #[path = "common/llm.rs"]
+#[allow(dead_code)]
 mod llm;
 
 use common::*;
@@ -17,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 #[derive(Debug, Clone)]
 enum Got {
     Event(Value),
-    Notice(Value),
+    Notice,
     Output(Value),
 }
 
@@ -33,7 +34,7 @@ async fn next_got(ws: &mut Ws) -> Got {
         return match v[0].as_str() {
             Some("oh_output") => Got::Output(payload),
             Some("oh_event") if payload["id"].is_u64() => Got::Event(payload),
-            Some("oh_event") => Got::Notice(payload),
+            Some("oh_event") => Got::Notice,
             other => panic!("unexpected event name {other:?}"),
         };
     }

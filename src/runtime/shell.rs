@@ -456,10 +456,11 @@ impl Shell {
             let notified = notify.notified();
             {
                 let mut b = lock.lock().ok()?;
+                let mark = find(&b.bytes, MARK);
                 if let Some(tap) = tap {
-                    tapped.forward(&b, tap);
+                    tapped.forward(&b, mark, tap);
                 }
-                if let Some(start) = find(&b.bytes, MARK) {
+                if let Some(start) = mark {
                     if let Some(end_rel) = find(&b.bytes[start..], END) {
                         let meta =
                             String::from_utf8_lossy(&b.bytes[start + MARK.len()..start + end_rel])
@@ -547,7 +548,8 @@ struct TapCursor {
 }
 
 impl TapCursor {
-    fn forward(&mut self, b: &Buffer, tap: &dyn OutputTap) {
+    /// Gives `tap` the bytes it has not had; `mark` is where the prompt marker starts.
+    fn forward(&mut self, b: &Buffer, mark: Option<usize>, tap: &dyn OutputTap) {
         if b.dropped > self.dropped {
             // The reader cut bytes out of the middle, starting at `MAX_OUTPUT / 4`.
             let cut = b.dropped - self.dropped;
@@ -557,7 +559,7 @@ impl TapCursor {
             }
         }
         self.dropped = b.dropped;
-        let end = match find(&b.bytes, MARK) {
+        let end = match mark {
             Some(start) if start > 0 && b.bytes[start - 1] == b'\n' => start - 1,
             Some(start) => start,
             None => b.bytes.len() - marker_prefix_len(&b.bytes),
@@ -615,4 +617,51 @@ async fn read_loop(master: Arc<AsyncFd<OwnedFd>>, buffer: Arc<(Mutex<Buffer>, No
         b.eof = true;
     }
     buffer.1.notify_waiters();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Collects what a tap is given.
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<u8>>);
+
+    impl OutputTap for Collect {
+        fn output(&self, bytes: &[u8]) {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+        }
+    }
+
+    fn buffer(bytes: &[u8], dropped: usize) -> Buffer {
+        Buffer {
+            bytes: bytes.to_vec(),
+            dropped,
+            eof: false,
+        }
+    }
+
+    #[test]
+    fn a_tap_never_sees_the_prompt_marker_even_when_it_arrives_in_pieces() {
+        let tap = Collect::default();
+        let mut cursor = TapCursor::default();
+        let mut text = b"out\n".to_vec();
+        for piece in [&b"\n###OH_"[..], b"PS1###0|/w###OH_END###\n"] {
+            let b = buffer(&text, 0);
+            cursor.forward(&b, find(&b.bytes, MARK), &tap);
+            text.extend_from_slice(piece);
+        }
+        let b = buffer(&text, 0);
+        cursor.forward(&b, find(&b.bytes, MARK), &tap);
+        assert_eq!(&*tap.0.lock().unwrap(), b"out\n");
+    }
+
+    #[test]
+    fn only_a_tail_that_can_start_the_marker_is_held_back() {
+        assert_eq!(marker_prefix_len(b"abc"), 0);
+        assert_eq!(marker_prefix_len(b"abc\n"), 1);
+        assert_eq!(marker_prefix_len(b"abc\n###OH"), 6);
+        assert_eq!(marker_prefix_len(b"abc\n#x"), 0);
+        assert_eq!(marker_prefix_len(b""), 0);
+    }
 }
