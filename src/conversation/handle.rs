@@ -64,6 +64,8 @@ pub struct Conversation {
     runtime_status: Mutex<&'static str>,
     /// The server's metrics (bytes sent, commands run).
     pub(super) metrics: Arc<crate::metrics::Metrics>,
+    /// Output as it happens, for the clients that asked for it.
+    pub output: Arc<super::output_feed::OutputFeed>,
 }
 
 impl Conversation {
@@ -88,6 +90,7 @@ impl Conversation {
             overrides: Mutex::new(serde_json::Map::new()),
             runtime_status: Mutex::new("STATUS$READY"),
             metrics,
+            output: super::output_feed::OutputFeed::new(),
         }
     }
 

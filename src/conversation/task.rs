@@ -165,6 +165,7 @@ pub(super) async fn run(
             jobs_rx,
             conversation.commands.clone(),
             conversation.metrics.clone(),
+            conversation.output.clone(),
         )
         .in_current_span(),
     );

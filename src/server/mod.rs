@@ -46,6 +46,11 @@ pub fn valid_conversation_id(id: &str) -> bool {
     crate::conversation::valid_id(id)
 }
 
+/// A yes/no connect query flag such as `stream_output`: `true` or `1` (any case) is yes.
+pub(crate) fn query_flag(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1")
+}
+
 /// The axum app and the Engine.IO server behind its `/socket.io/` route.
 pub fn app(state: AppState, engine_config: EngineConfig) -> (Router, Arc<Engine>) {
     let engine = Engine::new(
