@@ -839,6 +839,17 @@ async fn repository_start() {
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("steps") {
+        for _ in 0..3 {
+            let steps = agent_steps(200).await;
+            println!(
+                "agent step overhead: median {:.2} ms ({} steps)",
+                median(steps.clone()),
+                steps.len()
+            );
+        }
+        return;
+    }
     if std::env::args().nth(1).as_deref() == Some("scale") {
         scale::run().await;
         return;
