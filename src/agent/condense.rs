@@ -24,6 +24,7 @@ pub(super) fn summary_request(history: &History, start: u64, end: u64) -> ChatRe
             )),
         ],
         tools: Vec::new(),
+        text_sink: None,
     }
 }
 

@@ -683,6 +683,7 @@ impl Controller {
         let request = ChatRequest {
             messages: self.history.messages(&self.system_prompt()),
             tools: self.tools(),
+            text_sink: self.host.thought_sink(self.asked_through),
         };
         let retries = self.retries.clone();
         let factory = self.options.llm_factory.clone();

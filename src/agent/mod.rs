@@ -126,6 +126,11 @@ pub trait AgentHost: Send + Sync {
     async fn recall(&self, _query: &str, _first: bool) -> Option<crate::events::RecallExtras> {
         None
     }
+    /// Where the model's answer goes as it is written, for a request built from the
+    /// events up to `after`; None when nobody watches.
+    fn thought_sink(&self, _after: u64) -> Option<crate::llm::TextSink> {
+        None
+    }
 }
 
 /// How often a crashed agent is restarted before it is given up.

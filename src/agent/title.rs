@@ -23,6 +23,7 @@ pub(super) fn spawn(host: Arc<dyn AgentHost>, llm: &LlmFactory, turn: &LlmSettin
             ChatMessage::User(truncate_middle(text, 2000)),
         ],
         tools: Vec::new(),
+        text_sink: None,
     };
     tokio::spawn(async move {
         let Ok(client) = llm.client(&settings) else {

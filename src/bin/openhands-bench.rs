@@ -7,6 +7,7 @@
 //! `openhands-bench store [--database-url postgres://…]` measures the stores side by side:
 //! SQLite, then PostgreSQL (a server of its own, started as the tests start one, unless
 //! a URL is given).
+//! `openhands-bench stream` measures only live output's delivery cost.
 
 use futures::{SinkExt, StreamExt};
 use std::io::{BufRead, BufReader};
@@ -838,6 +839,17 @@ async fn repository_start() {
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("steps") {
+        for _ in 0..3 {
+            let steps = agent_steps(200).await;
+            println!(
+                "agent step overhead: median {:.2} ms ({} steps)",
+                median(steps.clone()),
+                steps.len()
+            );
+        }
+        return;
+    }
     if std::env::args().nth(1).as_deref() == Some("scale") {
         scale::run().await;
         return;
@@ -853,6 +865,10 @@ async fn main() {
     }
     if std::env::args().nth(1).as_deref() == Some("store") {
         stores().await;
+        return;
+    }
+    if std::env::args().nth(1).as_deref() == Some("stream") {
+        stream_output_cost().await;
         return;
     }
     if std::env::args().any(|a| a == "--mcp") {
@@ -1095,4 +1111,100 @@ async fn run_all() {
 
     // 10. Python cells and the security analyzer.
     cells_and_analyzer().await;
+
+    // 11. Live output's delivery cost.
+    stream_output_cost().await;
+}
+
+/// Live output's delivery cost: a command printing `lines` lines over a few seconds
+/// with `clients` watchers connected, with and without `stream_output=true`; the server's
+/// CPU time difference divided by the output messages the watchers received.
+async fn stream_output_cost() {
+    const CLIENTS: usize = 20;
+    const RUNS: usize = 3;
+    let command =
+        "for i in $(seq 1 400); do echo \"line $i of the live output benchmark\"; sleep 0.01; done";
+    let (server, _) = start().await;
+    let pid = server.child.id();
+    let mut cpu = [Vec::new(), Vec::new()];
+    let mut chunks = Vec::new();
+    for run in 0..RUNS {
+        for (i, streaming) in [false, true].into_iter().enumerate() {
+            let cid = format!("bench_stream_{run}_{streaming}");
+            let query = if streaming { "&stream_output=true" } else { "" };
+            let mut watchers = Vec::new();
+            for _ in 0..CLIENTS {
+                watchers.push(connect_query(server.port, &cid, query).await);
+            }
+            let mut runner = connect(server.port, &cid, -1).await;
+            // Let the replays settle before measuring.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let (cpu0, _) = cpu_times(pid);
+            let frame = format!(
+                r#"42["oh_user_action",{{"action":"run","args":{{"command":{},"blocking":true}}}}]"#,
+                serde_json::Value::String(command.into())
+            );
+            runner
+                .send(Message::Text(frame.into()))
+                .await
+                .expect("send run");
+            let tasks: Vec<_> = watchers
+                .into_iter()
+                .map(|mut ws| {
+                    tokio::spawn(async move {
+                        let mut outputs = 0usize;
+                        while let Some(Ok(msg)) = ws.next().await {
+                            let Message::Text(t) = msg else { continue };
+                            if t.as_str() == "2" {
+                                let _ = ws.send(Message::Text("3".into())).await;
+                            } else if t.starts_with("42[\"oh_output\"") {
+                                outputs += 1;
+                            } else if t.contains(r#""observation":"run""#) {
+                                break;
+                            }
+                        }
+                        outputs
+                    })
+                })
+                .collect();
+            let mut received = 0;
+            for t in tasks {
+                received += t.await.expect("watcher");
+            }
+            let (cpu1, _) = cpu_times(pid);
+            cpu[i].push((cpu1 - cpu0).as_secs_f64());
+            if streaming {
+                chunks.push(received as f64);
+            }
+        }
+    }
+    let (without, with) = (median(cpu[0].clone()), median(cpu[1].clone()));
+    let delivered = median(chunks);
+    println!(
+        "live output: a command printing 400 lines over ~5 s, {CLIENTS} watching clients: {:.0} output messages delivered ({:.0} per client); server CPU {:.0} ms without stream_output, {:.0} ms with; added {:.1} µs per delivered message (median of {RUNS} runs)",
+        delivered,
+        delivered / CLIENTS as f64,
+        without * 1000.0,
+        with * 1000.0,
+        (with - without).max(0.0) * 1e6 / delivered.max(1.0)
+    );
+}
+
+/// [`connect`] with more query parameters (`&name=value…`), replaying everything.
+async fn connect_query(port: u16, cid: &str, query: &str) -> Ws {
+    let url = format!(
+        "ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket&conversation_id={cid}&latest_event_id=-1{query}"
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
+    let _open = ws.next().await;
+    ws.send(Message::Text("40".into())).await.expect("send 40");
+    loop {
+        if let Some(Ok(Message::Text(t))) = ws.next().await {
+            if t.starts_with("40") {
+                return ws;
+            }
+        }
+    }
 }

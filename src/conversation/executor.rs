@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::handle::Command;
+use super::output_feed::{OutputFeed, StreamKind};
 use crate::events::{Action, ConfirmationState, Event, EventSource, Payload};
 use crate::runtime::LocalRuntime;
 
@@ -64,13 +65,24 @@ pub(super) async fn run(
     mut jobs: mpsc::UnboundedReceiver<Job>,
     results: mpsc::Sender<Command>,
     metrics: Arc<crate::metrics::Metrics>,
+    output: Arc<OutputFeed>,
 ) {
+    runtime.set_output_tap(output.clone());
     while let Some(job) = jobs.recv().await {
         let started = std::time::Instant::now();
+        // A command's or cell's output streams, anchored at its action, while it runs.
+        let stream = match &job.action {
+            Action::Run(_) => Some(output.begin(StreamKind::Command, job.id)),
+            Action::RunIpython(_) => Some(output.begin(StreamKind::Ipython, job.id)),
+            _ => None,
+        };
         let observation = match &job.action {
             Action::CallToolMcp(args) => mcp.call(args).await,
             action => runtime.execute(action, job.timeout).await,
         };
+        if let Some(stream) = stream {
+            output.end(stream);
+        }
         metrics.command_ran(action_name(&job.action), started.elapsed());
         let mut event = Event::observation(observation, Some(job.id));
         event.tool_call_metadata = job.tool_call_metadata;

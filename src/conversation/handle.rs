@@ -70,6 +70,8 @@ pub struct Conversation {
     /// Cluster mode: another node owns it and this one only follows its events (a
     /// follower does not count towards `max_concurrent_conversations`).
     pub(super) follower: std::sync::atomic::AtomicBool,
+    /// Output as it happens, for the clients that asked for it.
+    pub output: Arc<super::output_feed::OutputFeed>,
 }
 
 impl Conversation {
@@ -95,6 +97,7 @@ impl Conversation {
             runtime_status: Mutex::new("STATUS$READY"),
             metrics,
             follower: std::sync::atomic::AtomicBool::new(false),
+            output: super::output_feed::OutputFeed::new(),
         }
     }
 

@@ -24,6 +24,10 @@ pub(super) struct ConversationHost {
 
 #[async_trait]
 impl AgentHost for ConversationHost {
+    fn thought_sink(&self, after: u64) -> Option<crate::llm::TextSink> {
+        self.conversation.output.thought_sink(after)
+    }
+
     async fn append(&self, event: Event, source: EventSource) -> Option<u64> {
         let (reply, rx) = oneshot::channel();
         self.conversation

@@ -6,6 +6,7 @@ mod executor;
 mod handle;
 mod host;
 mod manager;
+pub mod output_feed;
 mod stream;
 mod subscription;
 mod task;

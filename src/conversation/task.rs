@@ -202,6 +202,7 @@ pub(super) async fn run_owned(
             jobs_rx,
             conversation.commands.clone(),
             conversation.metrics.clone(),
+            conversation.output.clone(),
         )
         .in_current_span(),
     );

@@ -363,6 +363,7 @@ mod tests {
             tools: vec![
                 json!({"type": "function", "function": {"name": "think", "description": "d", "parameters": {"type": "object"}}}),
             ],
+            text_sink: None,
         };
         let body = serde_json::to_value(c.body(&req)).unwrap();
         assert_eq!(body["system"], "sys");
@@ -498,10 +499,12 @@ mod tests {
                 json!({"type": "function", "function": {"description": "nameless"}}),
                 json!({"type": "other"}),
             ],
+            text_sink: None,
         };
         let bare = ChatRequest {
             messages: vec![ChatMessage::User("hi".into())],
             tools: vec![],
+            text_sink: None,
         };
         for request in [&full, &bare] {
             for max in [Some(100), None] {

@@ -51,6 +51,30 @@ pub struct ChatRequest {
     pub messages: Vec<ChatMessage>,
     /// OpenAI-style function tool definitions (`{"type":"function","function":{…}}`).
     pub tools: Vec<Value>,
+    /// Who wants the answer's text as it is written. OpenAI-compatible clients then
+    /// stream the answer; the response is the same whole answer either way.
+    pub text_sink: Option<TextSink>,
+}
+
+/// Receives the model's text as it is written (see [`ChatRequest::text_sink`]).
+#[derive(Clone)]
+pub struct TextSink(std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl TextSink {
+    pub fn new(f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        TextSink(std::sync::Arc::new(f))
+    }
+
+    /// Hands on the next piece of text.
+    pub fn write(&self, text: &str) {
+        (self.0)(text)
+    }
+}
+
+impl std::fmt::Debug for TextSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TextSink")
+    }
 }
 
 /// Token usage of one response.

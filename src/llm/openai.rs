@@ -322,7 +322,7 @@ impl OpenAiClient {
 
     fn body<'a>(&'a self, request: &'a ChatRequest) -> CompletionRequest<'a> {
         let has_tools = !request.tools.is_empty();
-        let stream = self.settings.stream;
+        let stream = self.streams(request);
         CompletionRequest {
             model: &self.name,
             messages: request.messages.iter().map(RequestMessage::from).collect(),
@@ -336,6 +336,13 @@ impl OpenAiClient {
                 include_usage: true,
             }),
         }
+    }
+}
+
+impl OpenAiClient {
+    /// Whether `request` is asked as a stream: configured so, or someone watches the text.
+    fn streams(&self, request: &ChatRequest) -> bool {
+        self.settings.stream || request.text_sink.is_some()
     }
 }
 
@@ -466,7 +473,11 @@ fn read_event(event: &Event) -> Result<Sse, LlmError> {
 }
 
 /// Reads a streamed (`text/event-stream`) answer from `url` into one response.
-async fn read_stream<S>(body: S, url: &str) -> Result<ChatResponse, LlmError>
+async fn read_stream<S>(
+    body: S,
+    url: &str,
+    sink: Option<&super::TextSink>,
+) -> Result<ChatResponse, LlmError>
 where
     S: Stream<Item = Result<Bytes, reqwest::Error>>,
 {
@@ -478,7 +489,19 @@ where
             other => LlmError::InvalidResponse(other.to_string()),
         })?;
         match read_event(&event)? {
-            Sse::Chunk(v) => state.push(StreamChunk::deserialize(&v).unwrap_or_default()),
+            Sse::Chunk(v) => {
+                let chunk = StreamChunk::deserialize(&v).unwrap_or_default();
+                if let Some(sink) = sink {
+                    let text = chunk
+                        .choices
+                        .first()
+                        .and_then(|c| c.delta.content.as_deref());
+                    if let Some(text) = text.filter(|t| !t.is_empty()) {
+                        sink.write(text);
+                    }
+                }
+                state.push(chunk)
+            }
             Sse::Skip => {}
             Sse::Done => break,
         }
@@ -498,8 +521,8 @@ impl LlmClient for OpenAiClient {
             req = req.bearer_auth(key);
         }
         let res = super::send_json(req, &self.url).await?;
-        if self.settings.stream {
-            read_stream(res.bytes_stream(), &self.url).await
+        if self.streams(request) {
+            read_stream(res.bytes_stream(), &self.url, request.text_sink.as_ref()).await
         } else {
             parse_response(super::read_json(res).await?)
         }
@@ -550,6 +573,7 @@ mod tests {
             tools: vec![
                 json!({"type": "function", "function": {"name": "think", "description": "d", "parameters": {"type": "object"}}}),
             ],
+            text_sink: None,
         }
     }
 
@@ -592,6 +616,7 @@ mod tests {
         let bare = ChatRequest {
             messages: vec![ChatMessage::User("hi".into())],
             tools: vec![],
+            text_sink: None,
         };
         for (s, request) in [
             (settings(true, Some(512)), &full),
@@ -711,7 +736,7 @@ mod tests {
         // Every split, including inside `✓`'s UTF-8 bytes.
         for at in 1..whole.len() {
             let (a, b) = whole.as_bytes().split_at(at);
-            let r = read_stream(body(&[a, b]), "u").await.unwrap();
+            let r = read_stream(body(&[a, b]), "u", None).await.unwrap();
             assert_eq!(r.content.as_deref(), Some("Hello ✓"), "split at {at}");
             assert_eq!((r.id.as_str(), r.usage.prompt_tokens), ("c1", 3));
         }
@@ -723,13 +748,18 @@ mod tests {
         let error =
             "data: {\"error\":{\"type\":\"rate_limit_exceeded\",\"message\":\"slow down\"}}\n\n";
         let (head, tail) = error.as_bytes().split_at(20);
-        let r = read_stream(body(&[chunk.as_bytes(), head, tail, chunk.as_bytes()]), "u").await;
+        let r = read_stream(
+            body(&[chunk.as_bytes(), head, tail, chunk.as_bytes()]),
+            "u",
+            None,
+        )
+        .await;
         assert!(
             matches!(&r, Err(LlmError::RateLimited { message, .. }) if message == "slow down"),
             "{r:?}"
         );
         let named = "event: error\ndata: {\"message\":\"overloaded\"}\n\n";
-        let r = read_stream(body(&[chunk.as_bytes(), named.as_bytes()]), "u").await;
+        let r = read_stream(body(&[chunk.as_bytes(), named.as_bytes()]), "u", None).await;
         assert!(
             matches!(&r, Err(LlmError::Unavailable(500, m)) if m == "overloaded"),
             "{r:?}"

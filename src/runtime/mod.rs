@@ -7,6 +7,7 @@ pub mod child_env;
 pub mod editor;
 pub mod ipython;
 pub mod microagents;
+pub mod output_tap;
 mod process;
 pub mod repository;
 pub mod sandbox;
@@ -99,6 +100,8 @@ pub struct LocalRuntime {
     host: HostInfo,
     /// The interactive browser (started at its first action), or why there is none.
     browser: Result<browser::Browser, String>,
+    /// Where a running command's or cell's output goes as it is produced, if anywhere.
+    tap: std::sync::OnceLock<Arc<dyn output_tap::OutputTap>>,
 }
 
 impl LocalRuntime {
@@ -137,7 +140,18 @@ impl LocalRuntime {
             http,
             host: HostInfo::get(),
             browser,
+            tap: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Gives commands' and cells' output to `tap` as it is produced (set once; later
+    /// calls are ignored).
+    pub fn set_output_tap(&self, tap: Arc<dyn output_tap::OutputTap>) {
+        let _ = self.tap.set(tap);
+    }
+
+    fn tap(&self) -> Option<&dyn output_tap::OutputTap> {
+        self.tap.get().map(|t| &**t as &dyn output_tap::OutputTap)
     }
 
     fn current_shell(&self) -> Option<Arc<Shell>> {
@@ -334,7 +348,7 @@ impl LocalRuntime {
                     kind: ObservationKind::Browse(Box::new(extras)),
                 }
             }
-            Action::RunIpython(args) => self.ipython.run(args, timeout).await,
+            Action::RunIpython(args) => self.ipython.run(args, timeout, self.tap()).await,
             Action::BrowseInteractive(args) => match &self.browser {
                 Ok(browser) => browser.execute(args).await,
                 Err(why) => Observation::error(
@@ -364,7 +378,7 @@ impl LocalRuntime {
             } else {
                 Input::Command(command.to_string())
             };
-        let result = match shell.run(input, hard, blocking).await {
+        let result = match shell.run_tapped(input, hard, blocking, self.tap()).await {
             Ok(r) => r,
             Err(e) => return Observation::error(format!("The command could not run: {e}"), ""),
         };

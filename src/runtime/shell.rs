@@ -18,6 +18,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::output_tap::OutputTap;
 use super::process;
 
 const MARK: &[u8] = b"###OH_PS1###";
@@ -244,6 +245,18 @@ impl Shell {
         hard_timeout: Duration,
         blocking: bool,
     ) -> Result<CommandOutput, ShellError> {
+        self.run_tapped(input, hard_timeout, blocking, None).await
+    }
+
+    /// [`Shell::run`], giving the command's output to `tap` as it is produced (without
+    /// the shell's prompt marker).
+    pub async fn run_tapped(
+        self: &Arc<Self>,
+        input: Input,
+        hard_timeout: Duration,
+        blocking: bool,
+        tap: Option<&dyn OutputTap>,
+    ) -> Result<CommandOutput, ShellError> {
         let mut running = self.running.lock().await;
         if running.is_some() && matches!(input, Input::Command(_)) && self.prompt_seen() {
             // The previous command finished while nobody was waiting for it.
@@ -298,7 +311,8 @@ impl Shell {
         } else {
             Some(self.soft_timeout)
         };
-        let Some((mut output, ended, cwd)) = self.wait(soft, Some(deadline)).await else {
+        let Some((mut output, ended, cwd)) = self.wait_tapped(soft, Some(deadline), tap).await
+        else {
             return Err(ShellError::Exited);
         };
         let ended = match ended {
@@ -325,7 +339,7 @@ impl Shell {
                 self.set_before(None);
                 // The shell prints its prompt once the command is gone.
                 if let Some((more, _, _)) = self
-                    .wait(None, Some(Instant::now() + Duration::from_secs(5)))
+                    .wait_tapped(None, Some(Instant::now() + Duration::from_secs(5)), tap)
                     .await
                 {
                     output.push_str(&more);
@@ -424,14 +438,29 @@ impl Shell {
         soft: Option<Duration>,
         deadline: Option<Instant>,
     ) -> Option<(String, Ended, String)> {
+        self.wait_tapped(soft, deadline, None).await
+    }
+
+    /// [`Shell::wait`], handing the output to `tap` as it arrives.
+    async fn wait_tapped(
+        &self,
+        soft: Option<Duration>,
+        deadline: Option<Instant>,
+        tap: Option<&dyn OutputTap>,
+    ) -> Option<(String, Ended, String)> {
         let (lock, notify) = &*self.buffer;
         let mut last_len = 0;
         let mut quiet_since = Instant::now();
+        let mut tapped = TapCursor::default();
         loop {
             let notified = notify.notified();
             {
                 let mut b = lock.lock().ok()?;
-                if let Some(start) = find(&b.bytes, MARK) {
+                let mark = find(&b.bytes, MARK);
+                if let Some(tap) = tap {
+                    tapped.forward(&b, mark, tap);
+                }
+                if let Some(start) = mark {
                     if let Some(end_rel) = find(&b.bytes[start..], END) {
                         let meta =
                             String::from_utf8_lossy(&b.bytes[start + MARK.len()..start + end_rel])
@@ -508,6 +537,51 @@ fn take_output(bytes: &[u8], dropped: usize) -> String {
     }
 }
 
+/// How much of the buffer a tap has been given: the bytes up to the prompt marker, never
+/// a tail that may be the start of the marker.
+#[derive(Default)]
+struct TapCursor {
+    /// Bytes of the buffer already given.
+    sent: usize,
+    /// The buffer's `dropped` count when last looked at.
+    dropped: usize,
+}
+
+impl TapCursor {
+    /// Gives `tap` the bytes it has not had; `mark` is where the prompt marker starts.
+    fn forward(&mut self, b: &Buffer, mark: Option<usize>, tap: &dyn OutputTap) {
+        if b.dropped > self.dropped {
+            // The reader cut bytes out of the middle, starting at `MAX_OUTPUT / 4`.
+            let cut = b.dropped - self.dropped;
+            let head = MAX_OUTPUT / 4;
+            if self.sent > head {
+                self.sent = head.max(self.sent.saturating_sub(cut));
+            }
+        }
+        self.dropped = b.dropped;
+        let end = match mark {
+            Some(start) if start > 0 && b.bytes[start - 1] == b'\n' => start - 1,
+            Some(start) => start,
+            None => b.bytes.len() - marker_prefix_len(&b.bytes),
+        };
+        if end > self.sent {
+            tap.output(&b.bytes[self.sent..end]);
+            self.sent = end;
+        }
+    }
+}
+
+/// The length of the longest tail of `bytes` that could begin the prompt (`\n` + marker).
+fn marker_prefix_len(bytes: &[u8]) -> usize {
+    let mut prompt = Vec::with_capacity(MARK.len() + 1);
+    prompt.push(b'\n');
+    prompt.extend_from_slice(MARK);
+    (1..prompt.len().min(bytes.len() + 1))
+        .rev()
+        .find(|n| bytes.ends_with(&prompt[..*n]))
+        .unwrap_or(0)
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
@@ -543,4 +617,51 @@ async fn read_loop(master: Arc<AsyncFd<OwnedFd>>, buffer: Arc<(Mutex<Buffer>, No
         b.eof = true;
     }
     buffer.1.notify_waiters();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Collects what a tap is given.
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<u8>>);
+
+    impl OutputTap for Collect {
+        fn output(&self, bytes: &[u8]) {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+        }
+    }
+
+    fn buffer(bytes: &[u8], dropped: usize) -> Buffer {
+        Buffer {
+            bytes: bytes.to_vec(),
+            dropped,
+            eof: false,
+        }
+    }
+
+    #[test]
+    fn a_tap_never_sees_the_prompt_marker_even_when_it_arrives_in_pieces() {
+        let tap = Collect::default();
+        let mut cursor = TapCursor::default();
+        let mut text = b"out\n".to_vec();
+        for piece in [&b"\n###OH_"[..], b"PS1###0|/w###OH_END###\n"] {
+            let b = buffer(&text, 0);
+            cursor.forward(&b, find(&b.bytes, MARK), &tap);
+            text.extend_from_slice(piece);
+        }
+        let b = buffer(&text, 0);
+        cursor.forward(&b, find(&b.bytes, MARK), &tap);
+        assert_eq!(&*tap.0.lock().unwrap(), b"out\n");
+    }
+
+    #[test]
+    fn only_a_tail_that_can_start_the_marker_is_held_back() {
+        assert_eq!(marker_prefix_len(b"abc"), 0);
+        assert_eq!(marker_prefix_len(b"abc\n"), 1);
+        assert_eq!(marker_prefix_len(b"abc\n###OH"), 6);
+        assert_eq!(marker_prefix_len(b"abc\n#x"), 0);
+        assert_eq!(marker_prefix_len(b""), 0);
+    }
 }

@@ -25,6 +25,8 @@ pub struct WsQuery {
     conversation_id: Option<String>,
     latest_event_id: Option<String>,
     session_api_key: Option<String>,
+    /// `true`: live output frames `{"oh_output": …}` too.
+    stream_output: Option<String>,
 }
 
 /// `GET /ws`: a new conversation, or `?conversation_id=…&latest_event_id=…` to resume one.
@@ -68,7 +70,10 @@ pub async fn handler(
         .map(|v| v as u64);
     upgrade
         .max_message_size(super::socket::MAX_EVENT_BYTES)
-        .on_upgrade(move |ws| serve(state, conversation, after, ws))
+        .on_upgrade(move |ws| {
+            let stream_output = super::query_flag(q.stream_output.as_deref());
+            serve(state, conversation, after, stream_output, ws)
+        })
 }
 
 /// A frame for the websocket writer, with the moment a live event became durable.
@@ -77,6 +82,8 @@ type Outgoing = (String, Option<std::time::Instant>);
 /// Sends frames to the websocket writer.
 struct WsSubscriber {
     out: mpsc::Sender<Outgoing>,
+    /// The client asked for live output.
+    stream_output: bool,
 }
 
 #[async_trait]
@@ -95,6 +102,15 @@ impl Subscriber for WsSubscriber {
     async fn closed(&self) {
         let _ = self.out.send((Notice::Stopped.to_json(), None)).await;
     }
+
+    fn wants_output(&self) -> bool {
+        self.stream_output
+    }
+
+    async fn output(&self, json: &Arc<str>) -> bool {
+        let frame = format!("{{\"oh_output\":{json}}}");
+        self.out.send((frame, None)).await.is_ok()
+    }
 }
 
 fn error(message: &str) -> String {
@@ -105,6 +121,7 @@ async fn serve(
     state: AppState,
     conversation: Arc<Conversation>,
     after: Option<u64>,
+    stream_output: bool,
     ws: WebSocket,
 ) {
     let _attached = conversation.attach();
@@ -131,7 +148,10 @@ async fn serve(
         conversation.clone(),
         state.manager.store().clone(),
         after,
-        Arc::new(WsSubscriber { out: out.clone() }),
+        Arc::new(WsSubscriber {
+            out: out.clone(),
+            stream_output,
+        }),
         cancel.clone(),
     ));
     while let Some(Ok(msg)) = stream.next().await {

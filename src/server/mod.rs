@@ -46,6 +46,11 @@ pub fn valid_conversation_id(id: &str) -> bool {
     crate::conversation::valid_id(id)
 }
 
+/// A yes/no connect query flag such as `stream_output`: `true` or `1` (any case) is yes.
+pub(crate) fn query_flag(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1")
+}
+
 /// The axum app and the Engine.IO server behind its `/socket.io/` route.
 pub fn app(state: AppState, engine_config: EngineConfig) -> (Router, Arc<Engine>) {
     let engine = Engine::new(
@@ -217,12 +222,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown_engine.shutdown();
     })
     .await;
-    manager.shutdown().await;
+    // The store may be waiting for an unreachable database: a stop does not wait for
+    // it longer than this.
+    if tokio::time::timeout(SHUTDOWN_STORE_WAIT, manager.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            waited = ?SHUTDOWN_STORE_WAIT,
+            "stopping with writes not stored: the database did not come back"
+        );
+    }
     cluster_stop.cancel();
     reaper.abort();
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long a stop waits for the conversations to close and their writes to be stored.
+const SHUTDOWN_STORE_WAIT: Duration = Duration::from_secs(30);
 
 /// The configured store: PostgreSQL with a database URL, else SQLite in the file store.
 async fn open_store(

@@ -19,6 +19,9 @@ use crate::store::StoredEvent;
 /// Everything the server sends on Socket.IO is an `oh_event`.
 static OH_EVENT: LazyLock<EventName> = LazyLock::new(|| EventName::new("oh_event"));
 
+/// Live output (never stored) for clients connected with `stream_output=true`.
+static OH_OUTPUT: LazyLock<EventName> = LazyLock::new(|| EventName::new("oh_output"));
+
 /// Largest `oh_user_action` accepted (upstream's Socket.IO buffer size).
 pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 
@@ -140,6 +143,7 @@ impl SocketHandler {
         let subscriber = Arc::new(SocketSubscriber {
             session: session.clone(),
             cancel: cancel.clone(),
+            stream_output: super::query_flag(session.query_param("stream_output")),
         });
         tokio::spawn(subscribe(
             conversation.clone(),
@@ -349,6 +353,8 @@ struct SocketSubscriber {
     session: Arc<Session>,
     /// Cancelled when this socket leaves the conversation.
     cancel: CancellationToken,
+    /// The client asked for output as it happens (`oh_output`).
+    stream_output: bool,
 }
 
 #[async_trait]
@@ -366,6 +372,18 @@ impl Subscriber for SocketSubscriber {
             && self
                 .session
                 .send_packet(OH_EVENT.packet(Arc::from(json)))
+                .await
+    }
+
+    fn wants_output(&self) -> bool {
+        self.stream_output
+    }
+
+    async fn output(&self, json: &Arc<str>) -> bool {
+        !self.cancel.is_cancelled()
+            && self
+                .session
+                .send_packet(OH_OUTPUT.packet(json.clone()))
                 .await
     }
 

@@ -22,6 +22,9 @@ pub enum Reply {
     Delay(Duration, Box<Reply>),
     /// A server-sent-events stream of these chunks (then `[DONE]`).
     Sse(Vec<Value>),
+    /// [`Reply::Sse`] written as a model writes: a pause before each chunk.
+    #[allow(dead_code)]
+    SsePaced(Vec<Value>, Duration),
 }
 
 #[derive(Default)]
@@ -163,6 +166,22 @@ async fn complete(
                 }
                 body.push_str("data: [DONE]\n\n");
                 return ([("content-type", "text/event-stream")], body).into_response();
+            }
+            Reply::SsePaced(chunks, pause) => {
+                let mut frames: Vec<String> =
+                    chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+                frames.push("data: [DONE]\n\n".into());
+                let body =
+                    futures::stream::unfold(frames.into_iter(), move |mut rest| async move {
+                        let frame = rest.next()?;
+                        tokio::time::sleep(pause).await;
+                        Some((Ok::<_, std::io::Error>(frame), rest))
+                    });
+                return (
+                    [("content-type", "text/event-stream")],
+                    axum::body::Body::from_stream(body),
+                )
+                    .into_response();
             }
         }
     }

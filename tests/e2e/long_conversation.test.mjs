@@ -32,7 +32,10 @@ after(async () => {
 });
 
 const chat = () => page.locator("[data-testid=chat]");
-const floor = async () => Number((await page.getAttribute("[data-testid=load-older]", "data-floor")) ?? 0);
+/** The oldest loaded id, read from the "load older" row; 0 once that row is gone (all loaded).
+ * Read without waiting: the row disappears when the last page arrives. */
+const floor = async () =>
+  Number((await page.locator("[data-testid=load-older]").evaluateAll((els) => els[0]?.getAttribute("data-floor"))) ?? 0);
 
 /** The ids held are newest-k … newest, each once, and nothing else. */
 async function assertContinuous(label) {
@@ -146,7 +149,9 @@ test("scrolling to the top loads older pages down to the first event, each id on
   assert.equal(ids.length, newest + 1, "every stored event exactly once");
   const rows = await page.locator("[data-testid=chat] .vrow").count();
   assert.ok(rows < 150, `still only a window in the DOM: ${rows} rows`);
-  assert.match(await chat().innerText(), /msg #0\b/);
+  // The last page was prepended above the item in view (which stayed put): back to the top.
+  await chat().evaluate((el) => (el.scrollTop = 0));
+  await eventually(async () => /msg #0\b/.test(await chat().innerText()), { label: "the first message at the top" });
   await screenshot(page, "long-conversation-start");
 });
 

@@ -5,7 +5,9 @@
 import http from "node:http";
 
 /**
- * script: the steps [{ text?: string, tool?: string, args?: object, delayMs?: number }],
+ * script: the steps [{ text?: string, tool?: string, args?: object, delayMs?: number,
+ * textPieces?: string[], pieceDelayMs?: number }] (textPieces: a streamed answer's text,
+ * sent piece by piece),
  * or a function (first user message text) => steps, to script several conversations.
  * Returns { url (base URL ending in /v1), requests, close }.
  */
@@ -63,7 +65,15 @@ export async function startScriptedLlm(script) {
         res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
         const send = (obj) => res.write(`data: ${JSON.stringify(obj)}\n\n`);
         const base = { id: `chatcmpl-${callSeq}`, object: "chat.completion.chunk", created, model };
-        send({ ...base, choices: [{ index: 0, delta: { role: "assistant", content: step.text ?? "" }, finish_reason: null }] });
+        if (Array.isArray(step.textPieces)) {
+          // Written as a model writes: one piece at a time.
+          for (const piece of step.textPieces) {
+            send({ ...base, choices: [{ index: 0, delta: { role: "assistant", content: piece }, finish_reason: null }] });
+            await new Promise((r) => setTimeout(r, step.pieceDelayMs ?? 300));
+          }
+        } else {
+          send({ ...base, choices: [{ index: 0, delta: { role: "assistant", content: step.text ?? "" }, finish_reason: null }] });
+        }
         if (toolCalls) {
           send({
             ...base,
@@ -85,7 +95,7 @@ export async function startScriptedLlm(script) {
           choices: [
             {
               index: 0,
-              message: { role: "assistant", content: step.text ?? null, ...(toolCalls ? { tool_calls: toolCalls } : {}) },
+              message: { role: "assistant", content: step.text ?? step.textPieces?.join("") ?? null, ...(toolCalls ? { tool_calls: toolCalls } : {}) },
               finish_reason: toolCalls ? "tool_calls" : "stop",
             },
           ],

@@ -179,7 +179,7 @@ export async function startServer(extraEnv = {}, opts = {}) {
 
 /**
  * Attach a recorder to a socket: every `oh_event` payload is pushed to
- * `socket.ohEvents` in arrival order. Attached synchronously at creation, so replayed
+ * `socket.ohEvents` in arrival order, and every event of any name to `socket.frames`. Attached synchronously at creation, so replayed
  * events are never missed.
  */
 function record(socket) {
@@ -191,6 +191,12 @@ function record(socket) {
   });
   socket.on("disconnect", () => {
     for (const w of [...socket._waiters]) w();
+  });
+  // Every event of any name, in arrival order ([name, payload]): oh_event and oh_output.
+  socket.frames = [];
+  socket.onAny((name, ...args) => {
+    socket.frames.push([name, args.length === 1 ? args[0] : args]);
+    if (name !== "oh_event") for (const w of [...socket._waiters]) w();
   });
   return socket;
 }

@@ -12,6 +12,7 @@ import { Composer } from "./Composer";
 import { TaskListView } from "./EventViews";
 import { Files } from "./Files";
 import { Icon } from "./Icon";
+import { LiveContext, LiveThought } from "./LiveOutput";
 import { SandboxBadge } from "./SandboxBadge";
 import { Terminal } from "./Terminal";
 
@@ -210,7 +211,10 @@ export function ConversationView({ id, onChanged }: { id: string; onChanged: () 
               {showTasks && <TaskListView tasks={d.taskList} />}
             </div>
           )}
-          <Chat session={session} pendingId={d.pendingConfirmation?.id ?? null} />
+          <LiveContext.Provider value={session.live}>
+            <Chat session={session} pendingId={d.pendingConfirmation?.id ?? null} />
+            <LiveThought />
+          </LiveContext.Provider>
 
           {session.errorStatus && !(state === "error" && d.reason && d.reason.includes(session.errorStatus)) && (
             <div class="banner banner-error" role="alert" data-testid="error-status">
@@ -308,7 +312,9 @@ export function ConversationView({ id, onChanged }: { id: string; onChanged: () 
           </div>
           <div class="side-body">
             {side === "terminal" ? (
-              <Terminal session={session} running={d.runningCommand} />
+              <LiveContext.Provider value={session.live}>
+                <Terminal session={session} running={d.runningCommand} />
+              </LiveContext.Provider>
             ) : side === "files" ? (
               <Files conversationId={id} changeKey={fileChangeKey} />
             ) : (

@@ -8,6 +8,7 @@ import { type ChatItem, ACTIONS_WITH_RESULT, exitCode } from "../lib/eventlog";
 import { clip } from "../lib/format";
 import { highlight, highlightFile } from "../lib/highlight";
 import { renderMarkdown } from "../lib/markdown";
+import { LiveActionOutput } from "./LiveOutput";
 import type { OHEvent, TaskItem } from "../lib/types";
 import { Icon } from "./Icon";
 
@@ -323,7 +324,7 @@ function ActionBody({ action: a, obs }: { action: OHEvent; obs?: OHEvent }) {
             <span class="prompt">$</span> {String(args.command ?? "")}
             {args.is_input && <span class="muted small"> (input to the running command)</span>}
           </div>
-          {obs ? <Output text={out} testId="run-output" /> : null}
+          {obs ? <Output text={out} testId="run-output" /> : <LiveActionOutput id={a.id} class="term-out" testId="run-live-output" />}
           {obs && code !== null && code !== 0 && (
             <div class={`term-exit ${code === -1 ? "warn" : "err"}`}>
               {code === -1 ? "The command has no exit code yet (timed out, or still running)." : `Exit code ${code}`}
@@ -336,7 +337,7 @@ function ActionBody({ action: a, obs }: { action: OHEvent; obs?: OHEvent }) {
       return (
         <>
           <pre class="code hljs" dangerouslySetInnerHTML={{ __html: highlight(String(args.code ?? ""), "python") }} />
-          {obs && <Output text={cellText(obs.content ?? "")} />}
+          {obs ? <Output text={cellText(obs.content ?? "")} /> : <LiveActionOutput id={a.id} class="term-out" testId="cell-live-output" />}
           {Array.isArray(obs?.extras?.image_urls) && (
             <div class="msg-images" data-testid="cell-images">
               {(obs!.extras!.image_urls as string[])

@@ -4,6 +4,7 @@ import { clip } from "../lib/format";
 import type { ConversationSession } from "../lib/session";
 import type { OHEvent } from "../lib/types";
 import { Icon } from "./Icon";
+import { LiveActionOutput } from "./LiveOutput";
 
 const CLIP = 20_000;
 
@@ -82,6 +83,7 @@ export function Terminal({ session, running }: { session: ConversationSession; r
               {e.observations.map((o) => (
                 <EntryOutput key={o.id} obs={o} />
               ))}
+              {e.observations.length === 0 && <LiveActionOutput id={e.action?.id} class="t-out" testId="terminal-live" />}
               {e.observations.length === 0 && e === entries[entries.length - 1] && running && (
                 <div class="t-running">
                   <span class="spinner" aria-hidden="true" /> running…

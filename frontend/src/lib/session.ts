@@ -6,6 +6,7 @@ import { ApiError, api as realApi } from "./api";
 import { type KV, dropCachedEvents, loadCachedEvents, sameEvent, saveCachedEvents } from "./cache";
 import { EventLog } from "./eventlog";
 import { OlderScan } from "./history";
+import { LiveOutput } from "./liveoutput";
 import { messageArgs } from "./attachments";
 import {
   type ConversationInfo,
@@ -73,6 +74,8 @@ function newClientId(): string {
 
 export class ConversationSession {
   readonly log = new EventLog();
+  /** Output of running commands and the model's answer as they happen. */
+  readonly live = new LiveOutput();
   conn: ConnState = "idle";
   connDetail = "";
   info: ConversationInfo | null = null;
@@ -278,6 +281,7 @@ export class ConversationSession {
       conversation_id: this.conversationId,
       latest_event_id: String(this.log.latestEventId),
       providers_set: "",
+      stream_output: "true",
     };
     if (this.info?.session_api_key) q.session_api_key = this.info.session_api_key;
     return q;
@@ -345,6 +349,7 @@ export class ConversationSession {
       }
     });
     socket.on("oh_event", (payload: unknown) => this.receive(payload));
+    socket.on("oh_output", (payload: unknown) => this.live.receive(payload));
   }
 
   /**
@@ -385,6 +390,7 @@ export class ConversationSession {
   receive(payload: unknown) {
     if (isStoredEvent(payload)) {
       if (this.log.add(payload) === "added") {
+        this.live.settle(payload);
         // A newer agent state than the error replaces an error status.
         if (payload.observation === "agent_state_changed" && payload.extras?.agent_state !== "error") {
           this.errorStatus = "";

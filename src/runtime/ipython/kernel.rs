@@ -349,7 +349,13 @@ impl Kernel {
     }
 
     /// Runs `code` as one cell and collects its outputs within `limits`.
-    pub async fn execute(&self, code: &str, limits: Limits) -> Result<CellOutput, KernelError> {
+    /// Printed output (streams and tracebacks) also goes to `tap` as it arrives.
+    pub async fn execute(
+        &self,
+        code: &str,
+        limits: Limits,
+        tap: Option<&dyn crate::runtime::output_tap::OutputTap>,
+    ) -> Result<CellOutput, KernelError> {
         let mut guard = self.channels.lock().await;
         let ch = &mut *guard;
         while ch.iopub.try_recv().is_ok() {}
@@ -398,6 +404,9 @@ impl Kernel {
                     }
                     match msg.content {
                         JupyterMessageContent::StreamContent(s) => {
+                            if let Some(tap) = tap {
+                                tap.output(s.text.as_bytes());
+                            }
                             out.push_text(&s.text);
                             last_output = Instant::now();
                         }
@@ -410,6 +419,10 @@ impl Kernel {
                             last_output = Instant::now();
                         }
                         JupyterMessageContent::ErrorOutput(e) => {
+                            if let Some(tap) = tap {
+                                tap.output(super::output::strip_ansi(&e.traceback.join("\n")).as_bytes());
+                                tap.output(b"\n");
+                            }
                             out.push_text(&e.traceback.join("\n"));
                             out.push_text("\n");
                             last_output = Instant::now();

@@ -128,7 +128,13 @@ impl IPython {
 
     /// Runs one cell. `timeout` (seconds) is the action's hard timeout; without it the
     /// cell is also interrupted after `no_change_timeout` without output.
-    pub async fn run(&self, args: &IPythonRunCellArgs, timeout: Option<f64>) -> Observation {
+    /// The cell's printed output goes to `tap` as it is produced.
+    pub async fn run(
+        &self,
+        args: &IPythonRunCellArgs,
+        timeout: Option<f64>,
+        tap: Option<&dyn crate::runtime::output_tap::OutputTap>,
+    ) -> Observation {
         if !available().await {
             return Observation::error(NOT_AVAILABLE, "");
         }
@@ -149,11 +155,11 @@ impl IPython {
             hard: hard.unwrap_or(self.default_timeout),
         };
         if fresh && !args.kernel_init_code.trim().is_empty() {
-            if let Err(e) = kernel.execute(&args.kernel_init_code, limits).await {
+            if let Err(e) = kernel.execute(&args.kernel_init_code, limits, None).await {
                 tracing::warn!(error = %e, "kernel_init_code failed");
             }
         }
-        match kernel.execute(&args.code, limits).await {
+        match kernel.execute(&args.code, limits, tap).await {
             Ok(out) => {
                 if matches!(out.end, CellEnd::Died(_) | CellEnd::Killed) {
                     kernel.kill();

@@ -23,12 +23,12 @@ fn cell(code: &str) -> IPythonRunCellArgs {
 async fn variables_persist_and_errors_come_back_as_tracebacks() {
     let dir = tempfile::tempdir().unwrap();
     let py = cells(dir.path());
-    let first = py.run(&cell("x = 41\nprint('hello')"), None).await;
+    let first = py.run(&cell("x = 41\nprint('hello')"), None, None).await;
     assert_eq!(first.content, "hello");
-    let second = py.run(&cell("x + 1"), None).await;
+    let second = py.run(&cell("x + 1"), None, None).await;
     assert_eq!(second.content, "42");
     assert!(matches!(second.kind, ObservationKind::RunIpython(ref e) if e.code == "x + 1"));
-    let err = py.run(&cell("1/0"), None).await;
+    let err = py.run(&cell("1/0"), None, None).await;
     assert!(err.content.contains("ZeroDivisionError"), "{}", err.content);
     assert!(!err.content.contains('\x1b'), "{:?}", err.content);
     py.close();

@@ -19,6 +19,9 @@ use std::sync::Arc;
 const MAX_BATCH: usize = 4096;
 /// A batch that takes longer than this (a hung server) fails, and its connection is dropped.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a batch is tried again while the database cannot be reached before its
+/// writes are reported failed.
+const RETRY_FOR: Duration = Duration::from_secs(600);
 
 /// A field-level metadata update.
 pub struct Patch {
@@ -146,7 +149,7 @@ pub async fn run(
         let (commit, outcomes) = if requests.iter().all(|r| matches!(r, Request::Flush)) {
             (Ok(()), requests.iter().map(|_| Ok(false)).collect())
         } else {
-            commit_batch(&pool, &requests).await
+            commit_until_reachable(&pool, &requests).await
         };
         let took = started.elapsed();
         if let Err(e) = &commit {
@@ -162,10 +165,56 @@ pub async fn run(
     }
 }
 
-/// Runs `batch` in one transaction: the batch's outcome and each write's own.
+/// Commits `batch`, trying again while the database cannot be reached (for up to
+/// [`RETRY_FOR`]): the writes behind it wait, so the ids of a conversation stay dense
+/// and nothing queued is dropped because of an outage. A write refused for what it is
+/// (a taken id, a fence) is answered at once.
+async fn commit_until_reachable(
+    pool: &Pool,
+    batch: &[Request],
+) -> (Result<(), StoreError>, Vec<Result<bool, StoreError>>) {
+    let deadline = Instant::now() + RETRY_FOR;
+    let mut pause = Duration::from_millis(100);
+    let mut retrying = false;
+    loop {
+        let (commit, outcomes) = commit_batch(pool, batch, retrying).await;
+        match &commit {
+            Err(e) if is_transient(e) && Instant::now() + pause < deadline => {
+                tracing::warn!(writes = batch.len(), retry_in = ?pause, "PostgreSQL unreachable, the writes wait: {e}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+                retrying = true;
+            }
+            _ => return (commit, outcomes),
+        }
+    }
+}
+
+/// Whether a batch failed because the database could not be reached (worth trying
+/// again), not because of what it holds.
+fn is_transient(e: &StoreError) -> bool {
+    match e {
+        StoreError::Unavailable(_) => true,
+        StoreError::Postgres(e) => match e.as_db_error() {
+            // Connection exceptions, shutdowns, a server not accepting connections yet,
+            // too many connections.
+            Some(db) => {
+                let code = db.code().code();
+                code.starts_with("08") || code.starts_with("57P") || code == "53300"
+            }
+            None => true,
+        },
+        _ => false,
+    }
+}
+
+/// Runs `batch` in one transaction: the batch's outcome and each write's own. When
+/// `retrying` (an earlier attempt's commit may have landed), an event found stored
+/// with exactly its bytes counts as written.
 async fn commit_batch(
     pool: &Pool,
     batch: &[Request],
+    retrying: bool,
 ) -> (Result<(), StoreError>, Vec<Result<bool, StoreError>>) {
     let mut outcomes: Vec<Result<bool, StoreError>> = batch.iter().map(|_| Ok(false)).collect();
     let mut client = match pool.get().await {
@@ -181,7 +230,7 @@ async fn commit_batch(
                 .take_while(|r| matches!(r, Request::Event { .. }))
                 .count();
             if run > 0 {
-                insert_events(&tx, &batch[i..i + run], &mut outcomes[i..i + run]).await?;
+                insert_events(&tx, &batch[i..i + run], &mut outcomes[i..i + run], retrying).await?;
                 i += run;
                 continue;
             }
@@ -212,6 +261,7 @@ async fn insert_events(
     tx: &deadpool_postgres::Transaction<'_>,
     run: &[Request],
     outcomes: &mut [Result<bool, StoreError>],
+    retrying: bool,
 ) -> Result<(), StoreError> {
     let appends: Vec<EventRow<'_>> = run
         .iter()
@@ -272,6 +322,21 @@ async fn insert_events(
     let mut inserted = HashSet::with_capacity(rows.len());
     for row in rows {
         inserted.insert((row.try_get::<_, String>(0)?, row.try_get::<_, i64>(1)?));
+    }
+    if retrying && inserted.len() < ids.len() {
+        // A commit of unknown outcome may have stored some of these already: those
+        // whose stored bytes are exactly ours were written by that commit.
+        let stmt = tx
+            .prepare_cached(
+                "SELECT e.conversation_id, e.id FROM events e
+                 JOIN UNNEST($1::text[], $2::int8[], $3::text[]) AS w(conversation_id, id, json)
+                   ON e.conversation_id = w.conversation_id AND e.id = w.id AND e.json = w.json",
+            )
+            .await?;
+        let params: [&(dyn ToSql + Sync); 3] = [&cids, &ids, &jsons];
+        for row in tx.query(&stmt, &params).await? {
+            inserted.insert((row.try_get::<_, String>(0)?, row.try_get::<_, i64>(1)?));
+        }
     }
     let (mut key_cids, mut key_ids, mut key_events) = (Vec::new(), Vec::new(), Vec::new());
     for (a, outcome) in appends.iter().zip(outcomes.iter_mut()) {
