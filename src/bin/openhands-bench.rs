@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
+#[path = "bench/cluster.rs"]
+mod cluster;
 #[path = "bench/scale.rs"]
 mod scale;
 #[path = "../../tests/common/postgres.rs"]
@@ -521,13 +523,16 @@ async fn browser(port: u16) {
 
 /// Sends `events` messages at `rate` per second to a conversation with `clients`
 /// readers; prints latency percentiles and checks exactly-once delivery.
-async fn fan_out(port: u16, cid: &str, clients: usize, events: u64, rate: u64) {
+async fn fan_out(ports: &[u16], cid: &str, clients: usize, events: u64, rate: u64) {
+    // The writer first: on a cluster, its node comes to own the conversation.
+    let writer = connect(ports[0], cid, -1).await;
     let mut readers = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(clients);
     let epoch = Instant::now();
-    for _ in 0..clients {
+    for c in 0..clients {
         let ready = ready_tx.clone();
         let cid = cid.to_string();
+        let port = ports[c % ports.len()];
         readers.push(tokio::spawn(async move {
             let mut ws = connect(port, &cid, -1).await;
             ready.send(()).await.expect("ready");
@@ -557,7 +562,6 @@ async fn fan_out(port: u16, cid: &str, clients: usize, events: u64, rate: u64) {
     for _ in 0..clients {
         ready_rx.recv().await.expect("client ready");
     }
-    let writer = connect(port, cid, -1).await;
     let (mut tx, mut rx) = writer.split();
     let drain = tokio::spawn(async move { while rx.next().await.is_some() {} });
     let mut sent = Vec::with_capacity(events as usize);
@@ -593,7 +597,8 @@ async fn fan_out(port: u16, cid: &str, clients: usize, events: u64, rate: u64) {
     drain.abort();
     latencies.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "fan-out of {events} events ({rate}/s) to {clients} clients: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; every event delivered exactly once",
+        "fan-out of {events} events ({rate}/s) to {clients} clients on {} node(s): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; every event delivered exactly once",
+        ports.len(),
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or(f64::NAN)
@@ -850,6 +855,10 @@ async fn main() {
         }
         return;
     }
+    if std::env::args().nth(1).as_deref() == Some("cluster") {
+        cluster::run().await;
+        return;
+    }
     if std::env::args().nth(1).as_deref() == Some("scale") {
         scale::run().await;
         return;
@@ -1053,7 +1062,7 @@ async fn run_all() {
     // 6. Fan-out: 1,000 events to 200 clients of one conversation, at two event rates.
     for (i, rate) in [100u64, 500].into_iter().enumerate() {
         let (cpu0, sys0) = cpu_times(server.child.id());
-        fan_out(port, &format!("bench_fanout_{i}"), 200, 1_000, rate).await;
+        fan_out(&[port], &format!("bench_fanout_{i}"), 200, 1_000, rate).await;
         let (cpu1, sys1) = cpu_times(server.child.id());
         let (cpu, sys) = (cpu1 - cpu0, sys1 - sys0);
         println!(

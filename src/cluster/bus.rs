@@ -223,23 +223,24 @@ impl Bus {
         }
     }
 
-    /// Announces that event `id` of `conversation_id` is stored.
+    /// Announces that events `(id, json)` of `conversation_id` are stored, in order, in
+    /// one round trip.
     pub async fn publish_stored(
         &self,
         conversation_id: &str,
-        id: u64,
-        json: &str,
+        events: &[(u64, &str)],
     ) -> Result<(), ClusterError> {
-        let payload = if json.len() <= INLINE_EVENT_BYTES {
-            format!("{id}\n{json}")
-        } else {
-            id.to_string()
-        };
-        let _: i64 = redis::cmd("PUBLISH")
-            .arg(events_channel(conversation_id))
-            .arg(payload)
-            .query_async(&mut self.redis.clone())
-            .await?;
+        let channel = events_channel(conversation_id);
+        let mut pipe = redis::pipe();
+        for (id, json) in events {
+            let payload = if json.len() <= INLINE_EVENT_BYTES {
+                format!("{id}\n{json}")
+            } else {
+                id.to_string()
+            };
+            pipe.cmd("PUBLISH").arg(&channel).arg(payload).ignore();
+        }
+        let () = pipe.query_async(&mut self.redis.clone()).await?;
         Ok(())
     }
 

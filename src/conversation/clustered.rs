@@ -19,6 +19,9 @@ use crate::events::{Event, Observation};
 use crate::runtime::LocalRuntime;
 use crate::store::{EventRange, EventStore, StoredEvent};
 
+/// Stored events announced to the other nodes in one Redis round trip, at most.
+const ANNOUNCE_BATCH: usize = 256;
+
 /// Builds the runtime and the agent's options each time this node becomes the owner.
 pub(super) type OwnerKit =
     Box<dyn Fn() -> Option<(Arc<LocalRuntime>, (Arc<Config>, AgentOptions))> + Send + Sync>;
@@ -361,8 +364,19 @@ impl Node {
         let left = loop {
             tokio::select! {
                 left = &mut run => break left,
+                // Stored events to announce: this one and whatever else is ready.
                 ev = live.recv() => match ev {
-                    Ok(ev) => self.publish(&ev).await,
+                    Ok(ev) => {
+                        let mut ready = vec![ev];
+                        while ready.len() < ANNOUNCE_BATCH {
+                            match live.try_recv() {
+                                Ok(ev) => ready.push(ev),
+                                Err(TryRecvError::Lagged(_)) => continue,
+                                Err(_) => break,
+                            }
+                        }
+                        self.publish(&ready).await;
+                    }
                     Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => {}
                 },
@@ -406,33 +420,42 @@ impl Node {
                 }
             }
         };
+        let mut rest = Vec::new();
         loop {
             match live.try_recv() {
-                Ok(ev) => self.publish(&ev).await,
+                Ok(ev) => rest.push(ev),
                 Err(TryRecvError::Lagged(_)) => continue,
                 Err(_) => break,
             }
         }
+        self.publish(&rest).await;
         self.step_down(lease, !lost).await;
         for cmd in left {
             self.forward(cmd);
         }
     }
 
-    /// Announces a stored event to the other nodes and moves the cursor.
-    async fn publish(&mut self, ev: &StoredEvent) {
-        if self.cursor.is_some_and(|c| ev.id <= c) {
+    /// Announces stored events to the other nodes (one round trip) and moves the cursor.
+    async fn publish(&mut self, events: &[StoredEvent]) {
+        let mut fresh = Vec::with_capacity(events.len());
+        for ev in events {
+            if self.cursor.is_some_and(|c| ev.id <= c) {
+                continue;
+            }
+            self.cursor = Some(ev.id);
+            fresh.push((ev.id, &*ev.json));
+        }
+        if fresh.is_empty() {
             return;
         }
-        self.cursor = Some(ev.id);
         if let Err(e) = self
             .cluster
             .bus
-            .publish_stored(&self.conversation.id, ev.id, &ev.json)
+            .publish_stored(&self.conversation.id, &fresh)
             .await
         {
             // Followers poll the database: they are late, not wrong.
-            tracing::debug!("cannot announce event {}: {e}", ev.id);
+            tracing::debug!(events = fresh.len(), "cannot announce stored events: {e}");
         }
     }
 
