@@ -10,6 +10,7 @@ mod lenient;
 mod openai;
 pub mod pricing;
 mod retry;
+mod sse;
 
 use async_trait::async_trait;
 use serde::Deserialize;
