@@ -45,13 +45,15 @@ struct BlockDelta {
 /// What a delta adds; other kinds (thinking, signatures, citations) are skipped, as the
 /// non-streamed path skips their blocks.
 #[derive(Debug, Default, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type")]
 enum Delta {
-    TextDelta {
+    #[serde(rename = "text_delta")]
+    Text {
         #[serde(default, deserialize_with = "lenient::or_default")]
         text: String,
     },
-    InputJsonDelta {
+    #[serde(rename = "input_json_delta")]
+    InputJson {
         #[serde(default, deserialize_with = "lenient::or_default")]
         partial_json: String,
     },
@@ -180,13 +182,13 @@ impl Assembly {
                     ))
                 })?;
                 match (block, delta.delta) {
-                    (Block::Text(text), Delta::TextDelta { text: piece }) => {
+                    (Block::Text(text), Delta::Text { text: piece }) => {
                         if let Some(sink) = sink.filter(|_| !piece.is_empty()) {
                             sink.write(&piece);
                         }
                         text.push_str(&piece);
                     }
-                    (Block::ToolUse { json, .. }, Delta::InputJsonDelta { partial_json }) => {
+                    (Block::ToolUse { json, .. }, Delta::InputJson { partial_json }) => {
                         json.push_str(&partial_json)
                     }
                     (Block::Other, _) | (_, Delta::Other) => {}
