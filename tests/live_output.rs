@@ -426,6 +426,161 @@ async fn the_models_answer_streams_as_it_is_written_and_the_stored_message_is_wh
     assert_eq!(llm.requests()[0]["stream"], true);
 }
 
+/// Anthropic's events for an answer: `text` in the given pieces, then (when `command` is
+/// set) an `execute_bash` call whose input arrives in pieces of 4 characters.
+fn anthropic_events(id: &str, pieces: &[&str], command: Option<&str>) -> Vec<Value> {
+    let mut events = vec![
+        json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant", "model": "claude-test", "content": [], "stop_reason": null, "usage": {"input_tokens": 30, "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "ping"}),
+    ];
+    for piece in pieces {
+        events.push(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}));
+    }
+    events.push(json!({"type": "content_block_stop", "index": 0}));
+    if let Some(command) = command {
+        events.push(json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "execute_bash", "input": {}}}));
+        let input = json!({"command": command, "security_risk": "LOW"}).to_string();
+        let chars: Vec<char> = input.chars().collect();
+        for part in chars.chunks(4) {
+            let part: String = part.iter().collect();
+            events.push(json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": part}}));
+        }
+        events.push(json!({"type": "content_block_stop", "index": 1}));
+    }
+    let stop = if command.is_some() {
+        "tool_use"
+    } else {
+        "end_turn"
+    };
+    events.push(json!({"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": 12}}));
+    events.push(json!({"type": "message_stop"}));
+    events
+}
+
+#[tokio::test]
+async fn an_anthropic_models_answer_streams_as_it_is_written_and_its_tool_call_is_whole() {
+    let words = ["Let ", "me ", "look ", "around."];
+    let llm = ScriptedLlm::start(vec![
+        Reply::AnthropicSsePaced(
+            anthropic_events("msg_1", &words, Some("echo from-a-stream")),
+            Duration::from_millis(150),
+        ),
+        Reply::AnthropicSsePaced(
+            anthropic_events("msg_2", &["All ", "done."], None),
+            Duration::from_millis(20),
+        ),
+    ])
+    .await;
+    let base = llm.base_url.trim_end_matches("/v1").to_string();
+    let server = Server::with_env(&[
+        ("LLM_MODEL", "anthropic/claude-test"),
+        ("LLM_API_KEY", "ant-key"),
+        ("LLM_BASE_URL", &base),
+    ]);
+    let cid = new_id();
+    let mut ws = ws_ready(
+        server.port,
+        &format!("conversation_id={cid}&stream_output=true"),
+    )
+    .await;
+    send_user_action(&mut ws, &message("look around")).await;
+    let mut thoughts = Vec::new();
+    let run = loop {
+        match next_got(&mut ws).await {
+            Got::Output(o) => {
+                assert_eq!(o["kind"], "thought");
+                thoughts.push(o);
+            }
+            Got::Event(e) if e["source"] == "agent" && e["action"] == "run" => break e,
+            _ => {}
+        }
+    };
+    assert_eq!(run["args"]["command"], "echo from-a-stream");
+    assert_eq!(run["args"]["thought"], "Let me look around.");
+    let text: String = thoughts
+        .iter()
+        .map(|o| o["chunk"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(text, "Let me look around.");
+    assert!(thoughts.len() >= 3, "pieces as they came: {thoughts:?}");
+    assert!(thoughts[0]["after"].as_u64().unwrap() < run["id"].as_u64().unwrap());
+    let metadata = &run["tool_call_metadata"]["model_response"];
+    assert_eq!(
+        metadata["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+        json!({"command": "echo from-a-stream", "security_risk": "LOW"}).to_string()
+    );
+    assert_eq!(metadata["usage"]["completion_tokens"], 12);
+    let answer = loop {
+        if let Got::Event(e) = next_got(&mut ws).await {
+            if e["source"] == "agent" && e["action"] == "message" {
+                break e;
+            }
+        }
+    };
+    assert_eq!(answer["args"]["content"], "All done.");
+    let requests = llm.requests();
+    assert_eq!(requests[0]["stream"], true);
+    assert_eq!(requests[0]["model"], "claude-test");
+    assert_eq!(llm.headers(0)["x-api-key"], "ant-key");
+    let result = &requests[1]["messages"][2]["content"][0];
+    assert_eq!(result["type"], "tool_result");
+    assert!(result["content"]
+        .as_str()
+        .unwrap()
+        .contains("from-a-stream"));
+}
+
+#[tokio::test]
+async fn an_anthropic_stream_cut_short_is_an_error_the_user_sees_not_a_hang() {
+    let mut events = anthropic_events("msg_1", &["Half ", "an "], None);
+    events.truncate(events.len() - 3);
+    let llm = ScriptedLlm::start(vec![Reply::AnthropicSsePaced(
+        events,
+        Duration::from_millis(10),
+    )])
+    .await;
+    let base = llm.base_url.trim_end_matches("/v1").to_string();
+    let server = Server::with_env(&[
+        ("LLM_MODEL", "anthropic/claude-test"),
+        ("LLM_API_KEY", "ant-key"),
+        ("LLM_BASE_URL", &base),
+    ]);
+    let cid = new_id();
+    let mut ws = ws_ready(
+        server.port,
+        &format!("conversation_id={cid}&stream_output=true"),
+    )
+    .await;
+    send_user_action(&mut ws, &message("hello")).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut thoughts = String::new();
+    let error = loop {
+        assert!(Instant::now() < deadline, "no error reported");
+        match next_got(&mut ws).await {
+            Got::Output(o) => thoughts.push_str(o["chunk"].as_str().unwrap_or("")),
+            Got::Event(e) => {
+                let agent_message = e["source"] == "agent" && e["action"] == "message";
+                assert!(!agent_message, "no answer from half a stream: {e}");
+                if e["observation"] == "agent_state_changed"
+                    && e["extras"]["agent_state"] == "error"
+                {
+                    break e;
+                }
+            }
+            Got::Notice => {}
+        }
+    };
+    let reason = error["extras"]["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("message_stop"), "{error}");
+    assert_eq!(thoughts, "Half an ", "what was written was shown");
+    assert_eq!(
+        llm.requests().len(),
+        1,
+        "an unreadable answer is not asked again"
+    );
+}
+
 #[tokio::test]
 async fn without_a_watching_client_the_model_is_asked_without_streaming() {
     let llm = ScriptedLlm::start(vec![llm::text("Plain answer.")]).await;

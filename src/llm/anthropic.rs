@@ -1,4 +1,7 @@
-//! The Anthropic Messages API, spoken natively.
+//! The Anthropic Messages API, spoken natively; streamed (see `anthropic/stream.rs`)
+//! when someone watches the answer being written or when so configured.
+
+mod stream;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -37,6 +40,9 @@ struct MessagesRequest<'a> {
     system: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<ToolDefinition<'a>>,
+    /// `true` for a streamed answer; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<bool>,
 }
 
 /// One turn: Anthropic wants user and assistant turns to alternate, so consecutive
@@ -236,13 +242,24 @@ impl AnthropicClient {
                 .iter()
                 .filter_map(ToolDefinition::from_openai)
                 .collect(),
+            stream: self.streams(request).then_some(true),
         }
+    }
+
+    /// Whether `request` is asked as a stream: configured so, or someone watches the text.
+    fn streams(&self, request: &ChatRequest) -> bool {
+        self.settings.stream || request.text_sink.is_some()
     }
 }
 
 /// Reads a Messages response and restates it in OpenAI's shape for the metadata.
 fn parse_response(v: Value) -> Result<ChatResponse, LlmError> {
-    let response = MessagesResponse::deserialize(&v).unwrap_or_default();
+    restate(MessagesResponse::deserialize(&v).unwrap_or_default())
+}
+
+/// The answer of a Messages response (read whole, or assembled from a stream), with
+/// `raw` in OpenAI's shape for the metadata.
+fn restate(response: MessagesResponse) -> Result<ChatResponse, LlmError> {
     let blocks = response
         .content
         .ok_or_else(|| LlmError::InvalidResponse("no content blocks".into()))?;
@@ -305,7 +322,13 @@ impl LlmClient for AnthropicClient {
             req = req.header("x-api-key", key);
         }
         let res = super::send_json(req, &self.url).await?;
-        parse_response(super::read_json(res).await?)
+        if self.streams(request) {
+            let sink = request.text_sink.as_ref();
+            let limit = super::sse::LIMITS;
+            stream::read(res.bytes_stream(), &self.url, sink, limit).await
+        } else {
+            parse_response(super::read_json(res).await?)
+        }
     }
 }
 

@@ -10,6 +10,7 @@ mod lenient;
 mod openai;
 pub mod pricing;
 mod retry;
+mod sse;
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -51,8 +52,8 @@ pub struct ChatRequest {
     pub messages: Vec<ChatMessage>,
     /// OpenAI-style function tool definitions (`{"type":"function","function":{…}}`).
     pub tools: Vec<Value>,
-    /// Who wants the answer's text as it is written. OpenAI-compatible clients then
-    /// stream the answer; the response is the same whole answer either way.
+    /// Who wants the answer's text as it is written. Clients then stream the answer; the
+    /// response is the same whole answer either way.
     pub text_sink: Option<TextSink>,
 }
 
@@ -234,7 +235,7 @@ pub struct LlmSettings {
     pub temperature: f64,
     pub top_p: f64,
     pub max_output_tokens: Option<u64>,
-    /// Stream responses (OpenAI-compatible providers).
+    /// Stream responses even when nobody watches the text.
     pub stream: bool,
 }
 

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use eventsource_stream::{Event, EventStreamError, Eventsource};
+use eventsource_stream::Event;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -482,12 +482,9 @@ where
     S: Stream<Item = Result<Bytes, reqwest::Error>>,
 {
     let mut state = StreamState::default();
-    let mut events = std::pin::pin!(body.eventsource());
+    let mut events = std::pin::pin!(super::sse::events(body, url, super::sse::LIMITS));
     while let Some(event) = events.next().await {
-        let event = event.map_err(|e| match e {
-            EventStreamError::Transport(e) => LlmError::from_reqwest(url, e),
-            other => LlmError::InvalidResponse(other.to_string()),
-        })?;
+        let event = event?;
         match read_event(&event)? {
             Sse::Chunk(v) => {
                 let chunk = StreamChunk::deserialize(&v).unwrap_or_default();

@@ -25,6 +25,10 @@ pub enum Reply {
     /// [`Reply::Sse`] written as a model writes: a pause before each chunk.
     #[allow(dead_code)]
     SsePaced(Vec<Value>, Duration),
+    /// Anthropic's stream: each event named by its data's `type` (no `[DONE]`), a pause
+    /// before each.
+    #[allow(dead_code)]
+    AnthropicSsePaced(Vec<Value>, Duration),
 }
 
 #[derive(Default)]
@@ -171,20 +175,31 @@ async fn complete(
                 let mut frames: Vec<String> =
                     chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
                 frames.push("data: [DONE]\n\n".into());
-                let body =
-                    futures::stream::unfold(frames.into_iter(), move |mut rest| async move {
-                        let frame = rest.next()?;
-                        tokio::time::sleep(pause).await;
-                        Some((Ok::<_, std::io::Error>(frame), rest))
-                    });
-                return (
-                    [("content-type", "text/event-stream")],
-                    axum::body::Body::from_stream(body),
-                )
-                    .into_response();
+                return paced(frames, pause);
+            }
+            Reply::AnthropicSsePaced(events, pause) => {
+                let frames = events
+                    .iter()
+                    .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap_or("")))
+                    .collect();
+                return paced(frames, pause);
             }
         }
     }
+}
+
+/// A server-sent-events response writing `frames` with a pause before each.
+fn paced(frames: Vec<String>, pause: Duration) -> Response {
+    let body = futures::stream::unfold(frames.into_iter(), move |mut rest| async move {
+        let frame = rest.next()?;
+        tokio::time::sleep(pause).await;
+        Some((Ok::<_, std::io::Error>(frame), rest))
+    });
+    (
+        [("content-type", "text/event-stream")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
 }
 
 static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
