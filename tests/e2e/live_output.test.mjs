@@ -45,7 +45,10 @@ test("a running command's output grows in the terminal, then the observation rep
 
   // The observation replaces the live output.
   const entry = page.locator("[data-testid=terminal-entry]", { hasText: "for i in 1 2 3 4 5 6" }).last();
-  await eventually(async () => (await term.count()) === 0, { timeout: 15_000, label: "the live output replaced" });
+  await eventually(async () => (await term.count()) === 0 && /tick6/.test(await entry.innerText()), {
+    timeout: 15_000,
+    label: "the live output replaced by the observation",
+  });
   const whole = await entry.innerText();
   for (let i = 1; i <= 6; i++) assert.match(whole, new RegExp(`tick${i}`));
   assert.deepEqual(pageErrors, []);
