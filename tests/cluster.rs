@@ -617,6 +617,80 @@ async fn postgresql_restarting_between_turns_is_survived_by_every_node_without_a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_restarting_while_a_command_runs_delays_its_observation_without_a_gap() {
+    let llm = ScriptedLlm::start(vec![
+        call(
+            "execute_bash",
+            json!({"command": "sleep 2; echo done-during-the-outage", "security_risk": "LOW"}),
+        ),
+        call("finish", json!({"message": "after the outage"})),
+    ])
+    .await;
+    let pg = Postgres::start();
+    let db = pg.fresh_database();
+    let redis = Redis::start();
+    let workspace = tempfile::tempdir().unwrap();
+    let a = node(&llm, &db, &redis, workspace.path());
+    let b = node(&llm, &db, &redis, workspace.path());
+    let cid = new_id();
+    let query = format!("conversation_id={cid}&latest_event_id=-1");
+    let mut wa = ws_ready(a.port, &query).await;
+    let mut wb = ws_ready(b.port, &query).await;
+    send_user_action(&mut wa, &message("run the command")).await;
+    // The command runs on A (B sees its action), then the database goes away.
+    let mut seen_b = Vec::new();
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(20), next_frame(&mut wb))
+            .await
+            .expect("the command");
+        let run = e.contains("\"action\":\"run\"");
+        seen_b.push(e);
+        if run {
+            break;
+        }
+    }
+    pg.stop();
+    wait_health(&a, 503).await;
+    // The command ends while the database is down; its observation waits for it.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    pg.restart();
+    wait_health(&a, 200).await;
+    let limit = Duration::from_secs(30);
+    let (seen_a, more_b) = tokio::join!(
+        until_state(&mut wa, "finished", limit),
+        until_state(&mut wb, "finished", limit),
+    );
+    seen_b.extend(more_b);
+    assert_dense(&seen_b);
+    assert_dense(&seen_a);
+    let from_run = |events: &[String]| -> Vec<String> {
+        let i = events
+            .iter()
+            .position(|e| e.contains("\"action\":\"run\""))
+            .unwrap();
+        events[i..].to_vec()
+    };
+    assert_eq!(
+        from_run(&seen_a),
+        from_run(&seen_b),
+        "the same stream on both nodes"
+    );
+    let observation = seen_b
+        .iter()
+        .find(|e| e.contains("\"observation\":\"run\""))
+        .expect("the command's observation");
+    assert!(
+        observation.contains("done-during-the-outage"),
+        "{observation}"
+    );
+    assert!(!seen_b.iter().any(|e| e.contains("STATUS$RUNTIME_LOST")));
+    let stored = wait_events(&b, &cid, id_of(seen_b.last().unwrap()) as usize + 1).await;
+    let ids: Vec<u64> = stored.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (0..ids.len() as u64).collect::<Vec<_>>());
+    assert_eq!(llm.requests().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_conversation_whose_owner_died_is_taken_over_and_continued_with_nobody_watching()
 {
     let llm = ScriptedLlm::start(vec![
