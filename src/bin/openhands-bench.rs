@@ -995,46 +995,8 @@ async fn run_all() {
     let (server, _) = start().await;
     let port = server.port;
 
-    // 2. Durable appends per second.
-    let n = 20_000;
-    let t = append_n(port, "bench_append_one", n).await;
-    println!(
-        "durable appends, one conversation: {:.0} events/s ({n} events in {:.0} ms)",
-        n as f64 / t.as_secs_f64(),
-        t.as_secs_f64() * 1000.0
-    );
-    let t0 = Instant::now();
-    let tasks: Vec<_> = (0..10)
-        .map(|i| {
-            tokio::spawn(
-                async move { append_n(port, &format!("bench_append_many_{i}"), 2_000).await },
-            )
-        })
-        .collect();
-    for t in tasks {
-        t.await.expect("append task");
-    }
-    let t = t0.elapsed();
-    println!(
-        "durable appends, 10 conversations: {:.0} events/s (20000 events in {:.0} ms)",
-        20_000.0 / t.as_secs_f64(),
-        t.as_secs_f64() * 1000.0
-    );
-
-    // 3. Replay of 10,000 stored events to one socket client.
-    append_n(port, "bench_replay", 10_000).await;
-    let mut replays = Vec::new();
-    for _ in 0..5 {
-        let t0 = Instant::now();
-        let mut ws = connect(port, "bench_replay", -1).await;
-        let ids = read_until(&mut ws, 9_999).await;
-        replays.push(t0.elapsed().as_secs_f64() * 1000.0);
-        assert_eq!(ids.len(), 10_000, "replay must deliver every event once");
-    }
-    println!(
-        "replay of 10,000 events to one client: median {:.1} ms (5 runs)",
-        median(replays)
-    );
+    // 2–3. Durable appends per second, and the replay of 10,000 stored events.
+    store_figures("SQLite", port).await;
 
     // 4. Runtime: `echo hi` round trips, and 1,000 sequential commands.
     run_commands(port, "bench_run_warmup", 5).await;
