@@ -617,6 +617,83 @@ async fn postgresql_restarting_between_turns_is_survived_by_every_node_without_a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_another_node_sees_the_owners_command_output_as_it_is_produced() {
+    let llm = ScriptedLlm::start(vec![
+        call(
+            "execute_bash",
+            json!({"command": "for i in 1 2 3 4; do echo tick$i; sleep 0.5; done", "security_risk": "LOW"}),
+        ),
+        call("finish", json!({"message": "counted"})),
+    ])
+    .await;
+    let pg = Postgres::shared();
+    let db = pg.fresh_database();
+    let redis = Redis::start();
+    let workspace = tempfile::tempdir().unwrap();
+    let a = node(&llm, &db, &redis, workspace.path());
+    let b = node(&llm, &db, &redis, workspace.path());
+    let cid = new_id();
+    let mut wa = ws_ready(a.port, &format!("conversation_id={cid}&latest_event_id=-1")).await;
+    let mut wb = ws_ready(
+        b.port,
+        &format!("conversation_id={cid}&latest_event_id=-1&stream_output=true"),
+    )
+    .await;
+    send_user_action(&mut wa, &message("count slowly")).await;
+    // On B: the run action, then its output as it grows, then the observation.
+    let (mut run_id, mut chunks, mut observation) = (None, Vec::new(), None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while observation.is_none() {
+        assert!(Instant::now() < deadline, "no observation on B");
+        let t = next_text(&mut wb).await;
+        if let Some(rest) = t.strip_prefix("42[\"oh_output\",") {
+            let v: Value = serde_json::from_str(&rest[..rest.len() - 1]).unwrap();
+            assert_eq!(v["kind"], "command", "{v}");
+            assert_eq!(
+                v["action_id"].as_u64(),
+                run_id,
+                "output after its action: {v}"
+            );
+            chunks.push(v);
+        } else if let Some(rest) = t.strip_prefix("42[\"oh_event\",") {
+            let v: Value = serde_json::from_str(&rest[..rest.len() - 1]).unwrap();
+            if v["action"] == "run" {
+                run_id = v["id"].as_u64();
+            } else if v["observation"] == "run" {
+                observation = Some(v);
+            }
+        }
+    }
+    let text: String = chunks
+        .iter()
+        .map(|c| c["chunk"].as_str().unwrap())
+        .collect();
+    assert!(
+        text.contains("tick1") && text.contains("tick3"),
+        "{chunks:#?}"
+    );
+    let seqs: Vec<u64> = chunks.iter().map(|c| c["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    assert!(
+        chunks.len() >= 2,
+        "it grew in several messages: {chunks:#?}"
+    );
+    assert!(observation.unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .contains("tick4"));
+    // A client of the owner without the flag gets no output messages.
+    let mut got_output = false;
+    let end = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < end {
+        if let Ok(t) = tokio::time::timeout(Duration::from_millis(100), next_text(&mut wa)).await {
+            got_output |= t.starts_with("42[\"oh_output\"");
+        }
+    }
+    assert!(!got_output);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgresql_restarting_while_a_command_runs_delays_its_observation_without_a_gap() {
     let llm = ScriptedLlm::start(vec![
         call(

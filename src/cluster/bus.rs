@@ -32,6 +32,8 @@ pub enum Signal {
     Stored { id: u64, json: Option<Arc<str>> },
     /// Commands wait in the conversation's inbox.
     Inbox,
+    /// A message of the owner's live output (its exact `oh_output` JSON).
+    Output(Arc<str>),
 }
 
 /// A command forwarded to a conversation's owner (a user event and its sender's id).
@@ -91,6 +93,10 @@ pub struct Bus {
     acks: Mutex<HashMap<String, oneshot::Sender<AckResult>>>,
     /// Whether the subscription connection is up.
     subscribed: AtomicBool,
+}
+
+fn output_channel(conversation_id: &str) -> String {
+    format!("oh:out:{conversation_id}")
 }
 
 fn events_channel(conversation_id: &str) -> String {
@@ -191,6 +197,7 @@ impl Bus {
             .await
             .map_err(|_| ClusterError::Timeout)??;
         pubsub.psubscribe("oh:ev:*").await?;
+        pubsub.psubscribe("oh:out:*").await?;
         pubsub.subscribe(node_channel(&self.node)).await?;
         self.subscribed.store(true, Ordering::Relaxed);
         let mut messages = pubsub.into_on_message();
@@ -200,6 +207,10 @@ impl Bus {
                 let payload = msg.get_payload_bytes();
                 if let Some(signal) = parse_stored(payload) {
                     self.signal(conversation_id, signal);
+                }
+            } else if let Some(conversation_id) = channel.strip_prefix("oh:out:") {
+                if let Ok(json) = std::str::from_utf8(msg.get_payload_bytes()) {
+                    self.signal(conversation_id, Signal::Output(Arc::from(json)));
                 }
             } else if let Ok(m) = serde_json::from_slice::<NodeMessage>(msg.get_payload_bytes()) {
                 self.on_node_message(m);
@@ -221,6 +232,22 @@ impl Bus {
                 });
             }
         }
+    }
+
+    /// Relays live output messages (their `oh_output` JSON) of `conversation_id` to the
+    /// other nodes' clients, in order, in one round trip.
+    pub async fn publish_output(
+        &self,
+        conversation_id: &str,
+        messages: &[Arc<str>],
+    ) -> Result<(), ClusterError> {
+        let channel = output_channel(conversation_id);
+        let mut pipe = redis::pipe();
+        for json in messages {
+            pipe.cmd("PUBLISH").arg(&channel).arg(&**json).ignore();
+        }
+        let () = pipe.query_async(&mut self.redis.clone()).await?;
+        Ok(())
     }
 
     /// Announces that events `(id, json)` of `conversation_id` are stored, in order, in

@@ -212,6 +212,7 @@ impl Node {
                 _ = self.conversation.closed.cancelled() => return,
                 signal = signals.recv() => match signal {
                     Some(Signal::Stored { id, json }) => self.on_stored(id, json).await,
+                    Some(Signal::Output(json)) => self.conversation.output.relay(json),
                     Some(Signal::Inbox) => {}
                     None => return,
                 },
@@ -340,6 +341,7 @@ impl Node {
             )
         });
         let mut live = self.conversation.live.subscribe();
+        let mut output = self.conversation.output.subscribe();
         let owner = Owner {
             runtime,
             agent,
@@ -377,6 +379,21 @@ impl Node {
                         }
                         self.publish(&ready).await;
                     }
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => {}
+                },
+                // Live output made here, for the other nodes' clients.
+                msg = output.recv() => match msg {
+                    Ok(msg) => {
+                        let mut ready = vec![msg.json.clone()];
+                        while let Ok(msg) = output.try_recv() {
+                            ready.push(msg.json.clone());
+                        }
+                        if let Err(e) = self.cluster.bus.publish_output(&id, &ready).await {
+                            tracing::debug!("cannot relay live output: {e}");
+                        }
+                    }
+                    // Missed output is not stored anywhere: the observation will be.
                     Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => {}
                 },

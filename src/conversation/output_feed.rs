@@ -8,7 +8,7 @@
 //! open stream for clients that connect while it runs. See docs/protocol.md, "Live
 //! output".
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -27,7 +27,7 @@ pub const HISTORY_MAX: usize = 64 * 1024;
 const CHANNEL: usize = 64;
 
 /// What a stream carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamKind {
     /// A command's terminal output; anchored at its `run` action.
@@ -313,6 +313,86 @@ impl OutputFeed {
         }
         self.made.fetch_add(1, Ordering::Relaxed);
         // Nobody listening is fine: the history serves later clients.
+        let _ = self.live.send(message);
+    }
+}
+
+/// What a relayed message says about its stream (read back from its wire JSON).
+#[derive(Deserialize)]
+struct Relayed {
+    kind: StreamKind,
+    action_id: Option<u64>,
+    after: Option<u64>,
+    seq: u64,
+    #[serde(default)]
+    done: bool,
+}
+
+impl OutputFeed {
+    /// Takes a message another node's feed made (its exact JSON), for this node's
+    /// clients: kept and sent like a message of this feed, with the owner's `seq`.
+    pub fn relay(&self, json: Arc<str>) {
+        let Ok(r) = serde_json::from_str::<Relayed>(&json) else {
+            return;
+        };
+        let Some(anchor) = r.action_id.or(r.after) else {
+            return;
+        };
+        let key = StreamKey {
+            kind: r.kind,
+            anchor,
+        };
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        let at = state.streams.iter().position(|s| s.key == key);
+        let i = match at {
+            // The same key from its first message again: a new stream (a retried request).
+            Some(i) if r.seq <= 1 && state.streams[i].next_seq > 1 => {
+                state.streams.swap_remove(i);
+                None
+            }
+            other => other,
+        };
+        let i = match i {
+            Some(i) => i,
+            None => {
+                state.streams.push(Stream {
+                    id: StreamId(self.next_id.fetch_add(1, Ordering::Relaxed)),
+                    key,
+                    next_seq: 1,
+                    pending: Vec::new(),
+                    skipped: 0,
+                    last_sent: None,
+                    history: VecDeque::new(),
+                    history_bytes: 0,
+                });
+                state.streams.len() - 1
+            }
+        };
+        let stream = &mut state.streams[i];
+        if r.seq < stream.next_seq {
+            return;
+        }
+        stream.next_seq = r.seq + 1;
+        let message = Arc::new(OutputMessage {
+            stream: stream.id,
+            anchor,
+            seq: r.seq,
+            done: r.done,
+            json,
+        });
+        stream.history_bytes += message.json.len();
+        stream.history.push_back(message.clone());
+        while stream.history_bytes > HISTORY_MAX && stream.history.len() > 1 {
+            if let Some(old) = stream.history.pop_front() {
+                stream.history_bytes -= old.json.len().min(stream.history_bytes);
+            }
+        }
+        if r.done {
+            state.streams.swap_remove(i);
+        }
+        self.made.fetch_add(1, Ordering::Relaxed);
         let _ = self.live.send(message);
     }
 }
