@@ -11,7 +11,7 @@ mod redis_server;
 use common::*;
 
 use common::postgres::Postgres;
-use llm::{call, ScriptedLlm};
+use llm::{call, Reply, ScriptedLlm};
 use redis_server::Redis;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -691,6 +691,59 @@ async fn a_client_of_another_node_sees_the_owners_command_output_as_it_is_produc
         }
     }
     assert!(!got_output);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_models_answer_streams_to_a_watching_client_of_another_node() {
+    let words = ["Thinking ", "across ", "nodes ", "now."];
+    let mut chunks: Vec<Value> = words
+        .iter()
+        .map(|w| json!({"id": "s1", "choices": [{"delta": {"content": w}}]}))
+        .collect();
+    chunks.push(
+        json!({"id": "s1", "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 4}}),
+    );
+    let llm = ScriptedLlm::start(vec![Reply::SsePaced(chunks, Duration::from_millis(200))]).await;
+    let pg = Postgres::shared();
+    let db = pg.fresh_database();
+    let redis = Redis::start();
+    let workspace = tempfile::tempdir().unwrap();
+    let a = node(&llm, &db, &redis, workspace.path());
+    let b = node(&llm, &db, &redis, workspace.path());
+    let cid = new_id();
+    // Nobody on the owner watches; a client of B does.
+    let mut wa = ws_ready(a.port, &format!("conversation_id={cid}&latest_event_id=-1")).await;
+    let mut wb = ws_ready(
+        b.port,
+        &format!("conversation_id={cid}&latest_event_id=-1&stream_output=true"),
+    )
+    .await;
+    // The owner learns of B's watcher within a few polls.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    send_user_action(&mut wa, &message("think aloud")).await;
+    let mut thoughts = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        assert!(Instant::now() < deadline, "no answer on B");
+        let t = next_text(&mut wb).await;
+        if let Some(rest) = t.strip_prefix("42[\"oh_output\",") {
+            let v: Value = serde_json::from_str(&rest[..rest.len() - 1]).unwrap();
+            assert_eq!(v["kind"], "thought", "{v}");
+            thoughts.push(v);
+        } else if let Some(rest) = t.strip_prefix("42[\"oh_event\",") {
+            let v: Value = serde_json::from_str(&rest[..rest.len() - 1]).unwrap();
+            if v["source"] == "agent" && v["action"] == "message" {
+                break v;
+            }
+        }
+    };
+    assert_eq!(answer["args"]["content"], "Thinking across nodes now.");
+    let text: String = thoughts
+        .iter()
+        .map(|o| o["chunk"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "Thinking across nodes now.", "{thoughts:#?}");
+    assert!(thoughts.len() >= 2, "as it was written: {thoughts:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,6 +37,32 @@ impl Registry {
         Ok(())
     }
 
+    /// Says that clients of this node watch `conversation_id`'s live output, for `ttl`
+    /// (renewed while they do).
+    pub async fn mark_watched(
+        &self,
+        conversation_id: &str,
+        ttl: std::time::Duration,
+    ) -> Result<(), ClusterError> {
+        let () = redis::cmd("SET")
+            .arg(format!("oh:watched:{conversation_id}"))
+            .arg(1)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Whether clients of some other node watch `conversation_id`'s live output.
+    pub async fn watched(&self, conversation_id: &str) -> Result<bool, ClusterError> {
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(format!("oh:watched:{conversation_id}"))
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(n > 0)
+    }
+
     /// The running conversations whose lease nobody holds.
     pub async fn orphans(&self) -> Result<Vec<String>, ClusterError> {
         let ids: Vec<String> = redis::cmd("SMEMBERS")

@@ -220,7 +220,10 @@ impl Node {
                     Some(cmd) => self.forward(cmd),
                     None => return,
                 },
-                _ = tick.tick() => { self.catch_up().await; }
+                _ = tick.tick() => {
+                    self.catch_up().await;
+                    self.mark_watched().await;
+                }
                 _ = tokio::time::sleep(lease_check.saturating_sub(last_check.elapsed())) => {
                     last_check = Instant::now();
                     match self.cluster.leases.holder(&self.conversation.id).await {
@@ -230,6 +233,23 @@ impl Node {
                     }
                 }
             }
+        }
+    }
+
+    /// Tells the owner that clients here watch the live output (so it streams the
+    /// model's answer), for a few polls.
+    async fn mark_watched(&self) {
+        if !self.conversation.output.watched_here() {
+            return;
+        }
+        let ttl = self.cluster.poll() * 4;
+        if let Err(e) = self
+            .cluster
+            .registry
+            .mark_watched(&self.conversation.id, ttl)
+            .await
+        {
+            tracing::debug!("cannot mark the live output watched: {e}");
         }
     }
 
@@ -402,7 +422,11 @@ impl Node {
                         self.take_inbox().await;
                     }
                 }
-                _ = inbox_poll.tick() => self.take_inbox().await,
+                _ = inbox_poll.tick() => {
+                    self.take_inbox().await;
+                    let watched = self.cluster.registry.watched(&id).await.unwrap_or(false);
+                    self.conversation.output.set_watched_elsewhere(watched);
+                }
                 _ = renew.tick(), if !stop.is_cancelled() => {
                     let started = Instant::now();
                     match self.cluster.leases.renew(&id, lease).await {
@@ -446,6 +470,7 @@ impl Node {
             }
         }
         self.publish(&rest).await;
+        self.conversation.output.set_watched_elsewhere(false);
         self.step_down(lease, !lost).await;
         for cmd in left {
             self.forward(cmd);

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
@@ -106,6 +106,8 @@ pub struct OutputFeed {
     next_id: AtomicU64,
     /// Clients connected with `stream_output=true`.
     watchers: AtomicUsize,
+    /// Clients of other nodes watch (cluster mode, on the owner).
+    watched_elsewhere: AtomicBool,
     /// Messages made (for the benchmark and tests: how much was sent).
     made: AtomicU64,
 }
@@ -118,6 +120,7 @@ impl OutputFeed {
             live,
             next_id: AtomicU64::new(1),
             watchers: AtomicUsize::new(0),
+            watched_elsewhere: AtomicBool::new(false),
             made: AtomicU64::new(0),
         })
     }
@@ -133,9 +136,19 @@ impl OutputFeed {
         WatchGuard(self.clone())
     }
 
-    /// Whether any connected client wants output.
+    /// Whether any client wants output (here, or of another node).
     pub fn is_watched(&self) -> bool {
+        self.watched_here() || self.watched_elsewhere.load(Ordering::Relaxed)
+    }
+
+    /// Whether a client connected to this node wants output.
+    pub fn watched_here(&self) -> bool {
         self.watchers.load(Ordering::Relaxed) > 0
+    }
+
+    /// Records whether clients of other nodes want output (cluster mode).
+    pub fn set_watched_elsewhere(&self, watched: bool) {
+        self.watched_elsewhere.store(watched, Ordering::Relaxed);
     }
 
     /// How many messages were made so far.
