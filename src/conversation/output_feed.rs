@@ -254,13 +254,17 @@ impl OutputFeed {
         if !self.is_watched() {
             return None;
         }
-        let open = OpenStream {
+        let open = Arc::new(OpenStream {
             feed: self.clone(),
-            id: self.begin(StreamKind::Thought, after),
-        };
-        Some(crate::llm::TextSink::new(move |text| {
-            open.feed.push(open.id, text.as_bytes())
-        }))
+            id: Mutex::new(self.begin(StreamKind::Thought, after)),
+            after,
+        });
+        let restart = open.clone();
+        Some(crate::llm::TextSink::with_restart(
+            move |text| open.push(text),
+            // A retried request: the failed attempt's stream ends, a new one starts.
+            move || restart.start_over(),
+        ))
     }
 
     /// Whether stream `id` is still open.
@@ -360,8 +364,16 @@ impl OutputFeed {
         };
         let at = state.streams.iter().position(|s| s.key == key);
         let i = match at {
-            // The same key from its first message again: a new stream (a retried request).
-            Some(i) if r.seq <= 1 && state.streams[i].next_seq > 1 => {
+            // The same key from its first message again, not a repeat of it: a new stream
+            // whose predecessor's `done` was missed.
+            Some(i)
+                if r.seq == 1
+                    && state.streams[i].next_seq > 1
+                    && !state.streams[i]
+                        .history
+                        .iter()
+                        .any(|m| m.seq == 1 && m.json == json) =>
+            {
                 state.streams.swap_remove(i);
                 None
             }
@@ -445,15 +457,37 @@ async fn tick(feed: Weak<OutputFeed>) {
     }
 }
 
-/// Ends its stream when dropped.
+/// The model's answer being streamed; ends its stream when dropped.
 struct OpenStream {
     feed: Arc<OutputFeed>,
-    id: StreamId,
+    id: Mutex<StreamId>,
+    after: u64,
+}
+
+impl OpenStream {
+    fn current(&self) -> Option<StreamId> {
+        self.id.lock().ok().map(|id| *id)
+    }
+
+    fn push(&self, text: &str) {
+        if let Some(id) = self.current() {
+            self.feed.push(id, text.as_bytes());
+        }
+    }
+
+    /// Ends the stream and opens a new one with the same key (its `seq` starts at 1).
+    fn start_over(&self) {
+        if let Ok(mut id) = self.id.lock() {
+            *id = self.feed.begin(StreamKind::Thought, self.after);
+        }
+    }
 }
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
-        self.feed.end(self.id);
+        if let Some(id) = self.current() {
+            self.feed.end(id);
+        }
     }
 }
 
@@ -524,6 +558,59 @@ mod tests {
         assert_eq!(last[0]["done"], true);
         assert_eq!(last[0]["seq"], 3);
         assert!(!feed.is_open(id));
+    }
+
+    #[tokio::test]
+    async fn a_retried_answer_ends_the_failed_attempts_stream_and_starts_again_at_seq_one() {
+        let feed = OutputFeed::new();
+        let _watching = feed.watch();
+        let mut rx = feed.subscribe();
+        let sink = feed.thought_sink(4).expect("watched");
+        sink.write("half an ans");
+        sink.restart();
+        sink.write("The answer.");
+        drop(sink);
+        let got = chunks(&mut rx);
+        let seqs: Vec<(u64, bool, &str)> = got
+            .iter()
+            .map(|m| {
+                (
+                    m["seq"].as_u64().unwrap(),
+                    m["done"] == true,
+                    m["chunk"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seqs,
+            [
+                (1, false, "half an ans"),
+                (2, true, ""),
+                (1, false, "The answer."),
+                (2, true, "")
+            ]
+        );
+        assert!(got
+            .iter()
+            .all(|m| m["after"] == 4 && m["kind"] == "thought"));
+    }
+
+    #[tokio::test]
+    async fn relayed_messages_keep_the_owners_seq_and_drop_repeats() {
+        let feed = OutputFeed::new();
+        let mut rx = feed.subscribe();
+        let one = r#"{"kind":"command","action_id":9,"seq":1,"chunk":"a"}"#;
+        let two = r#"{"kind":"command","action_id":9,"seq":2,"chunk":"b","done":true}"#;
+        feed.relay(Arc::from(one));
+        feed.relay(Arc::from(one));
+        feed.relay(Arc::from("not json"));
+        feed.relay(Arc::from(two));
+        let got = chunks(&mut rx);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0]["chunk"], "a");
+        assert_eq!(got[1]["seq"], 2);
+        // The stream ended with `done`: nothing of it is kept.
+        assert!(feed.backlog(Some(100), &HashMap::new()).is_empty());
     }
 
     #[tokio::test]

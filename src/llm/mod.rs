@@ -59,16 +59,40 @@ pub struct ChatRequest {
 
 /// Receives the model's text as it is written (see [`ChatRequest::text_sink`]).
 #[derive(Clone)]
-pub struct TextSink(std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+pub struct TextSink {
+    write: std::sync::Arc<dyn Fn(&str) + Send + Sync>,
+    restart: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
+}
 
 impl TextSink {
     pub fn new(f: impl Fn(&str) + Send + Sync + 'static) -> Self {
-        TextSink(std::sync::Arc::new(f))
+        TextSink {
+            write: std::sync::Arc::new(f),
+            restart: None,
+        }
+    }
+
+    /// A sink that is also told when a retried request starts its answer over.
+    pub fn with_restart(
+        write: impl Fn(&str) + Send + Sync + 'static,
+        restart: impl Fn() + Send + Sync + 'static,
+    ) -> Self {
+        TextSink {
+            write: std::sync::Arc::new(write),
+            restart: Some(std::sync::Arc::new(restart)),
+        }
     }
 
     /// Hands on the next piece of text.
     pub fn write(&self, text: &str) {
-        (self.0)(text)
+        (self.write)(text)
+    }
+
+    /// The text so far is void: the request is being sent again.
+    pub fn restart(&self) {
+        if let Some(restart) = &self.restart {
+            restart()
+        }
     }
 }
 

@@ -66,6 +66,10 @@ pub async fn with_retries(
                 };
                 on_retry(&event);
                 tokio::time::sleep(event.wait).await;
+                // What the failed attempt streamed is not part of the answer.
+                if let Some(sink) = &request.text_sink {
+                    sink.restart();
+                }
             }
             Err(e) => return Err(e),
         }
