@@ -62,6 +62,34 @@ async fn next_frame(ws: &mut Ws) -> String {
     }
 }
 
+/// Stored events (raw JSON) up to and including the first `run` action, within 20 s.
+async fn until_run(ws: &mut Ws) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(20), next_frame(ws))
+            .await
+            .expect("the command");
+        let run = e.contains("\"action\":\"run\"");
+        seen.push(e);
+        if run {
+            return seen;
+        }
+    }
+}
+
+/// The next Socket.IO event: its name (`oh_event`, `oh_output`, …) and its payload.
+async fn next_named(ws: &mut Ws) -> (String, Value) {
+    loop {
+        let t = next_text(ws).await;
+        if let Some(rest) = t.strip_prefix("42[\"") {
+            if let Some((name, payload)) = rest.split_once("\",") {
+                let v: Value = serde_json::from_str(&payload[..payload.len() - 1]).unwrap();
+                return (name.to_string(), v);
+            }
+        }
+    }
+}
+
 /// Stored events (raw JSON) until the agent reaches `state`, within `limit`.
 async fn until_state(ws: &mut Ws, state: &str, limit: Duration) -> Vec<String> {
     let mut seen = Vec::new();
@@ -205,17 +233,7 @@ async fn when_the_owner_is_killed_another_node_takes_over_within_the_lease_and_a
     let mut wc = ws_ready(c.port, &query).await;
     send_user_action(&mut wa, &message("start the long command")).await;
     // Wait until the command runs on A (B sees its action).
-    let mut before_b = Vec::new();
-    loop {
-        let e = tokio::time::timeout(Duration::from_secs(20), next_frame(&mut wb))
-            .await
-            .expect("the command");
-        let run = e.contains("\"action\":\"run\"");
-        before_b.push(e);
-        if run {
-            break;
-        }
-    }
+    let before_b = until_run(&mut wb).await;
     drop(wa);
     a.sigkill();
     let killed = Instant::now();
@@ -485,17 +503,7 @@ async fn redis_restarting_during_a_run_refuses_new_work_clearly_keeps_the_run_an
     let mut wa = ws_ready(a.port, &query).await;
     let mut wb = ws_ready(b.port, &query).await;
     send_user_action(&mut wb, &message("start")).await;
-    let mut seen_b = Vec::new();
-    loop {
-        let e = tokio::time::timeout(Duration::from_secs(20), next_frame(&mut wb))
-            .await
-            .expect("the command");
-        let run = e.contains("\"action\":\"run\"");
-        seen_b.push(e);
-        if run {
-            break;
-        }
-    }
+    let mut seen_b = until_run(&mut wb).await;
     redis.stop();
     let body = wait_health(&b, 503).await;
     assert!(body.contains("unhealthy"), "{body}");
@@ -645,9 +653,8 @@ async fn a_client_of_another_node_sees_the_owners_command_output_as_it_is_produc
     let deadline = Instant::now() + Duration::from_secs(30);
     while observation.is_none() {
         assert!(Instant::now() < deadline, "no observation on B");
-        let t = next_text(&mut wb).await;
-        if let Some(rest) = t.strip_prefix("42[\"oh_output\",") {
-            let v: Value = serde_json::from_str(&rest[..rest.len() - 1]).unwrap();
+        let (name, v) = next_named(&mut wb).await;
+        if name == "oh_output" {
             assert_eq!(v["kind"], "command", "{v}");
             assert_eq!(
                 v["action_id"].as_u64(),
@@ -655,8 +662,7 @@ async fn a_client_of_another_node_sees_the_owners_command_output_as_it_is_produc
                 "output after its action: {v}"
             );
             chunks.push(v);
-        } else if let Some(rest) = t.strip_prefix("42[\"oh_event\",") {
-            let v: Value = serde_json::from_str(&rest[..rest.len() - 1]).unwrap();
+        } else if name == "oh_event" {
             if v["action"] == "run" {
                 run_id = v["id"].as_u64();
             } else if v["observation"] == "run" {
@@ -725,16 +731,12 @@ async fn the_models_answer_streams_to_a_watching_client_of_another_node() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let answer = loop {
         assert!(Instant::now() < deadline, "no answer on B");
-        let t = next_text(&mut wb).await;
-        if let Some(rest) = t.strip_prefix("42[\"oh_output\",") {
-            let v: Value = serde_json::from_str(&rest[..rest.len() - 1]).unwrap();
+        let (name, v) = next_named(&mut wb).await;
+        if name == "oh_output" {
             assert_eq!(v["kind"], "thought", "{v}");
             thoughts.push(v);
-        } else if let Some(rest) = t.strip_prefix("42[\"oh_event\",") {
-            let v: Value = serde_json::from_str(&rest[..rest.len() - 1]).unwrap();
-            if v["source"] == "agent" && v["action"] == "message" {
-                break v;
-            }
+        } else if name == "oh_event" && v["source"] == "agent" && v["action"] == "message" {
+            break v;
         }
     };
     assert_eq!(answer["args"]["content"], "Thinking across nodes now.");
@@ -768,17 +770,7 @@ async fn postgresql_restarting_while_a_command_runs_delays_its_observation_witho
     let mut wb = ws_ready(b.port, &query).await;
     send_user_action(&mut wa, &message("run the command")).await;
     // The command runs on A (B sees its action), then the database goes away.
-    let mut seen_b = Vec::new();
-    loop {
-        let e = tokio::time::timeout(Duration::from_secs(20), next_frame(&mut wb))
-            .await
-            .expect("the command");
-        let run = e.contains("\"action\":\"run\"");
-        seen_b.push(e);
-        if run {
-            break;
-        }
-    }
+    let mut seen_b = until_run(&mut wb).await;
     pg.stop();
     wait_health(&a, 503).await;
     // The command ends while the database is down; its observation waits for it.

@@ -135,9 +135,14 @@ fn rss_kb(pid: u32) -> u64 {
 }
 
 async fn connect(port: u16, cid: &str, after: i64) -> Ws {
-    let url = format!(
+    connect_url(format!(
         "ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket&conversation_id={cid}&latest_event_id={after}"
-    );
+    ))
+    .await
+}
+
+/// A Socket.IO client connected (handshake done) at `url`.
+async fn connect_url(url: String) -> Ws {
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("connect");
@@ -1163,19 +1168,8 @@ async fn stream_output_cost() {
 
 /// [`connect`] with more query parameters (`&name=value…`), replaying everything.
 async fn connect_query(port: u16, cid: &str, query: &str) -> Ws {
-    let url = format!(
+    connect_url(format!(
         "ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket&conversation_id={cid}&latest_event_id=-1{query}"
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("connect");
-    let _open = ws.next().await;
-    ws.send(Message::Text("40".into())).await.expect("send 40");
-    loop {
-        if let Some(Ok(Message::Text(t))) = ws.next().await {
-            if t.starts_with("40") {
-                return ws;
-            }
-        }
-    }
+    ))
+    .await
 }
